@@ -1,0 +1,13 @@
+"""The compiler: DSL -> ModelSpec (IR) -> AdderModel (nn.Module), plus I/O and counting."""
+
+from .checkpoint import load, save
+from .decode import add, generate, teacher_forced
+from .errors import AdderError, CheckpointError, OperandError, SpecError
+from .formats import MAX_ADDEND, PromptFormat
+from .ledger import ledger
+from .module import AdderModel, compile_spec
+from .spec import ModelSpec, spec_from_json, spec_to_json
+
+__all__ = ["AdderError", "AdderModel", "CheckpointError", "MAX_ADDEND", "ModelSpec", "OperandError",
+           "PromptFormat", "SpecError", "add", "compile_spec", "generate", "ledger", "load", "save",
+           "spec_from_json", "spec_to_json", "teacher_forced"]

@@ -1,0 +1,131 @@
+"""Checkpoints: a plain dict of tensors and JSON text, read with `weights_only=True`.
+
+    {"format": "adder-checkpoint", "format_version": 1,
+     "spec": "<ModelSpec JSON>", "dtype": "float32",
+     "state": {param name: tensor}, "meta": {name, source, claimed/counted params, hash, seed, ...}}
+
+Nothing is ever unpickled into code: a file holding pickled objects is refused with one
+line, as is a truncated file or one written by an incompatible version. Loading needs only
+`adder.compiler` (no construction code), so a checkpoint is self-contained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError
+from .module import AdderModel, param_key
+from .spec import spec_from_text, spec_to_text
+
+FORMAT = "adder-checkpoint"
+FORMAT_VERSION = 1
+
+
+def weights_hash(model: AdderModel) -> str:
+    """sha256 over the spec JSON and every parameter's bytes: names the artifact in reports."""
+    h = hashlib.sha256(spec_to_text(model.spec).encode())
+    for name in sorted(model.params.keys()):
+        t = model.params[name].detach().to("cpu").contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def to_checkpoint(model: AdderModel, meta: dict | None = None) -> dict:
+    from .ledger import ledger
+
+    led = ledger(model)
+    spec = model.spec
+    info = {
+        "name": spec.name,
+        "author": spec.meta.get("author", ""),
+        "source": spec.meta.get("source", ""),
+        "claimed_params": spec.meta.get("claimed_params"),
+        "counted_params": led.adderboard,
+        "strict_params": led.strict,
+        "dtype": str(model.dtype).replace("torch.", ""),
+        "weights_sha256": weights_hash(model),
+        "torch_version": torch.__version__,
+    }
+    info.update(meta or {})
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "spec": spec_to_text(spec),
+        "dtype": info["dtype"],
+        "state": {k: p.detach().to("cpu").clone() for k, p in model.params.items()},
+        "meta": info,
+    }
+
+
+def save(model: AdderModel, path: str | Path, *, force: bool = False, meta: dict | None = None) -> Path:
+    """Write a checkpoint. Refuses to overwrite an existing file unless `force`."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise CheckpointError(f"{path} already exists; pass --force to overwrite it")
+    if path.parent and not path.parent.exists():
+        raise CheckpointError(f"folder {path.parent} does not exist; create it first")
+    torch.save(to_checkpoint(model, meta), path)
+    return path
+
+
+def read(path: str | Path) -> dict:
+    """Read and check a checkpoint dict without building the model."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}; build one with `adder build NAME -o {path}`")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path} holds pickled Python objects, not just tensors; adder refuses to "
+                              "unpickle code. Rebuild it with `adder build` or `adder train`") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise CheckpointError(f"{path} is truncated or not a torch checkpoint ({str(e).splitlines()[0][:80]}); "
+                              "rebuild it") from None
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is a torch file but not an adder checkpoint (no 'format: {FORMAT}')")
+    if ck.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {ck.get('format_version')!r}; "
+                              f"this adder reads version {FORMAT_VERSION}. Rebuild it with this version")
+    for key in ("spec", "state", "meta", "dtype"):
+        if key not in ck:
+            raise CheckpointError(f"{path} is missing its {key!r} entry; rebuild it")
+    return ck
+
+
+def from_checkpoint(ck: dict, *, dtype: str | None = None, device: str = "cpu", where: str = "checkpoint") -> AdderModel:
+    spec = spec_from_text(ck["spec"])
+    model = AdderModel(spec, dtype=ck["dtype"], device="cpu")
+    state = ck["state"]
+    expected = set(model.params.keys())
+    if set(state) != expected:
+        raise CheckpointError(f"{where}: parameters {sorted(set(state) ^ expected)} do not match its spec")
+    with torch.no_grad():
+        for k, t in state.items():
+            if tuple(t.shape) != tuple(model.params[k].shape):
+                raise CheckpointError(f"{where}: parameter {k} has shape {list(t.shape)}, spec says {list(model.params[k].shape)}")
+            model.params[k].copy_(t)
+    recorded = ck["meta"].get("weights_sha256")
+    if recorded and recorded != weights_hash(model):
+        raise CheckpointError(f"{where}: weights do not match the recorded hash (file corrupted or edited by hand)")
+    if dtype is not None and dtype != ck["dtype"]:
+        from .module import DTYPES
+        if dtype not in DTYPES:
+            raise CheckpointError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        model = model.to(DTYPES[dtype])
+    return model.to(device).eval()
+
+
+def load(path: str | Path, *, dtype: str | None = None, device: str = "cpu") -> AdderModel:
+    """Load a checkpoint written by `save` (dtype: keep the stored one unless given)."""
+    return from_checkpoint(read(path), dtype=dtype, device=device, where=str(path))

@@ -1,0 +1,20 @@
+"""Errors a user can cause. The CLI prints them as one line, without a traceback.
+
+Anything that is *not* an `AdderError` is a bug in `adder` and is shown with its traceback.
+"""
+
+
+class AdderError(Exception):
+    """A problem with the user's input: the message says what is wrong and what to do."""
+
+
+class SpecError(AdderError):
+    """A construction or spec is malformed (shape mismatch, unknown symbol, unwritten slot...)."""
+
+
+class CheckpointError(AdderError):
+    """A checkpoint cannot be read: missing, truncated, pickled code, or a wrong format version."""
+
+
+class OperandError(AdderError):
+    """An addend is not an integer in [0, 9_999_999_999]."""
