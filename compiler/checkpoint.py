@@ -53,7 +53,7 @@ def to_checkpoint(model: AdderModel, meta: dict | None = None) -> dict:
         "strict_params": led.strict,
         "dtype": str(model.dtype).replace("torch.", ""),
         "weights_sha256": weights_hash(model),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
     info.update(meta or {})
     return {
@@ -84,9 +84,14 @@ def read(path: str | Path) -> dict:
         raise CheckpointError(f"no checkpoint at {path}; build one with `adder build NAME -o {path}`")
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is truncated, corrupt or not a torch checkpoint (not a torch zip archive); "
+                              "rebuild it")
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
+        if "weights only" not in str(e).lower() and "weights_only" not in str(e).lower():
+            raise CheckpointError(f"{path} is corrupt or not a torch checkpoint; rebuild it") from None
         raise CheckpointError(f"{path} holds pickled Python objects, not just tensors; adder refuses to "
                               "unpickle code. Rebuild it with `adder build` or `adder train`") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:

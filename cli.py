@@ -1,0 +1,211 @@
+"""The `adder` command line: parse, call the library, render with rich. No logic of its own.
+
+Errors a user can cause (`AdderError`) print as one red line and exit with status 2;
+`--debug` (or ADDER_DEBUG=1) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .compiler.errors import AdderError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Compile, train and verify tiny transformers that add two 10-digit integers.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def load_target(target: str, dtype: Optional[str] = None, device: str = "cpu"):
+    """A model from a checkpoint path or a construction name."""
+    from .compiler import checkpoint
+    from .compiler.module import compile_spec
+
+    if target.endswith(".pt") or os.sep in target or Path(target).exists():
+        return checkpoint.load(target, dtype=dtype, device=_device(device))
+    from .constructions import build_spec
+
+    return compile_spec(build_spec(target), dtype=dtype, device=_device(device))
+
+
+def _device(device: str) -> str:
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise AdderError(f"--device must be cpu or cuda, got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise AdderError("--device cuda was asked for but no CUDA GPU is available here; use --device cpu")
+    return device
+
+
+@app.command("list")
+def list_cmd(markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table (docs/constructions.md).")):
+    """List the registered constructions with their parameter counts."""
+    from .compiler.ledger import ledger
+    from .compiler.module import compile_spec
+    from .constructions import REGISTRY, build_spec
+
+    rows = []
+    for name in sorted(REGISTRY):
+        e = REGISTRY[name]
+        spec = build_spec(name)
+        led = ledger(compile_spec(spec))
+        rows.append((name, e.author, str(e.claimed_params), str(led.adderboard), str(led.strict), spec.dtype, e.summary))
+    if markdown:
+        console.print("| name | author | claimed | AdderBoard | strict | dtype | idea |", markup=False, highlight=False)
+        console.print("|---|---|---|---|---|---|---|", markup=False, highlight=False)
+        for r in rows:
+            console.print("| " + " | ".join(r) + " |", markup=False, highlight=False, soft_wrap=True)
+        return
+    t = Table(title="constructions (adder info NAME for the ledger)")
+    for col in ("name", "author", "claimed", "AdderBoard", "strict", "dtype"):
+        t.add_column(col, no_wrap=True)
+    for r in rows:
+        t.add_row(*r[:-1])
+    console.print(t)
+
+
+@app.command()
+def build(name: str = typer.Argument(..., help="Construction name (see `adder list`)."),
+          output: Optional[Path] = typer.Option(None, "-o", "--output", help="Checkpoint path [NAME.pt]."),
+          dtype: Optional[str] = typer.Option(None, help="float32 or float64 [the construction's own]."),
+          force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")):
+    """Compile a construction and write its checkpoint."""
+    from .compiler import checkpoint
+    from .compiler.ledger import ledger
+    from .compiler.module import compile_spec
+    from .constructions import build_spec
+
+    model = compile_spec(build_spec(name), dtype=dtype)
+    path = checkpoint.save(model, output or Path(f"{name}.pt"), force=force)
+    led = ledger(model)
+    console.print(f"wrote [bold]{path}[/] ({name}, {str(model.dtype).replace('torch.', '')}, "
+                  f"{led.adderboard} AdderBoard / {led.strict} strict params, "
+                  f"sha256 {checkpoint.weights_hash(model)[:12]})")
+
+
+@app.command()
+def info(target: str = typer.Argument(..., help="Checkpoint path or construction name."),
+         json_out: bool = typer.Option(False, "--json", help="Print the ledger as JSON.")):
+    """Show a model's architecture summary and parameter ledger."""
+    import json
+
+    from .compiler import checkpoint
+    from .compiler.ledger import ledger
+
+    model = load_target(target)
+    led = ledger(model)
+    spec = model.spec
+    if json_out:
+        console.print_json(json.dumps({"name": spec.name, "meta": spec.meta, "dtype": str(model.dtype),
+                                       "weights_sha256": checkpoint.weights_hash(model), "ledger": led.to_json()}))
+        return
+    fmt = spec.format
+    console.print(f"[bold]{spec.name}[/]  {spec.meta.get('description', '')}")
+    console.print(f"author {spec.meta.get('author', '?')} · source {spec.meta.get('source', '?')}")
+    console.print(f"d_model {spec.d_model} (slots: {', '.join(f'{n}[{w}]' if w > 1 else n for n, w in spec.slots)}) · "
+                  f"{len(spec.blocks)} blocks ({', '.join(b.name for b in spec.blocks)}) · vocab {len(spec.vocab)} · "
+                  f"dtype {str(model.dtype).replace('torch.', '')}")
+    console.print(f"prompt {fmt.prompt_len} tokens, answer {fmt.out_digits} digits {fmt.out_order}-first")
+    t = Table(title="parameter ledger")
+    for col in ("tensor", "shape", "scalars", "kind", "used in", "note"):
+        t.add_column(col, overflow="fold")
+    for r in led.rows:
+        t.add_row(r.name, "x".join(map(str, r.shape)) or "scalar", str(r.scalars),
+                  "learned" if r.trainable else "frozen (counted)", ", ".join(r.used_in), r.note)
+    console.print(t)
+    claimed = spec.meta.get("claimed_params")
+    console.print(f"AdderBoard count (unique learned scalars): [bold]{led.adderboard}[/]"
+                  + (f"  (claimed {claimed})" if claimed is not None else ""))
+    console.print(f"strict count (+ {len(led.hard_coded)} distinct hard-coded values other than 0, ±1): "
+                  f"[bold]{led.strict}[/]")
+    console.print(f"distinct learned values: {led.distinct_learned}")
+    if led.hard_coded:
+        console.print("hard-coded values: " + ", ".join(f"{v:.6g}" for v in led.hard_coded))
+    console.print(f"weights sha256 {checkpoint.weights_hash(model)}")
+
+
+@app.command("add", context_settings={"ignore_unknown_options": True})
+def add_cmd(target: str = typer.Argument(..., help="Checkpoint path or construction name."),
+            a: str = typer.Argument(..., help="First addend, 0..9999999999."),
+            b: str = typer.Argument(..., help="Second addend, 0..9999999999."),
+            trace: bool = typer.Option(False, "--trace", help="Show each generated digit with its top-2 logits."),
+            dtype: Optional[str] = typer.Option(None, help="float32 or float64.")):
+    """Add two numbers with a model (generic greedy decoding)."""
+    import torch
+
+    from .compiler.decode import generate
+    from .compiler.formats import as_addends, check_addend
+
+    ia, ib = check_addend(a, "A"), check_addend(b, "B")
+    model = load_target(target, dtype=dtype)
+    fmt = model.spec.format
+    prompt = fmt.encode(as_addends(ia), as_addends(ib))
+    out = generate(model, prompt, fmt.out_digits)
+    got = fmt.decode(out)[0]
+    if trace:
+        seq = torch.cat([prompt, out], dim=1)
+        with torch.no_grad():
+            logits = model(seq[:, :-1], keep_last=fmt.out_digits)[0]
+        t = Table(title=f"{ia} + {ib}")
+        for col in ("step", "token", "logit", "runner-up", "logit ", "gap"):
+            t.add_column(col)
+        for i in range(fmt.out_digits):
+            top = torch.topk(logits[i], 2)
+            t.add_row(str(i), model.spec.vocab[int(top.indices[0])], f"{float(top.values[0]):.6g}",
+                      model.spec.vocab[int(top.indices[1])], f"{float(top.values[1]):.6g}",
+                      f"{float(top.values[0] - top.values[1]):.3g}")
+        console.print(t)
+    ok = got == ia + ib
+    console.print(f"{ia} + {ib} = [bold]{got}[/]" + ("" if ok else f"  [red](wrong: the sum is {ia + ib})[/]"))
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def export(target: str = typer.Argument(..., help="Checkpoint path."),
+           output: Path = typer.Option(..., "-o", "--output", help="Submission file to write."),
+           force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")):
+    """Write an AdderBoard submission file (build_model/add) that loads the checkpoint through adder."""
+    from .compiler.submission import write_submission
+
+    load_target(target)  # fail early on a bad checkpoint
+    write_submission(Path(target), output, force=force)
+    console.print(f"wrote [bold]{output}[/]; check it with AdderBoard's `python verify.py {output}`")
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv or os.environ.get("ADDER_DEBUG") == "1"
+    if "--debug" in sys.argv:
+        sys.argv.remove("--debug")
+    try:
+        app(standalone_mode=False)
+    except AdderError as e:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as e:
+        code = getattr(e, "exit_code", None)
+        sys.exit(code if code is not None else getattr(e, "code", 0))
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]")
+        sys.exit(130)
+    except Exception as e:
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # a click usage error: one line + usage hint
+            e.show()
+            sys.exit(e.exit_code)
+        if type(e).__name__ == "Abort":
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()
