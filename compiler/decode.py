@@ -18,10 +18,13 @@ from .module import AdderModel
 
 @torch.no_grad()
 def generate(model: AdderModel, prompt: torch.Tensor, n: int) -> torch.Tensor:
-    """Greedy decoding: append the argmax token `n` times. prompt [B, P] -> new tokens [B, n]."""
+    """Greedy decoding: append the argmax token `n` times. prompt [B, P] -> new tokens [B, n].
+
+    Runs the full forward pass each step, exactly as the published submissions do.
+    """
     seq = prompt
     for _ in range(n):
-        nxt = model(seq, keep_last=1)[:, -1].argmax(dim=-1)  # [B]
+        nxt = model(seq)[:, -1].argmax(dim=-1)  # [B]
         seq = torch.cat([seq, nxt[:, None]], dim=1)
     return seq[:, prompt.shape[1]:]
 

@@ -204,10 +204,6 @@ def validate(spec: ModelSpec) -> None:
                 if tuple(declared[name].shape) != tuple(n.shape):
                     raise SpecError(f"{where}: {name!r} used with shape {n.shape} but declared {declared[name].shape}")
                 used.add(name)
-    unused = sorted(set(declared) - used)
-    if unused:
-        raise SpecError(f"parameters declared but never used (they would inflate the count): {unused}")
-
     d, V = spec.d_model, len(spec.vocab)
     _expect(spec.embed.shape == (V, d), f"embed must be [{V}, {d}] (vocab x d_model), got {list(spec.embed.shape)}")
     if spec.pos is not None:
@@ -259,6 +255,9 @@ def validate(spec: ModelSpec) -> None:
     _check_reads(spec.unembed, written, spec, "unembed")
     for nm in (b.norm.kind for b in spec.blocks if b.norm is not None):
         _expect(nm in NORM_KINDS, f"norm kind must be one of {NORM_KINDS}")
+    unused = sorted(set(declared) - used)
+    if unused:
+        raise SpecError(f"parameters declared but never used (they would inflate the count): {unused}")
 
 
 def _expect(ok: bool, msg: str) -> None:
@@ -283,13 +282,18 @@ def _check_norm(norm: Norm | None, dim: int, where: str) -> None:
 
 
 def _sample(e: TExpr, spec: ModelSpec) -> torch.Tensor:
-    """`e` evaluated with every parameter set to random non-zero values: its structural non-zeros."""
+    """`e` evaluated at the declared values (free tensors: random non-zero): where it can be non-zero."""
     from .expr import Backend, evaluate, scalar_to_float
 
     gen = torch.Generator().manual_seed(1234)
 
+    declared = {p.name: p for p in spec.params}
+
     def leaf(n: TExpr) -> torch.Tensor:
         if n.op == "param":
+            p = declared.get(n.attrs["name"])
+            if p is not None and p.values is not None:  # a hand-set value: its zeros are structural
+                return torch.tensor([scalar_to_float(v) for v in p.values], dtype=torch.float64).reshape(n.shape)
             return torch.rand(n.shape, generator=gen, dtype=torch.float64) + 0.5
         vals = [scalar_to_float(v) for v in n.attrs["values"]]
         return torch.tensor(vals, dtype=torch.float64).reshape(n.shape)

@@ -292,7 +292,7 @@ def reshape(x: Any, *shape: int) -> TExpr:
     x = lift(x)
     if math.prod(shape) != math.prod(x.shape):
         raise SpecError(f"cannot reshape {x.shape} to {shape}")
-    return TExpr("reshape", (x,), {"shape": list(shape)}, tuple(shape))
+    return TExpr("reshape", (x,), {"to": list(shape)}, tuple(shape))
 
 
 def place(shape: Sequence[int], entries: dict[tuple[int, ...], Any]) -> TExpr:
@@ -442,7 +442,7 @@ class Backend:
         if op == "fn": return getattr(torch, n.attrs["name"])(a[0])
         if op == "stack": return torch.stack(a, dim=n.attrs["axis"])
         if op == "cat": return torch.cat(a, dim=n.attrs["axis"])
-        if op == "reshape": return a[0].reshape(n.attrs["shape"])
+        if op == "reshape": return a[0].reshape(n.attrs["to"])
         if op == "index":
             return a[0][tuple(i if isinstance(i, int) else slice(*i) for i in n.attrs["index"])]
         if op == "place":

@@ -105,8 +105,9 @@ class AdderModel(nn.Module):
         """tokens [B, T] -> logits [B, T, V] (or [B, keep_last, V]: only the last positions).
 
         `keep_last` is the usual "logits to keep" shortcut: layers after the last attention
-        only run on the positions whose logits are wanted. The result at those positions is
-        identical to slicing the full output.
+        only run on the positions whose logits are wanted. The result equals slicing the full
+        output up to floating-point summation order (a matmul over fewer rows may accumulate
+        in another order: ~1 ulp); `generate` therefore runs the full pass.
         """
         W = self.weights()
         spec = self.spec
