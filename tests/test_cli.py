@@ -1,0 +1,70 @@
+"""The command line: real runs of `adder`, and one-line errors (exit 2, no traceback) for bad input."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def adder(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "adder.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def one_line_error(r, *needles):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr + r.stdout
+    err = r.stderr.strip()
+    assert err.startswith("error:") and "\n" not in err, err
+    for n in needles:
+        assert n in err, err
+
+
+def test_list_shows_the_three_constructions_with_counts():
+    r = adder("list", "--markdown")
+    assert r.returncode == 0, r.stderr
+    rows = {line.split("|")[1].strip(): line for line in r.stdout.splitlines() if line.startswith("| ") and "---" not in line}
+    for name, count in (("param40", "40"), ("tinyadder36", "36"), ("qwen87", "87")):
+        assert name in rows and f" {count} " in rows[name]
+
+
+def test_build_info_add_round_trip(tmp_path):
+    ck = tmp_path / "p.pt"
+    r = adder("build", "param40", "-o", str(ck))
+    assert r.returncode == 0 and ck.exists(), r.stderr
+    r = adder("info", str(ck))
+    assert r.returncode == 0 and "AdderBoard count (unique learned scalars): 40" in r.stdout, r.stdout
+    r = adder("add", str(ck), "9999999999", "1", "--trace")
+    assert r.returncode == 0 and "= 10000000000" in r.stdout
+    one_line_error(adder("build", "param40", "-o", str(ck)), "already exists", "--force")
+    assert adder("build", "param40", "-o", str(ck), "--force").returncode == 0
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("add", "param40", "-5", "3"), ("A must be",)),
+    (("add", "param40", "1", "10000000000"), ("B must be in",)),
+    (("add", "param40", "1.5", "2"), ("A must be an integer",)),
+    (("add", "parm40", "1", "2"), ("unknown construction 'parm40'", "param40")),
+    (("info", "missing.pt"), ("no checkpoint at",)),
+    (("build", "param40", "--dtype", "float16", "-o", "x.pt"), ("dtype",)),
+])
+def test_bad_input_is_one_line(args, needles, tmp_path):
+    one_line_error(adder(*args, cwd=tmp_path), *needles)
+
+
+def test_corrupt_checkpoint_is_one_line(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    one_line_error(adder("info", str(tmp_path / "bad.pt")), "not a torch checkpoint")
+
+
+def test_export_writes_a_working_submission(tmp_path):
+    ck = tmp_path / "m.pt"
+    assert adder("build", "qwen87", "-o", str(ck)).returncode == 0
+    sub = tmp_path / "sub.py"
+    r = adder("export", str(ck), "-o", str(sub))
+    assert r.returncode == 0, r.stderr
+    code = ("import importlib.util,sys; s=importlib.util.spec_from_file_location('s', sys.argv[1]); "
+            "m=importlib.util.module_from_spec(s); s.loader.exec_module(m); model, meta = m.build_model(); "
+            "print(meta['params'], m.add(model, 1234567890, 9876543210), m.add(model, 9999999999, 9999999999))")
+    out = subprocess.run([sys.executable, "-c", code, str(sub)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.split() == ["87", str(1234567890 + 9876543210), str(2 * 9999999999)], out.stderr
+    one_line_error(adder("export", str(ck), "-o", str(sub)), "already exists")
