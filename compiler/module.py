@@ -202,12 +202,17 @@ class AdderModel(nn.Module):
 def _rotate(x: torch.Tensor, pos: torch.Tensor, omegas: torch.Tensor, convention: str) -> torch.Tensor:
     """Rotary embedding of x [B, T, H, hd] at positions pos [T] with frequencies omegas [hd/2]."""
     ang = pos[:, None] * omegas[None, :]  # [T, hd/2]
+    if convention == "interleaved" and x.dtype in (torch.float32, torch.float64):
+        # Meta Llama's reference form: adjacent pairs as complex numbers times e^{i angle}
+        rot = torch.polar(torch.ones_like(ang), ang)[None, :, None, :]
+        xc = torch.view_as_complex(x.reshape(*x.shape[:-1], -1, 2).contiguous())
+        return torch.view_as_real(xc * rot).flatten(-2)
     c, s = torch.cos(ang)[None, :, None, :], torch.sin(ang)[None, :, None, :]
     half = x.shape[-1] // 2
     if convention == "interleaved":
         x0, x1 = x[..., 0::2], x[..., 1::2]
         return torch.stack([x0 * c - x1 * s, x0 * s + x1 * c], dim=-1).flatten(-2)
-    x0, x1 = x[..., :half], x[..., half:]
+    x0, x1 = x[..., :half], x[..., half:]  # GPT-NeoX / HF form: first half pairs with second half
     return torch.cat([x0 * c - x1 * s, x0 * s + x1 * c], dim=-1)
 
 

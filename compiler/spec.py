@@ -90,7 +90,9 @@ class RoPE:
 
     `omegas` is a TExpr vector of angular frequencies [head_dim/2]: `2*pi/period` or
     `theta**(-2i/head_dim)`. `convention` says which dims pair up: "half" (i, i+hd/2, GPT-NeoX,
-    HF Llama/Qwen) or "interleaved" (2i, 2i+1, original RoFormer / Meta Llama).
+    HF Llama/Qwen, computed with cos/sin) or "interleaved" (2i, 2i+1, RoFormer / Meta Llama,
+    computed as complex multiplication by `torch.polar`, as Meta's reference code does; the
+    two round differently in the last float32 bit).
     """
 
     omegas: TExpr
