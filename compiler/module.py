@@ -101,8 +101,13 @@ class AdderModel(nn.Module):
         return super()._apply(fn, recurse)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, tokens: torch.Tensor, keep_last: int | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, keep_last: int | None = None, trace: dict | None = None) -> torch.Tensor:
         """tokens [B, T] -> logits [B, T, V] (or [B, keep_last, V]: only the last positions).
+
+        `trace`, when a dict, is filled with what interpretability tools need: the residual
+        stream after the embedding and after every block (`trace["residual"]`), attention
+        probabilities per attention block (`trace["attn"][i]`, [B, H, T, T]) and MLP hidden
+        activations (`trace["mlp"][i]`, [B, T, hidden]).
 
         `keep_last` is the usual "logits to keep" shortcut: layers after the last attention
         only run on the positions whose logits are wanted. The result equals slicing the full
@@ -115,14 +120,20 @@ class AdderModel(nn.Module):
         h = F.embedding(tokens, W[id(spec.embed)])  # [B, T, d]
         if spec.pos is not None:
             h = h + W[id(spec.pos)][:T]
+        if trace is not None:
+            trace["residual"] = [h]
         for i, block in enumerate(spec.blocks):
             x = self._norm(h, block.norm, W)
+            if trace is not None:
+                trace["block"] = i
             if isinstance(block.layer, Attention):
                 rows = keep_last if (keep_last is not None and i == self._last_attention) else None
-                out = self._attention(x, block.layer, W, rows)
+                out = self._attention(x, block.layer, W, rows, trace)
                 h = (h if rows is None else h[:, -rows:]) + out
             else:
-                h = h + self._mlp(x, block.layer, W)
+                h = h + self._mlp(x, block.layer, W, trace)
+            if trace is not None:
+                trace["residual"].append(h)
         if keep_last is not None and self._last_attention < 0:
             h = h[:, -keep_last:]
         h = self._norm(h, spec.final_norm, W)
@@ -154,13 +165,16 @@ class AdderModel(nn.Module):
             x = x + W[id(norm.bias)]
         return x
 
-    def _mlp(self, x: torch.Tensor, mlp: MLP, W: dict) -> torch.Tensor:
+    def _mlp(self, x: torch.Tensor, mlp: MLP, W: dict, trace: dict | None = None) -> torch.Tensor:
         up = self._linear(x, mlp.up, W)
         act = _ACT[mlp.act]
         hidden = act(self._linear(x, mlp.gate, W)) * up if mlp.gate is not None else act(up)
+        if trace is not None:
+            trace.setdefault("mlp", {})[trace["block"]] = hidden
         return self._linear(hidden, mlp.down, W)
 
-    def _attention(self, x: torch.Tensor, att: Attention, W: dict, rows: int | None) -> torch.Tensor:
+    def _attention(self, x: torch.Tensor, att: Attention, W: dict, rows: int | None,
+                   trace: dict | None = None) -> torch.Tensor:
         B, T, _ = x.shape
         H, Hkv, hd = att.n_heads, att.n_kv_heads, att.head_dim
         xq = x if rows is None else x[:, -rows:]
@@ -195,6 +209,8 @@ class AdderModel(nn.Module):
             probs = e / (1 + e.sum(dim=-1, keepdim=True))
         else:
             probs = F.softmax(scores, dim=-1)
+        if trace is not None:
+            trace.setdefault("attn", {})[trace["block"]] = probs
         out = torch.matmul(probs, v).transpose(1, 2).reshape(B, Tq, H * hd)
         return self._linear(out, att.o, W)
 

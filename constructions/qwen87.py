@@ -5,13 +5,16 @@ MLP) squeezed to d_model 5. The embedding has no parameters beyond one constant:
 embeds as [100, d, 0, 0, 0]. Queries and keys are rank-1 maps of the constant coordinate
 only, so after QK-norm (scale 16) every head is a fixed unit vector times 16 and RoPE at
 one radian per position turns the score into a function of distance alone: attention
-routes by position, never by content. With the prompt `[0] a0..a9 [0 0] b0..b9 [0]`,
-layer 0's two query heads find a_i and b_i and copy their digits (V copies the `digit`
-coordinate) into `sum`; a sparse SwiGLU whose gate weights are huge (~6e4, so SiLU acts as a
-hard step) writes the carry signal into `carry`; layer 1 looks up the previous answer
-position the same way (into `recall`) and its SwiGLU writes the digit to emit back onto
-`sum`. The head is rank 2 (`lm_head = A @ B`, obtained by a rank-2 SVD of a fitted 10x5
-matrix, as in the original).
+routes by position, never by content.
+
+With the prompt `[0] a0..a9 [0 0] b0..b9 [0]`, the query that predicts digit i sits on the
+previous answer digit o_{i-1}. Layer 0's two query heads fetch the *previous* pair a_{i-1},
+b_{i-1} and add their digits (V copies `digit`) into `prev_sum`; the carry into digit i is
+then a linear test, prev_sum > o_{i-1}, which the sparse SwiGLU — gate weights ~6e4, so
+SiLU acts as a hard step — writes onto `carry`. Layer 1's heads fetch a_i and b_i into
+`pair_sum`, and its SwiGLU turns pair_sum + carry into the digit signal on `prev_sum`.
+(`adder compare` measures exactly this: see docs/compare.md.) The head is rank 2
+(`lm_head = A @ B`, a rank-2 SVD of a fitted 10x5 matrix, as in the original).
 
 Count: 71 trainable + 16 frozen-but-counted = 87 (the frozen ones: embedding constant 100,
 per layer the V copy scale, two O weights, Q- and K-norm scales 16; the MLP down weights).
@@ -81,7 +84,7 @@ def build():
     c = Construction(
         "qwen87", vocab=[str(d) for d in range(10)], dtype="float32",
         fmt=PromptFormat(prompt=(0, ("a", "lsb"), 0, 0, ("b", "lsb"), 0), out_order="lsb"),
-        slots=[("const", 1), ("digit", 1), ("sum", 1), ("carry", 1), ("recall", 1)],
+        slots=[("const", 1), ("digit", 1), ("prev_sum", 1), ("carry", 1), ("pair_sum", 1)],
         layers=2, heads="2q/1kv", positions="RoPE (1 rad/position)",
         description="bingbangboom-lab 87_torch: Qwen3-style, rank-1 position-only Q/K, sparse SwiGLU, rank-2 head.",
     )
@@ -108,8 +111,8 @@ def build():
             rope=rope(omegas=[1], convention="interleaved"), name=f"l{layer}.attn")
 
     # layer 0
-    attention(0, L0_Q, L0_K, "sum")
-    g0 = c.param("l0.mlp.gate", _f32(L0_GATE), note="sparse: reads const, digit, sum")
+    attention(0, L0_Q, L0_K, "prev_sum")
+    g0 = c.param("l0.mlp.gate", _f32(L0_GATE), note="sparse: reads const, digit, prev_sum")
     u0 = c.param("l0.mlp.up", _f32(L0_UP), note="rank-1, broadcast to two units")
     d0 = c.param("l0.mlp.down", [1, -1], frozen=True)
     c.mlp(norm=rms(1e-6), act="silu",
@@ -119,13 +122,13 @@ def build():
           name="l0.mlp")
 
     # layer 1
-    attention(1, L1_Q, L1_K, "recall")
+    attention(1, L1_Q, L1_K, "pair_sum")
     g1 = c.param("l1.mlp.gate", _f32(L1_GATE))
     u1 = c.param("l1.mlp.up", _f32(L1_UP), note="rank-1, broadcast to three units")
     d1 = c.param("l1.mlp.down", [1, -10, 10], frozen=True)
     c.mlp(norm=rms(1e-6), act="silu", gate=g1,
           up=linear([reshape(u1, 1, 5), ones(3, 1)], reduce="sum"),
-          down=linear(c.matrix("residual", 3, {("sum", j): d1[j] for j in range(3)}), reduce="sum"),
+          down=linear(c.matrix("residual", 3, {("prev_sum", j): d1[j] for j in range(3)}), reduce="sum"),
           name="l1.mlp")
 
     a, b = _lowrank_head()
