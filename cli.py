@@ -181,6 +181,42 @@ def export(target: str = typer.Argument(..., help="Checkpoint path."),
     console.print(f"wrote [bold]{output}[/]; check it with AdderBoard's `python verify.py {output}`")
 
 
+@app.command()
+def compare(a: str = typer.Argument(..., help="First model: checkpoint path or construction name."),
+            b: str = typer.Argument(..., help="Second model: checkpoint path or construction name."),
+            out: Optional[Path] = typer.Option(None, "--out", help="Folder for PNG plots, report.html and comparison.json."),
+            probes: int = typer.Option(2000, help="Number of carry-balanced probe additions."),
+            seed: int = typer.Option(0, help="Seed of the probe set (recorded in the report).")):
+    """Do two models add the same way? Routing, carry probes, margins and parameters side by side."""
+    from .verify.compare import CLASSES, compare as run_compare, headlines
+
+    if probes < 50:
+        raise AdderError(f"--probes must be at least 50 (linear probes need data), got {probes}")
+    if out is not None and out.exists() and not out.is_dir():
+        raise AdderError(f"--out {out} exists and is not a folder")
+    with console.status(f"profiling {a} and {b} on {probes} probes"):
+        c = run_compare(load_target(a), load_target(b), probes=probes, seed=seed)
+    console.print(f"[bold]{c.a.name}[/] vs [bold]{c.b.name}[/] on {probes} carry-balanced probes (seed {seed})")
+    for line in headlines(c):
+        console.print(" • " + line, highlight=False)
+    t = Table(title="attention routing: top position class per head (digits 0..9)")
+    for col in ("model", "head", "top class", "mass", "content dependence"):
+        t.add_column(col)
+    for p in (c.a, c.b):
+        for key, r in p.routing.items():
+            import torch
+
+            mean = torch.tensor(r["mean"][:10]).mean(0)
+            top = int(mean.argmax())
+            t.add_row(p.name, key, CLASSES[top], f"{float(mean[top]):.2f}", f"{p.position_only[key]:.3f}")
+    console.print(t)
+    if out is not None:
+        from .verify.compare_plots import write_report
+
+        files = write_report(c, out)
+        console.print(f"wrote {len(files)} files to [bold]{out}[/] (open {out / 'report.html'})")
+
+
 def main() -> None:
     debug = "--debug" in sys.argv or os.environ.get("ADDER_DEBUG") == "1"
     if "--debug" in sys.argv:
