@@ -64,6 +64,7 @@ class AdderModel(nn.Module):
                     self.consts.register_buffer(
                         key, torch.tensor(vals, dtype=torch.float64).reshape(n.shape).to(torch_dtype), persistent=False)
         self._last_attention = max((i for i, b in enumerate(spec.blocks) if isinstance(b.layer, Attention)), default=-1)
+        self._scales = {id(b.layer): scalar_to_float(b.layer.scale) for b in spec.blocks if isinstance(b.layer, Attention)}
         self._cache: tuple | None = None
         self.to(device)
 
@@ -192,10 +193,11 @@ class AdderModel(nn.Module):
             k = k.repeat_interleave(H // Hkv, dim=1)
             v = v.repeat_interleave(H // Hkv, dim=1)
         scores = torch.matmul(q, k.transpose(-2, -1))  # [B, H, Tq, T]
+        scale = self._scales[id(att)]
         if att.scale_op == "div":
-            scores = scores / scalar_to_float(att.scale)
-        elif att.scale != 1:
-            scores = scores * scalar_to_float(att.scale)
+            scores = scores / scale
+        elif scale != 1.0:
+            scores = scores * scale
         i = torch.arange(T - Tq, T, device=x.device)[:, None]
         j = torch.arange(T, device=x.device)[None, :]
         if att.alibi is not None:
