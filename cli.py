@@ -182,6 +182,62 @@ def export(target: str = typer.Argument(..., help="Checkpoint path."),
 
 
 @app.command()
+def verify(target: str = typer.Argument(..., help="Checkpoint, construction name, or AdderBoard submission .py file."),
+           suite: list[str] = typer.Option([], "--suite", "-s", help="adderboard, carry, chains, window, random (repeatable)."),
+           adversarial: bool = typer.Option(False, "--adversarial", help="carry + chains + window + Hypothesis search."),
+           seed: int = typer.Option(0, help="Seed of every generated case (recorded in the report)."),
+           k: int = typer.Option(1, help="Random instances per carry pattern (carry suite)."),
+           window: int = typer.Option(2, help="Window width w (window suite: (11-w) x 10^2w cases)."),
+           n: int = typer.Option(100_000, help="Pairs per half of the random suite."),
+           examples: int = typer.Option(2000, help="Hypothesis examples (with --adversarial or --search)."),
+           search_: bool = typer.Option(False, "--search", help="Run the Hypothesis search."),
+           precision: Optional[str] = typer.Option(None, help="Re-check in e.g. float32,float64,exact."),
+           dtype: Optional[str] = typer.Option(None, help="Arithmetic to run the suites in [the model's own]."),
+           device: str = typer.Option("cpu", help="cpu or cuda."),
+           chunk: int = typer.Option(4096, help="Additions per forward pass (bounds memory)."),
+           timeout: float = typer.Option(10.0, help="Per-call timeout for submission files (seconds)."),
+           json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON here."),
+           force: bool = typer.Option(False, "--force", help="Overwrite an existing --json file.")):
+    """Check a model: official cases, carry patterns and chains, windows, Hypothesis search, precision."""
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .verify.api import suite_count, verify_model, verify_submission
+    from .verify.cases import ADVERSARIAL, SUITES
+    from .verify.precision import parse_arithmetics
+    from .verify.report import render
+
+    names = list(dict.fromkeys(suite + (list(ADVERSARIAL) if adversarial else []))) or ["adderboard"]
+    for nm in names:
+        if nm not in SUITES:
+            raise AdderError(f"unknown suite {nm!r}; choose from {', '.join(SUITES)}")
+    if k < 1 or n < 1 or not 1 <= window <= 3 or chunk < 1 or examples < 1:
+        raise AdderError("--k, --n, --chunk and --examples must be positive and --window in 1..3")
+    if json_path is not None and json_path.exists() and not force:
+        raise AdderError(f"{json_path} already exists; pass --force to overwrite it")
+    arith = parse_arithmetics(precision) if precision else None
+    options = {"k": k, "window": window, "n": n}
+    total = suite_count(names, options)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task(f"verifying ({', '.join(names)})", total=total)
+        step = lambda m: bar.advance(task, m)  # noqa: E731
+        if target.endswith(".py"):
+            report = verify_submission(Path(target), suites=names, seed=seed, options=options, timeout=timeout, progress=step)
+        else:
+            model = load_target(target, dtype=dtype, device=device)
+            report = verify_model(model, target, suites=names, seed=seed, options=options, chunk=chunk,
+                                  search_examples=examples if (adversarial or search_) else None,
+                                  precision=arith, progress=step)
+    console.print(render(report))
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_json(), indent=1))
+        console.print(f"wrote {json_path}")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
 def compare(a: str = typer.Argument(..., help="First model: checkpoint path or construction name."),
             b: str = typer.Argument(..., help="Second model: checkpoint path or construction name."),
             out: Optional[Path] = typer.Option(None, "--out", help="Folder for PNG plots, report.html and comparison.json."),
@@ -222,7 +278,8 @@ def main() -> None:
     if "--debug" in sys.argv:
         sys.argv.remove("--debug")
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except AdderError as e:
         if debug:
             raise

@@ -27,6 +27,7 @@ from ..compiler.decode import teacher_forced
 from ..compiler.ledger import ledger
 from ..compiler.module import AdderModel
 from ..compiler.spec import MLP, Attention
+from .cases import carries_in, longest_chain, pairs_for_classes
 
 #: Relative offsets of operand digits given their own class (a_{i-2} .. a_{i+2}).
 NEAR = 2
@@ -72,38 +73,11 @@ def digit_class_map(fmt, k: int) -> torch.Tensor:
 def carry_balanced_pairs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` addend pairs whose digit pairs are generate / propagate / kill with equal odds.
 
-    Each of the 10 positions independently draws a class (pair sum >= 10, == 9, <= 8) and
-    then digits uniformly within it, so carries and carry chains of every length appear.
+    Each of the 10 positions independently draws a class, then digits uniformly within it,
+    so carries and carry chains of every length appear.
     """
     g = torch.Generator().manual_seed(seed)
-    cls = torch.randint(0, 3, (n, 10), generator=g)
-    a = torch.randint(0, 10, (n, 10), generator=g)
-    # generate: a in 1..9, b in 10-a..9 ; propagate: b = 9-a ; kill: b in 0..8-a (a <= 8)
-    a = torch.where(cls == 0, torch.randint(1, 10, (n, 10), generator=g), a)
-    a = torch.where(cls == 2, torch.randint(0, 9, (n, 10), generator=g), a)
-    u = torch.rand((n, 10), generator=g, dtype=torch.float64)
-    gen_b = (10 - a) + (u * a).floor().long()  # uniform in [10-a, 9]
-    kill_b = (u * (9 - a)).floor().long()  # uniform in [0, 8-a]
-    b = torch.where(cls == 0, gen_b, torch.where(cls == 1, 9 - a, kill_b))
-    powers = 10 ** torch.arange(10, dtype=torch.long)
-    return (a * powers).sum(1), (b * powers).sum(1)
-
-
-def carries_in(a: torch.Tensor, b: torch.Tensor, n: int = 11) -> torch.Tensor:
-    """Carry into digit i (i = 0..n-1) of a + b -> [B, n] in {0, 1}."""
-    powers = 10 ** torch.arange(n, dtype=torch.long)
-    return (((a[:, None] % powers) + (b[:, None] % powers)) >= powers).long()
-
-
-def longest_chain(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Length of the longest run of consecutive carry-outs in a + b -> [B]."""
-    c = carries_in(a, b, 11)[:, 1:]  # carry out of digit 0..9
-    best = torch.zeros(len(a), dtype=torch.long)
-    run = torch.zeros(len(a), dtype=torch.long)
-    for j in range(10):
-        run = (run + 1) * c[:, j]
-        best = torch.maximum(best, run)
-    return best
+    return pairs_for_classes(torch.randint(0, 3, (n, 10), generator=g), g)
 
 
 @dataclass

@@ -1,0 +1,103 @@
+"""`verify_model` / `verify_submission`: run suites, search and precision checks into a Report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..compiler.checkpoint import weights_hash
+from ..compiler.errors import AdderError
+from ..compiler.ledger import ledger
+from ..compiler.module import AdderModel
+from ..compiler.spec import Attention
+from .cases import get_suite
+from .precision import check_precision
+from .report import Report
+from .runner import DEFAULT_CHUNK, SuiteResult, run_suite
+from .search import search
+
+#: Failing cases re-evaluated in other arithmetics to class them.
+MAX_CLASSIFIED = 40
+#: Official cases added to the precision sample when --precision is asked for.
+PRECISION_SAMPLE = 200
+
+
+def suite_count(names: list[str], options: dict) -> int:
+    return sum(get_suite(n).count(options) for n in names)
+
+
+def audit(model: AdderModel) -> dict:
+    """The AdderBoard rules that can be read off a compiled model."""
+    spec = model.spec
+    led = ledger(model)
+    claimed = spec.meta.get("claimed_params")
+    n_att = sum(isinstance(b.layer, Attention) for b in spec.blocks)
+    return {
+        "self-attention layers": f"{n_att} ({'ok' if n_att >= 1 else 'FAIL: none'})",
+        "forward": "AdderModel: tokens [B, T] -> logits [B, T, V], no addition-specific code",
+        "decoding": "generic greedy loop (adder.compiler.decode.generate)",
+        "params": f"{led.adderboard} counted" + (f" vs {claimed} claimed ({'ok' if claimed == led.adderboard else 'MISMATCH'})"
+                                                 if claimed is not None else "") + f", strict {led.strict}",
+    }
+
+
+def verify_model(model: AdderModel, target: str, *, suites: list[str], seed: int = 0, options: dict | None = None,
+                 search_examples: int | None = None, precision: list[str] | None = None,
+                 chunk: int = DEFAULT_CHUNK, progress: Callable[[int], None] | None = None) -> Report:
+    t0 = time.perf_counter()
+    options = options or {}
+    report = Report(target=target, kind="compiled", name=model.spec.name, weights_sha256=weights_hash(model),
+                    device=str(model.device), dtype=str(model.dtype).replace("torch.", ""), seed=seed,
+                    audit=audit(model))
+    for name in suites:
+        report.suites.append(run_suite(model, name, seed=seed, options=options, chunk=chunk, progress=progress))
+    if search_examples:
+        report.search = search(model, seed=seed, max_examples=search_examples)
+        if progress:
+            progress(0)
+    failing = [f for s in report.suites for f in s.failures[:MAX_CLASSIFIED // max(1, len(suites))]]
+    if report.search and report.search.counterexample:
+        failing.insert(0, tuple(report.search.counterexample))
+    failing = list(dict.fromkeys(failing))[:MAX_CLASSIFIED]
+    if precision:
+        from .cases import official_pairs
+
+        worst = [tuple(c) for s in report.suites for c in s.worst_case if c]
+        pairs = list(dict.fromkeys(failing + worst + official_pairs()[:PRECISION_SAMPLE]))
+        report.precision = check_precision(model, pairs, precision, set(failing))
+    elif failing:
+        report.precision = check_precision(model, failing, ["exact"], set(failing))
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def verify_submission(path: Path, *, suites: list[str], seed: int = 0, options: dict | None = None,
+                      timeout: float = 10.0, progress: Callable[[int], None] | None = None) -> Report:
+    """Black-box: only the answers of `add()` are judged; margins are not available."""
+    from .blackbox import run_submission
+    import torch
+
+    t0 = time.perf_counter()
+    options = options or {}
+    report = Report(target=str(path), kind="submission", name=path.stem, weights_sha256=None, device="cpu",
+                    dtype=None, seed=seed)
+    for name in suites:
+        st = time.perf_counter()
+        pairs = [(int(x), int(y)) for a, b in get_suite(name).chunks(seed, 100_000, options)
+                 for x, y in zip(a.tolist(), b.tolist())]
+        meta, results = run_submission(path, pairs, timeout=timeout, progress=progress)
+        res = SuiteResult(suite=name, seed=seed, options=options, cases=len(pairs))
+        for (a, b), (status, value) in zip(pairs, results):
+            if status == "ok" and value == a + b:
+                res.passed += 1
+            elif len(res.failures) < 1000:
+                res.failures.append((a, b))
+                if len(res.outputs) < 20:
+                    res.outputs[f"{a}+{b}"] = value if status == "ok" else status + (f" ({value})" if value else "")
+        res.seconds = time.perf_counter() - st
+        report.suites.append(res)
+        report.audit = {"metadata params": meta.get("params", "?"), "name": meta.get("name", "?"),
+                        "note": "black-box: parameters and architecture are the submission's own claims"}
+    report.seconds = time.perf_counter() - t0
+    return report

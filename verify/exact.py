@@ -1,0 +1,213 @@
+"""The same spec evaluated in high-precision arithmetic (mpmath, 50 significant digits).
+
+This is an independent re-implementation of `AdderModel.forward`'s semantics over numpy
+object arrays of `mpmath.mpf`, used to class failures: a case that is wrong here too is a
+*construction* error (wrong in (nearly) real arithmetic), one that is right here but wrong
+in float32/float64 is a *precision* error. Slow (tens of ms per case): it runs on failing
+cases and a sample, never on whole suites.
+
+Weights: a hand-set parameter whose tensor still equals its declared exact value (rounded
+to the model's dtype) is evaluated from the exact value (so `2*pi/19` is 2π/19 to 50
+digits); a trained or edited one is taken exactly as stored.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import torch
+
+from ..compiler.expr import Backend, TExpr, evaluate
+from ..compiler.module import AdderModel, param_key
+from ..compiler.spec import Attention, Linear, Norm
+
+DIGITS = 50
+
+_mp_exp = np.vectorize(mpmath.exp, otypes=[object])
+_mp_cos = np.vectorize(mpmath.cos, otypes=[object])
+_mp_sin = np.vectorize(mpmath.sin, otypes=[object])
+_mp_sqrt = np.vectorize(mpmath.sqrt, otypes=[object])
+_mp_log = np.vectorize(mpmath.log, otypes=[object])
+_mp_erf = np.vectorize(mpmath.erf, otypes=[object])
+_mp_abs = np.vectorize(abs, otypes=[object])
+
+
+def _mp(x) -> np.ndarray:
+    return np.vectorize(lambda v: mpmath.mpf(v), otypes=[object])(np.asarray(x, dtype=object))
+
+
+class MpBackend(Backend):
+    """Tensor-expression operations over numpy object arrays of mpf."""
+
+    def apply(self, n: TExpr, a: list):
+        op = n.op
+        if op == "add": return a[0] + a[1]
+        if op == "sub": return a[0] - a[1]
+        if op == "mul": return a[0] * a[1]
+        if op == "div": return a[0] / a[1]
+        if op == "neg": return -a[0]
+        if op == "matmul": return np.dot(a[0], a[1])
+        if op == "transpose": return a[0].T
+        if op == "fn":
+            return {"cos": _mp_cos, "sin": _mp_sin, "exp": _mp_exp, "log": _mp_log, "sqrt": _mp_sqrt,
+                    "abs": _mp_abs}[n.attrs["name"]](a[0])
+        if op == "stack": return np.stack(a, axis=n.attrs["axis"])
+        if op == "cat": return np.concatenate(a, axis=n.attrs["axis"])
+        if op == "reshape": return np.asarray(a[0]).reshape(n.attrs["to"])
+        if op == "index":
+            return np.asarray(a[0])[tuple(i if isinstance(i, int) else slice(*i) for i in n.attrs["index"])]
+        if op == "place":
+            out = _mp(np.zeros(n.attrs["out_shape"]))
+            for pos, v in zip(n.attrs["positions"], a):
+                out[tuple(pos)] = v
+            return out
+        raise ValueError(op)
+
+
+class ExactModel:
+    """`logits(tokens)` of a compiled model's spec, in 50-digit arithmetic."""
+
+    def __init__(self, model: AdderModel, digits: int = DIGITS):
+        self.model, self.spec, self.digits = model, model.spec, digits
+        with mpmath.workdps(digits):
+            self.params = {p.name: self._param_value(p) for p in self.spec.params}
+            backend = MpBackend()
+            self.W = {id(e): evaluate(e, self._leaf, backend) for _, e in self.spec.all_exprs()}
+
+    def _param_value(self, p) -> np.ndarray:
+        stored = self.model.params[param_key(p.name)].detach().cpu().double()
+        if p.values is not None:
+            exact = np.array([mpmath.mpmathify(str(v.evalf(self.digits + 5))) if v.is_finite else
+                              mpmath.mpf("inf") * (1 if v > 0 else -1) for v in p.values], dtype=object).reshape(p.shape)
+            rounded = torch.tensor([float(v) for v in exact.reshape(-1)], dtype=torch.float64).to(
+                self.model.dtype).double().reshape(p.shape)
+            if torch.equal(rounded, stored):
+                return exact
+        return _mp(stored.numpy())
+
+    def _leaf(self, n: TExpr):
+        if n.op == "param":
+            return self.params[n.attrs["name"]]
+        vals = [mpmath.mpmathify(str(v.evalf(self.digits + 5))) if v.is_finite else
+                mpmath.mpf("inf") * (1 if v > 0 else -1) for v in n.attrs["values"]]
+        return np.array(vals, dtype=object).reshape(n.shape)
+
+    # ----------------------------------------------------------------- forward
+    def logits(self, tokens: list[int]) -> np.ndarray:
+        """tokens [T] -> logits [T, V] (object array of mpf)."""
+        with mpmath.workdps(self.digits):
+            spec, W = self.spec, self.W
+            T = len(tokens)
+            h = np.array(W[id(spec.embed)])[tokens]
+            if spec.pos is not None:
+                h = h + np.array(W[id(spec.pos)])[:T]
+            for block in spec.blocks:
+                x = self._norm(h, block.norm)
+                h = h + (self._attention(x, block.layer) if isinstance(block.layer, Attention) else self._mlp(x, block.layer))
+            return self._linear(self._norm(h, spec.final_norm), spec.unembed)
+
+    def _linear(self, x, lin: Linear):
+        for m in lin.weights:
+            x = np.dot(x, np.asarray(self.W[id(m)]).T)
+        if lin.bias is not None:
+            x = x + self.W[id(lin.bias)]
+        return x
+
+    def _norm(self, x, norm: Norm | None):
+        if norm is None:
+            return x
+        eps = mpmath.mpf(norm.eps)
+        if norm.kind == "layer":
+            mu = np.mean(x, axis=-1, keepdims=True)
+            var = np.mean((x - mu) ** 2, axis=-1, keepdims=True)
+            x = (x - mu) / _mp_sqrt(var + eps)
+        else:
+            x = x / _mp_sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
+        if norm.weight is not None:
+            x = x * self.W[id(norm.weight)]
+        if norm.bias is not None:
+            x = x + self.W[id(norm.bias)]
+        return x
+
+    def _mlp(self, x, mlp):
+        up = self._linear(x, mlp.up)
+        act = _ACT[mlp.act]
+        hidden = act(self._linear(x, mlp.gate)) * up if mlp.gate is not None else act(up)
+        return self._linear(hidden, mlp.down)
+
+    def _attention(self, x, att: Attention):
+        T = x.shape[0]
+        H, Hkv, hd = att.n_heads, att.n_kv_heads, att.head_dim
+        q = self._linear(x, att.q).reshape(T, H, hd)
+        k = self._linear(x, att.k).reshape(T, Hkv, hd)
+        v = self._linear(x, att.v).reshape(T, Hkv, hd)
+        q, k = self._norm(q, att.q_norm), self._norm(k, att.k_norm)
+        if att.rope is not None:
+            om = np.asarray(self.W[id(att.rope.omegas)])
+            q, k = _rotate(q, om, att.rope.convention), _rotate(k, om, att.rope.convention)
+        rep = H // Hkv
+        scale = mpmath.mpmathify(str(att.scale.evalf(self.digits + 5)))
+        out = np.empty((T, H * hd), dtype=object)
+        alibi = None if att.alibi is None else np.asarray(self.W[id(att.alibi)])
+        bias = None if att.bias is None else np.asarray(self.W[id(att.bias)])
+        for h in range(H):
+            kv = h // rep
+            s = np.dot(q[:, h], k[:, kv].T)  # [T, T]
+            s = s / scale if att.scale_op == "div" else s * scale
+            i, j = np.arange(T)[:, None], np.arange(T)[None, :]
+            if alibi is not None:
+                s = s + alibi[h] * _mp(j - i)
+            if bias is not None:
+                s = s + bias[h, :T, :T]
+            if att.causal:
+                s = np.where(j > i, mpmath.mpf("-inf"), s)
+            if att.softmax == "softmax1":
+                e = _mp_exp(s)
+                p = e / (1 + e.sum(axis=-1, keepdims=True))
+            else:
+                e = _mp_exp(s - s.max(axis=-1, keepdims=True))
+                p = e / e.sum(axis=-1, keepdims=True)
+            out[:, h * hd:(h + 1) * hd] = np.dot(p, v[:, kv])
+        return self._linear(out, att.o)
+
+
+def _rotate(x, omegas, convention):
+    T, _, hd = x.shape
+    ang = _mp(np.arange(T))[:, None] * omegas[None, :]  # [T, hd/2]
+    c, s = _mp_cos(ang)[:, None, :], _mp_sin(ang)[:, None, :]
+    if convention == "interleaved":
+        x0, x1 = x[..., 0::2], x[..., 1::2]
+        out = np.empty_like(x)
+        out[..., 0::2], out[..., 1::2] = x0 * c - x1 * s, x0 * s + x1 * c
+        return out
+    half = hd // 2
+    x0, x1 = x[..., :half], x[..., half:]
+    return np.concatenate([x0 * c - x1 * s, x0 * s + x1 * c], axis=-1)
+
+
+def _silu(x):
+    return x / (1 + _mp_exp(-x))
+
+
+def _gelu(x):
+    return x / 2 * (1 + _mp_erf(x / mpmath.sqrt(2)))
+
+
+_ACT = {"relu": lambda x: np.where(x > 0, x, mpmath.mpf(0)), "silu": _silu, "gelu": _gelu, "identity": lambda x: x}
+
+
+def exact_check(exact: ExactModel, a: int, b: int) -> tuple[bool, float]:
+    """Teacher-forced verdict and worst margin of one addition in exact arithmetic."""
+    fmt = exact.spec.format
+    at, bt = torch.tensor([a]), torch.tensor([b])
+    answer = fmt.answer(at, bt)[0].tolist()
+    tokens = fmt.encode(at, bt)[0].tolist() + answer[:-1]
+    logits = exact.logits(tokens)[-fmt.out_digits:]
+    ok, worst = True, mpmath.mpf("inf")
+    for row, right in zip(logits, answer):
+        best_other = max(v for t, v in enumerate(row) if t != right)
+        margin = row[right] - best_other
+        worst = min(worst, margin)
+        first_max = max(range(len(row)), key=lambda t: (row[t], -t))
+        ok = ok and first_max == right
+    return ok, float(worst)
