@@ -238,6 +238,84 @@ def verify(target: str = typer.Argument(..., help="Checkpoint, construction name
 
 
 @app.command()
+def train(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --list)."),
+          list_: bool = typer.Option(False, "--list", help="List the recipes."),
+          seed: int = typer.Option(0, help="Seed of initialisation and data (recorded in the checkpoint)."),
+          seeds: Optional[str] = typer.Option(None, help="Sweep: '1-8' or '1,5,777' (one process per seed)."),
+          jobs: int = typer.Option(2, help="Parallel single-thread processes for a sweep."),
+          steps: Optional[int] = typer.Option(None, help="Override the recipe's step count."),
+          out: Optional[Path] = typer.Option(None, "--out", help="Run folder [runs/RECIPE-seedN]."),
+          resume: Optional[Path] = typer.Option(None, help="Continue from a checkpoint of the same recipe."),
+          curriculum: Optional[str] = typer.Option(None, help="e.g. '1-3:2000,1-6:5000,1-10:rest'."),
+          plot: bool = typer.Option(False, "--plot", help="Write curves.png (needs matplotlib)."),
+          force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder.")):
+    """Train a learned variant; keeps the best held-out checkpoint (never selected on official cases)."""
+    from dataclasses import replace
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .train import data as tdata
+    from .train.loop import train as run_train
+    from .train.recipes import RECIPES, get_recipe
+
+    if list_:
+        t = Table(title="recipes")
+        for col in ("name", "params", "steps", "summary"):
+            t.add_column(col, overflow="fold")
+        for r in RECIPES.values():
+            t.add_row(r.name, str(r.params), f"{r.hyper.steps:,}", r.summary)
+        console.print(t)
+        return
+    if recipe is None:
+        raise AdderError("name a recipe (adder train --list shows them)")
+    rec = get_recipe(recipe)
+    hyper = rec.hyper
+    if steps is not None:
+        if steps < 1:
+            raise AdderError(f"--steps must be positive, got {steps}")
+        hyper = replace(hyper, steps=steps, eval_every=min(hyper.eval_every, max(1, steps // 4)))
+    if curriculum is not None:
+        tdata.parse_curriculum(curriculum)
+        hyper = replace(hyper, curriculum=curriculum)
+    if seeds:
+        from .train.sweep import parse_seeds, sweep
+
+        base = out or Path("runs") / f"{recipe}-sweep"
+        with console.status(f"training {recipe} on seeds {seeds} ({jobs} at a time)"):
+            rows = sweep(recipe, parse_seeds(seeds), base, hyper, jobs, force)
+        t = Table(title=f"{recipe} sweep")
+        for col in ("seed", "grokked (step)", "best exact", "at step", "params", "wall time", "checkpoint"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(str(r["seed"]), str(r["grokked_step"] or "no"), f"{r['best_exact']:.4f}", str(r["best_step"]),
+                      str(rec.params), f"{r['seconds']:.0f}s", r["checkpoint"])
+        console.print(t)
+        console.print(f"grokked (>= 99% held-out exact): {sum(r['grokked_step'] is not None for r in rows)}/{len(rows)}")
+        return
+    run_dir = out or Path("runs") / f"{recipe}-seed{seed}"
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.fields[info]}"), console=err_console) as bar:
+        task = bar.add_task(f"{recipe} seed {seed}", total=hyper.steps, info="")
+
+        def on_row(row):
+            info = f"loss {row['loss']:.3f} lr {row['lr']:.2g}"
+            if "exact" in row:
+                info += f" | exact {row['exact']:.3f} tok {row['token_acc']:.3f}"
+                console.print(f"step {row['step']:>6}: loss {row['loss']:.4f}  held-out exact {row['exact']:.4f}  "
+                              f"token acc {row['token_acc']:.4f}  lr {row['lr']:.3g}", highlight=False)
+            bar.update(task, completed=row["step"], info=info)
+
+        res = run_train(rec, seed=seed, out=run_dir, hyper=hyper, resume=resume, on_row=on_row, force=force)
+    console.print(f"best held-out exact {res.best_exact:.4f} at step {res.best_step}; "
+                  f"grokked (>= 99%): {res.grokked_step or 'no'}; {res.steps:,} steps in {res.seconds:.0f}s "
+                  f"-> {res.checkpoint} (metrics: {run_dir / 'metrics.csv'})")
+    if plot:
+        from .train.plot import plot_curves
+
+        console.print(f"wrote {plot_curves(run_dir / 'metrics.csv', run_dir / 'curves.png', res.grokked_step)}")
+
+
+@app.command()
 def compare(a: str = typer.Argument(..., help="First model: checkpoint path or construction name."),
             b: str = typer.Argument(..., help="Second model: checkpoint path or construction name."),
             out: Optional[Path] = typer.Option(None, "--out", help="Folder for PNG plots, report.html and comparison.json."),

@@ -33,6 +33,8 @@ from .formats import PromptFormat
 from .spec import MLP, Attention, Block, Linear, ModelSpec, Norm, ParamDecl, RoPE
 
 Proj = TExpr | Sequence[TExpr] | Linear
+#: Initialisers of free tensors: N(0, 0.02); zeros; ones; nn.Linear's U(+-1/sqrt(fan_in)).
+INITS = ("normal", "zeros", "ones", "linear")
 
 
 def rotation(angle: Any) -> TExpr:
@@ -108,8 +110,8 @@ class Construction:
         """Declare a trainable tensor without a value (initialised by `init`, seeded)."""
         if name in self._params:
             raise SpecError(f"parameter {name!r} declared twice")
-        if init not in ("normal", "zeros", "ones"):
-            raise SpecError(f"init must be normal, zeros or ones, got {init!r}")
+        if init not in INITS:
+            raise SpecError(f"init must be one of {INITS}, got {init!r}")
         self._params[name] = ParamDecl(name, tuple(shape), None, trainable=True, init=init, note=note)
         return param(name, shape)
 
@@ -154,7 +156,8 @@ class Construction:
     def attention(self, *, q: Proj, k: Proj, v: Proj, o: Proj, heads: int = 1, kv_heads: int | None = None,
                   head_dim: int, scale: Any = None, divisor: Any = None, rope: RoPE | None = None, alibi: Any = None,
                   bias: Any = None, softmax: str = "softmax", norm: Norm | None = None,
-                  q_norm: Norm | None = None, k_norm: Norm | None = None, name: str = "") -> None:
+                  q_norm: Norm | None = None, k_norm: Norm | None = None, v_head_dim: int | None = None,
+                  name: str = "") -> None:
         if scale is not None and divisor is not None:
             raise SpecError("attention: give scale= (multiply) or divisor= (divide), not both")
         if divisor is not None:
@@ -165,7 +168,7 @@ class Construction:
                         q=linear(q), k=linear(k), v=linear(v), o=linear(o), scale=scale,
                         q_norm=q_norm, k_norm=k_norm, rope=rope,
                         alibi=None if alibi is None else lift(alibi),
-                        bias=None if bias is None else lift(bias), softmax=softmax)
+                        bias=None if bias is None else lift(bias), softmax=softmax, v_head_dim=v_head_dim)
         self._blocks.append(Block(layer=att, norm=norm, name=name or f"attn{len(self._blocks)}"))
 
     def mlp(self, *, up: Proj, down: Proj, gate: Proj | None = None, act: str = "relu",
@@ -223,10 +226,10 @@ def validate(spec: ModelSpec) -> None:
             H, Hk, hd = layer.n_heads, layer.n_kv_heads, layer.head_dim
             _expect(H % Hk == 0, f"{where}: {H} query heads cannot share {Hk} key/value heads")
             _expect(layer.softmax in SOFTMAX_KINDS, f"{where}: softmax must be one of {SOFTMAX_KINDS}")
-            for nm, lin, n_out in (("q", layer.q, H * hd), ("k", layer.k, Hk * hd), ("v", layer.v, Hk * hd)):
+            for nm, lin, n_out in (("q", layer.q, H * hd), ("k", layer.k, Hk * hd), ("v", layer.v, Hk * layer.vd)):
                 _check_linear(lin, d, n_out, f"{where} {nm}")
                 _check_reads(lin, written, spec, f"{where} {nm}")
-            _check_linear(layer.o, H * hd, d, f"{where} o")
+            _check_linear(layer.o, H * layer.vd, d, f"{where} o")
             _check_norm(layer.q_norm, hd, f"{where} q_norm")
             _check_norm(layer.k_norm, hd, f"{where} k_norm")
             if layer.rope is not None:

@@ -37,12 +37,13 @@ def param_key(name: str) -> str:
 class AdderModel(nn.Module):
     """A compiled spec. `forward(tokens[B, T]) -> logits[B, T, V]`."""
 
-    def __init__(self, spec: ModelSpec, dtype: str | torch.dtype = "float32", device: str | torch.device = "cpu"):
+    def __init__(self, spec: ModelSpec, dtype: str | torch.dtype = "float32", device: str | torch.device = "cpu",
+                 seed: int = 0):
         super().__init__()
         self.spec = spec
         torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
         self.params = nn.ParameterDict()
-        gen = torch.Generator().manual_seed(0)
+        gen = torch.Generator().manual_seed(seed)  # initialises free tensors, in declaration order
         for p in spec.params:
             if p.values is not None:
                 t = torch.tensor([scalar_to_float(v) for v in p.values], dtype=torch.float64).reshape(p.shape)
@@ -50,6 +51,9 @@ class AdderModel(nn.Module):
                 t = torch.zeros(p.shape, dtype=torch.float64)
             elif p.init == "ones":
                 t = torch.ones(p.shape, dtype=torch.float64)
+            elif p.init == "linear":
+                bound = 1 / math.sqrt(p.shape[-1] if p.shape else 1)
+                t = (torch.rand(p.shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
             else:
                 t = torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.02
             self.params[param_key(p.name)] = nn.Parameter(t.to(torch_dtype), requires_grad=p.trainable)
@@ -182,7 +186,7 @@ class AdderModel(nn.Module):
         Tq = xq.shape[1]
         q = self._linear(xq, att.q, W).view(B, Tq, H, hd)
         k = self._linear(x, att.k, W).view(B, T, Hkv, hd)
-        v = self._linear(x, att.v, W).view(B, T, Hkv, hd)
+        v = self._linear(x, att.v, W).view(B, T, Hkv, att.vd)
         q, k = self._norm(q, att.q_norm, W), self._norm(k, att.k_norm, W)
         if att.rope is not None:
             pos = torch.arange(T, dtype=x.dtype, device=x.device)
@@ -213,7 +217,7 @@ class AdderModel(nn.Module):
             probs = F.softmax(scores, dim=-1)
         if trace is not None:
             trace.setdefault("attn", {})[trace["block"]] = probs
-        out = torch.matmul(probs, v).transpose(1, 2).reshape(B, Tq, H * hd)
+        out = torch.matmul(probs, v).transpose(1, 2).reshape(B, Tq, H * att.vd)
         return self._linear(out, att.o, W)
 
 
@@ -234,9 +238,10 @@ def _rotate(x: torch.Tensor, pos: torch.Tensor, omegas: torch.Tensor, convention
     return torch.cat([x0 * c - x1 * s, x0 * s + x1 * c], dim=-1)
 
 
-def compile_spec(spec: ModelSpec, dtype: str | None = None, device: str = "cpu") -> AdderModel:
-    """Compile a spec into an `AdderModel` (dtype defaults to the spec's own)."""
+def compile_spec(spec: ModelSpec, dtype: str | None = None, device: str = "cpu", seed: int = 0) -> AdderModel:
+    """Compile a spec into an `AdderModel` (dtype defaults to the spec's own; `seed`
+    initialises free tensors)."""
     dtype = dtype or spec.dtype
     if dtype not in DTYPES:
         raise SpecError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    return AdderModel(spec, dtype=dtype, device=device).eval()
+    return AdderModel(spec, dtype=dtype, device=device, seed=seed).eval()

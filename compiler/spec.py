@@ -48,7 +48,7 @@ class ParamDecl:
     shape: tuple[int, ...]
     values: tuple[sympy.Expr, ...] | None  # None: free tensor, initialised by `init`
     trainable: bool = True
-    init: str = "normal"  # for free tensors: "normal" (std 0.02) | "zeros" | "ones"
+    init: str = "normal"  # for free tensors: "normal" (std 0.02) | "zeros" | "ones" | "linear"
     note: str = ""
 
 
@@ -124,6 +124,11 @@ class Attention:
     softmax: str = "softmax"
     causal: bool = True
     scale_op: str = "mul"
+    v_head_dim: int | None = None  # value/output width per head when it differs from q/k's
+
+    @property
+    def vd(self) -> int:
+        return self.v_head_dim or self.head_dim
 
 
 @dataclass(eq=False)

@@ -140,14 +140,14 @@ class ExactModel:
         H, Hkv, hd = att.n_heads, att.n_kv_heads, att.head_dim
         q = self._linear(x, att.q).reshape(T, H, hd)
         k = self._linear(x, att.k).reshape(T, Hkv, hd)
-        v = self._linear(x, att.v).reshape(T, Hkv, hd)
+        v = self._linear(x, att.v).reshape(T, Hkv, att.vd)
         q, k = self._norm(q, att.q_norm), self._norm(k, att.k_norm)
         if att.rope is not None:
             om = np.asarray(self.W[id(att.rope.omegas)])
             q, k = _rotate(q, om, att.rope.convention), _rotate(k, om, att.rope.convention)
         rep = H // Hkv
         scale = mpmath.mpmathify(str(att.scale.evalf(self.digits + 5)))
-        out = np.empty((T, H * hd), dtype=object)
+        out = np.empty((T, H * att.vd), dtype=object)
         alibi = None if att.alibi is None else np.asarray(self.W[id(att.alibi)])
         bias = None if att.bias is None else np.asarray(self.W[id(att.bias)])
         for h in range(H):
@@ -167,7 +167,7 @@ class ExactModel:
             else:
                 e = _mp_exp(s - s.max(axis=-1, keepdims=True))
                 p = e / e.sum(axis=-1, keepdims=True)
-            out[:, h * hd:(h + 1) * hd] = np.dot(p, v[:, kv])
+            out[:, h * att.vd:(h + 1) * att.vd] = np.dot(p, v[:, kv])
         return self._linear(out, att.o)
 
 

@@ -1,0 +1,145 @@
+"""The training loop. It knows a model, a batch function and a loss; nothing about the
+architecture. Callbacks get every log row; evaluation uses held-out pairs.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..compiler import checkpoint
+from ..compiler.decode import teacher_forced
+from ..compiler.errors import AdderError
+from ..compiler.module import AdderModel, compile_spec
+from . import data
+from .recipes import Hyper, Recipe
+
+#: Exact match at which a run counts as grokked (the AdderBoard threshold).
+GROKKED_AT = 0.99
+
+
+def lr_at(step: int, h: Hyper) -> float:
+    if step < h.warmup:
+        return h.lr * (step + 1) / h.warmup
+    progress = min(1.0, (step - h.warmup) / max(1, h.steps - h.warmup))
+    low = h.lr * h.min_lr_ratio
+    return low + (h.lr - low) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def answer_loss(model: AdderModel, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the answer digits, teacher-forced."""
+    fmt = model.spec.format
+    answer = fmt.answer(a, b)
+    tokens = torch.cat([fmt.encode(a, b), answer[:, :-1]], dim=1)
+    logits = model(tokens, keep_last=fmt.out_digits)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), answer.reshape(-1))
+
+
+@torch.no_grad()
+def evaluate(model: AdderModel, a: torch.Tensor, b: torch.Tensor, chunk: int = 4096) -> dict:
+    model.eval()
+    exact = tok = 0
+    fmt = model.spec.format
+    for i in range(0, len(a), chunk):
+        r = teacher_forced(model, a[i:i + chunk], b[i:i + chunk])
+        exact += int(r.correct.sum())
+        tok += int((r.pred == fmt.answer(a[i:i + chunk], b[i:i + chunk])).sum())
+    model.train()
+    return {"exact": exact / len(a), "token_acc": tok / (len(a) * fmt.out_digits)}
+
+
+@dataclass
+class RunResult:
+    seed: int
+    steps: int
+    best_exact: float
+    best_step: int
+    grokked_step: int | None
+    seconds: float
+    checkpoint: Path
+    rows: list = field(default_factory=list)
+
+
+def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, resume: Path | None = None,
+          on_row: Callable[[dict], None] | None = None, force: bool = False) -> RunResult:
+    """Train `recipe` from scratch (or resume), keeping the best held-out checkpoint in `out`."""
+    h = hyper or recipe.hyper
+    phases = data.parse_curriculum(h.curriculum)
+    out.mkdir(parents=True, exist_ok=True)
+    best_path, last_path, csv_path = out / "best.pt", out / "last.pt", out / "metrics.csv"
+    if not force and not resume and (best_path.exists() or last_path.exists()):
+        raise AdderError(f"{out} already holds a run; pass --force to overwrite it or --resume {last_path}")
+    torch.manual_seed(seed)
+    start = 0
+    if resume:
+        ck = checkpoint.read(resume)
+        meta = ck["meta"]
+        if meta.get("recipe") != recipe.name:
+            raise AdderError(f"{resume} is a checkpoint of {meta.get('recipe') or meta.get('name')!r}, "
+                             f"not of recipe {recipe.name!r}; resume it with its own recipe")
+        model = checkpoint.from_checkpoint(ck, where=str(resume))
+        start = int(meta.get("step", 0))
+        seed = int(meta.get("seed", seed))
+    else:
+        model = compile_spec(recipe.build(), seed=seed)
+    model.train()
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": h.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=h.lr)
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + start)
+    va, vb = data.validation_pairs(h.eval_pairs)
+    meta = {"recipe": recipe.name, "seed": seed, "hyper": h.to_json(), "torch": str(torch.__version__),
+            "python": platform.python_version(), "validation_seed": data.VALIDATION_SEED}
+    best, best_step, grokked, perfect_streak = -1.0, -1, None, 0
+    rows, t0 = [], time.perf_counter()
+    loss_sum, loss_n = 0.0, 0
+    with open(csv_path, "a" if resume else "w", newline="") as fcsv:
+        writer = csv.DictWriter(fcsv, fieldnames=["step", "loss", "exact", "token_acc", "lr", "carry_mix", "seconds"])
+        if not resume:
+            writer.writeheader()
+        for step in range(start, h.steps):
+            lr = lr_at(step, h)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            a, b = data.training_batch(step, h.batch, phases, h.carry_mix, h.carry_fade, gen)
+            loss = answer_loss(model, a, b)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if h.clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), h.clip)
+            opt.step()
+            loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+            last = step == h.steps - 1
+            if (step + 1) % h.eval_every == 0 or last:
+                ev = evaluate(model, va, vb)
+                row = {"step": step + 1, "loss": loss_sum / loss_n, "exact": ev["exact"], "token_acc": ev["token_acc"],
+                       "lr": lr, "carry_mix": data.carry_mix_at(step, h.carry_mix, h.carry_fade),
+                       "seconds": round(time.perf_counter() - t0, 2)}
+                loss_sum, loss_n = 0.0, 0
+                writer.writerow(row)
+                fcsv.flush()
+                rows.append(row)
+                if grokked is None and ev["exact"] >= GROKKED_AT:
+                    grokked = step + 1
+                if ev["exact"] > best:
+                    best, best_step = ev["exact"], step + 1
+                    checkpoint.save(model, best_path, force=True, meta={**meta, "step": step + 1, "val_exact": best})
+                checkpoint.save(model, last_path, force=True, meta={**meta, "step": step + 1, "val_exact": ev["exact"]})
+                if on_row:
+                    on_row(row)
+                perfect_streak = perfect_streak + 1 if ev["exact"] == 1.0 else 0
+                if perfect_streak >= h.early_stop_evals:
+                    break
+            elif on_row and step % 50 == 0:
+                on_row({"step": step + 1, "loss": loss.item(), "lr": lr})
+    return RunResult(seed=seed, steps=step + 1, best_exact=best, best_step=best_step, grokked_step=grokked,
+                     seconds=time.perf_counter() - t0, checkpoint=best_path, rows=rows)

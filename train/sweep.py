@@ -1,0 +1,49 @@
+"""Seed sweeps: one single-thread process per seed, `jobs` at a time.
+
+On a 2-core CPU two single-thread runs give 1.2-1.7x the throughput of one two-thread run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from dataclasses import replace
+from pathlib import Path
+
+from ..compiler.errors import AdderError
+from .recipes import Hyper
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1-8' or '1,5,777' -> seeds."""
+    try:
+        seeds = []
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                lo, hi = part.split("-")
+                seeds += list(range(int(lo), int(hi) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise AdderError(f"--seeds takes '1-8' or '1,5,777', got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise AdderError(f"--seeds must list distinct non-negative seeds, got {text!r}")
+    return seeds
+
+
+def _one(args) -> dict:
+    import torch
+
+    from .loop import train
+    from .recipes import get_recipe
+
+    name, seed, out, hyper, force = args
+    torch.set_num_threads(1)
+    r = train(get_recipe(name), seed=seed, out=Path(out), hyper=hyper, force=force)
+    return {"seed": seed, "grokked_step": r.grokked_step, "best_exact": r.best_exact, "best_step": r.best_step,
+            "steps": r.steps, "seconds": r.seconds, "checkpoint": str(r.checkpoint)}
+
+
+def sweep(name: str, seeds: list[int], out: Path, hyper: Hyper, jobs: int, force: bool) -> list[dict]:
+    tasks = [(name, s, str(out / f"seed{s}"), hyper, force) for s in seeds]
+    with mp.get_context("spawn").Pool(max(1, jobs)) as pool:
+        return list(pool.imap(_one, tasks))
