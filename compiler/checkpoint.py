@@ -29,8 +29,12 @@ FORMAT_VERSION = 1
 
 
 def weights_hash(model: AdderModel) -> str:
-    """sha256 over the spec JSON and every parameter's bytes: names the artifact in reports."""
-    h = hashlib.sha256(spec_to_text(model.spec).encode())
+    """sha256 over the spec JSON and every parameter's bytes: names the artifact in reports.
+
+    A loaded model hashes the spec text *as stored in its file*, so the hash of a checkpoint
+    does not change when a newer adder serialises specs with extra (defaulted) fields.
+    """
+    h = hashlib.sha256((getattr(model, "stored_spec_text", None) or spec_to_text(model.spec)).encode())
     for name in sorted(model.params.keys()):
         t = model.params[name].detach().to("cpu").contiguous()
         h.update(name.encode())
@@ -59,7 +63,7 @@ def to_checkpoint(model: AdderModel, meta: dict | None = None) -> dict:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "spec": spec_to_text(spec),
+        "spec": getattr(model, "stored_spec_text", None) or spec_to_text(spec),
         "dtype": info["dtype"],
         "state": {k: p.detach().to("cpu").clone() for k, p in model.params.items()},
         "meta": info,
@@ -111,6 +115,7 @@ def read(path: str | Path) -> dict:
 def from_checkpoint(ck: dict, *, dtype: str | None = None, device: str = "cpu", where: str = "checkpoint") -> AdderModel:
     spec = spec_from_text(ck["spec"])
     model = AdderModel(spec, dtype=ck["dtype"], device="cpu")
+    model.stored_spec_text = ck["spec"]
     state = ck["state"]
     expected = set(model.params.keys())
     if set(state) != expected:

@@ -80,3 +80,25 @@ def test_bad_files_give_one_clear_error(compiled, tmp_path):
         with pytest.raises(CheckpointError, match=msg) as e:
             checkpoint.load(path)
         assert "\n" not in str(e.value), what
+
+
+def test_older_spec_text_without_newer_defaulted_fields_still_loads(compiled, tmp_path):
+    """A file written before a field existed keeps loading, and keeps its own hash."""
+    import hashlib
+    import json
+
+    p = checkpoint.save(compiled("param40"), tmp_path / "new.pt")
+    ck = torch.load(p, weights_only=True)
+    spec = json.loads(ck["spec"])
+    for b in spec["blocks"]:
+        b["layer"].pop("v_head_dim", None)  # as an older adder wrote it
+    ck["spec"] = json.dumps(spec)
+    h = hashlib.sha256(ck["spec"].encode())
+    for name in sorted(ck["state"]):
+        t = ck["state"][name].contiguous()
+        h.update(name.encode()); h.update(str(t.dtype).encode()); h.update(t.numpy().tobytes())
+    ck["meta"]["weights_sha256"] = h.hexdigest()
+    torch.save(ck, tmp_path / "old.pt")
+    m = checkpoint.load(tmp_path / "old.pt")
+    assert checkpoint.weights_hash(m) == ck["meta"]["weights_sha256"]
+    assert torch.equal(_logits(m), _logits(compiled("param40")))
