@@ -426,31 +426,53 @@ def evaluate(e: TExpr, lookup: Callable[[TExpr], Any], backend: "Backend") -> An
 
 
 class Backend:
-    """Array operations for `evaluate`. This one is torch; subclasses override `apply`."""
+    """Array operations for `evaluate`: torch here; `adder.verify.exact` swaps in mpmath arrays.
+
+    Arithmetic is shared; a subclass overrides the array-specific methods below.
+    """
 
     def apply(self, n: TExpr, a: list):
-        import torch
-
         op = n.op
         if op == "add": return a[0] + a[1]
         if op == "sub": return a[0] - a[1]
         if op == "mul": return a[0] * a[1]
         if op == "div": return a[0] / a[1]
         if op == "neg": return -a[0]
-        if op == "matmul": return a[0] @ a[1]
         if op == "transpose": return a[0].T
-        if op == "fn": return getattr(torch, n.attrs["name"])(a[0])
-        if op == "stack": return torch.stack(a, dim=n.attrs["axis"])
-        if op == "cat": return torch.cat(a, dim=n.attrs["axis"])
+        if op == "matmul": return self.matmul(a[0], a[1])
+        if op == "fn": return self.fn(n.attrs["name"], a[0])
+        if op == "stack": return self.stack(a, n.attrs["axis"])
+        if op == "cat": return self.cat(a, n.attrs["axis"])
         if op == "reshape": return a[0].reshape(n.attrs["to"])
         if op == "index":
             return a[0][tuple(i if isinstance(i, int) else slice(*i) for i in n.attrs["index"])]
-        if op == "place":
-            ref = a[0] if a else None
-            out = torch.zeros(n.attrs["out_shape"], dtype=ref.dtype if ref is not None else None,
-                              device=ref.device if ref is not None else None)
-            if a:
-                idx = tuple(torch.tensor(c, device=out.device) for c in zip(*n.attrs["positions"]))
-                out = out.index_put(idx, torch.stack(a))
-            return out
+        if op == "place": return self.place(n.attrs["out_shape"], n.attrs["positions"], a)
         raise SpecError(f"unknown tensor op {op!r}")
+
+    def matmul(self, x, y):
+        return x @ y
+
+    def fn(self, name: str, x):
+        import torch
+
+        return getattr(torch, name)(x)
+
+    def stack(self, xs: list, axis: int):
+        import torch
+
+        return torch.stack(xs, dim=axis)
+
+    def cat(self, xs: list, axis: int):
+        import torch
+
+        return torch.cat(xs, dim=axis)
+
+    def place(self, shape: list, positions: list, values: list):
+        import torch
+
+        ref = values[0] if values else None
+        out = torch.zeros(shape, dtype=ref.dtype if ref is not None else None, device=ref.device if ref is not None else None)
+        if values:
+            idx = tuple(torch.tensor(c, device=out.device) for c in zip(*positions))
+            out = out.index_put(idx, torch.stack(values))
+        return out

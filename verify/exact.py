@@ -39,29 +39,23 @@ def _mp(x) -> np.ndarray:
 class MpBackend(Backend):
     """Tensor-expression operations over numpy object arrays of mpf."""
 
-    def apply(self, n: TExpr, a: list):
-        op = n.op
-        if op == "add": return a[0] + a[1]
-        if op == "sub": return a[0] - a[1]
-        if op == "mul": return a[0] * a[1]
-        if op == "div": return a[0] / a[1]
-        if op == "neg": return -a[0]
-        if op == "matmul": return np.dot(a[0], a[1])
-        if op == "transpose": return a[0].T
-        if op == "fn":
-            return {"cos": _mp_cos, "sin": _mp_sin, "exp": _mp_exp, "log": _mp_log, "sqrt": _mp_sqrt,
-                    "abs": _mp_abs}[n.attrs["name"]](a[0])
-        if op == "stack": return np.stack(a, axis=n.attrs["axis"])
-        if op == "cat": return np.concatenate(a, axis=n.attrs["axis"])
-        if op == "reshape": return np.asarray(a[0]).reshape(n.attrs["to"])
-        if op == "index":
-            return np.asarray(a[0])[tuple(i if isinstance(i, int) else slice(*i) for i in n.attrs["index"])]
-        if op == "place":
-            out = _mp(np.zeros(n.attrs["out_shape"]))
-            for pos, v in zip(n.attrs["positions"], a):
-                out[tuple(pos)] = v
-            return out
-        raise ValueError(op)
+    def matmul(self, x, y):
+        return np.dot(x, y)
+
+    def fn(self, name, x):
+        return {"cos": _mp_cos, "sin": _mp_sin, "exp": _mp_exp, "log": _mp_log, "sqrt": _mp_sqrt, "abs": _mp_abs}[name](x)
+
+    def stack(self, xs, axis):
+        return np.stack(xs, axis=axis)
+
+    def cat(self, xs, axis):
+        return np.concatenate(xs, axis=axis)
+
+    def place(self, shape, positions, values):
+        out = _mp(np.zeros(shape))
+        for pos, v in zip(positions, values):
+            out[tuple(pos)] = v
+        return out
 
 
 class ExactModel:
