@@ -41,7 +41,7 @@ def routing_figure(p: Profile, classes: list[str], path: Path) -> Path:
         ax.set_yticks(range(n), [str(i) for i in range(n)], fontsize=6)
         ax.set_ylabel("answer digit (0 = least significant)", fontsize=7)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="attention mass")
-    fig.suptitle(f"{p.name}: where each answer digit's query attends", fontsize=9)
+    fig.suptitle(f"{p.name}: where each answer digit's query attends", fontsize=9, y=1.08)
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return path
