@@ -46,11 +46,10 @@ def test_samplers_respect_curriculum_and_carry_mix():
     g = torch.Generator().manual_seed(0)
     a, b = data.training_batch(50, 2000, phases, 0.0, (0, 1), g)
     assert int(a.max()) < 1000 and int(b.max()) < 1000
-    ha, hb = data.carry_heavy_pairs(2000, 1, 10, g)
+    ha, hb = data.carry_heavy_pairs(2000, 10, g)
     from adder.verify.cases import longest_chain
-    long_uniform = (longest_chain(*data.uniform_pairs(2000, 10, 10, g)) >= 7).double().mean()
-    assert (longest_chain(ha, hb) >= 7).double().mean() > 2 * long_uniform  # long chains are over-sampled
-    assert int(ha.max()) <= 9_999_999_999 and int(hb.min()) >= 0
+    uniform_chain = longest_chain(*data.uniform_pairs(2000, 10, 10, g)).double().mean()
+    assert longest_chain(ha, hb).double().mean() > 1.5 * uniform_chain  # carry-heavy really is
     assert data.carry_mix_at(0, 0.8, (10, 20)) == 0.8 and data.carry_mix_at(15, 0.8, (10, 20)) == pytest.approx(0.4)
     assert data.carry_mix_at(25, 0.8, (10, 20)) == 0.0
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 import torch
 
 from ..compiler.errors import AdderError
+from ..verify.cases import GENERATE, KILL, PROPAGATE, pairs_for_classes
 
 #: Seed of the held-out validation pairs: never AdderBoard's 2025.
 VALIDATION_SEED = 31_337
+#: Class odds of a carry-heavy position: generate, propagate, kill.
+CARRY_HEAVY_ODDS = (0.35, 0.45, 0.20)
 
 
 def parse_curriculum(text: str) -> list[tuple[int, int, float]]:
@@ -49,39 +52,15 @@ def uniform_pairs(n: int, lo: int, hi: int, gen: torch.Generator) -> tuple[torch
     return (torch.randint(low, 10**hi, (n,), generator=gen), torch.randint(low, 10**hi, (n,), generator=gen))
 
 
-def carry_heavy_pairs(n: int, lo: int, hi: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Carry-heavy pairs within the phase's digit range, a quarter from each family:
-
-    * single carry — one position with both digits 5..9, the others 0..4;
-    * long chain — a = 10^k - 1 (k digits of 9) plus a small b: the carry runs to the top;
-    * place value — a random k-digit a plus one digit d at one position of b;
-    * boundary — a just below a power of ten, plus 1..20.
-    """
-    k = torch.randint(lo, hi + 1, (n,), generator=gen)
-    top = 10**k
-    fam = torch.randint(0, 4, (n,), generator=gen)
-    pos = (torch.rand(n, generator=gen) * k).long()  # a position below k
-    place = 10**pos
-    # single carry
-    digits = torch.randint(0, 5, (n, 10), generator=gen)
-    big = torch.randint(5, 10, (n, 2), generator=gen)
-    pw = 10 ** torch.arange(10)
-    mask = torch.arange(10)[None, :] < k[:, None]
-    sa = ((digits * pw) * mask).sum(1) - (digits.gather(1, pos[:, None]).squeeze(1) - big[:, 0]) * place
-    digits_b = torch.randint(0, 5, (n, 10), generator=gen)
-    sb = ((digits_b * pw) * mask).sum(1) - (digits_b.gather(1, pos[:, None]).squeeze(1) - big[:, 1]) * place
-    # long chain
-    small_top = 10 ** torch.clamp(k, max=3)
-    ca, cb = top - 1, 1 + (torch.rand(n, generator=gen) * small_top).long()
-    # place value
-    low = torch.where(k > 1, 10 ** (k - 1), torch.zeros_like(k))
-    pa = low + (torch.rand(n, generator=gen, dtype=torch.float64) * (top - low)).long()
-    pb = torch.randint(1, 10, (n,), generator=gen) * place
-    # boundary
-    ba, bb = top - torch.randint(1, 11, (n,), generator=gen), torch.randint(1, 21, (n,), generator=gen)
-    a = torch.stack([sa, ca, pa, ba], 1).gather(1, fam[:, None]).squeeze(1)
-    b = torch.stack([sb, cb, pb, bb], 1).gather(1, fam[:, None]).squeeze(1)
-    return a.clamp(0, 10**10 - 1), b.clamp(0, 10**10 - 1)
+def carry_heavy_pairs(n: int, hi: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs whose first `hi` digit positions are mostly generate/propagate: long chains."""
+    odds = torch.tensor(CARRY_HEAVY_ODDS)
+    cls = torch.multinomial(odds, n * 10, replacement=True, generator=gen).view(n, 10)
+    cls = torch.tensor([GENERATE, PROPAGATE, KILL])[cls]
+    cls[:, hi:] = KILL  # keep the digit count of the phase
+    a, b = pairs_for_classes(cls, gen)
+    top = 10**hi
+    return a % top, b % top  # kill class may hold non-zero digits: cut to `hi` digits
 
 
 def carry_mix_at(step: int, base: float, fade: tuple[int, int]) -> float:
@@ -100,7 +79,7 @@ def training_batch(step: int, batch: int, phases, carry_mix: float, fade, gen: t
     heavy = torch.rand(batch, generator=gen) < mix
     k = int(heavy.sum())
     if k:
-        ha, hb = carry_heavy_pairs(k, lo, hi, gen)
+        ha, hb = carry_heavy_pairs(k, hi, gen)
         a[heavy], b[heavy] = ha, hb
     return a, b
 
