@@ -16,7 +16,7 @@ def official_cases(n_random: int = 10_000) -> list[tuple[int, int]]:
     return OFFICIAL_EDGE + [(rng.randint(0, 9_999_999_999), rng.randint(0, 9_999_999_999)) for _ in range(n_random)]
 
 
-CORE = ["param40", "tinyadder36", "qwen87", "zcbtrak6"]
+CORE = ["param40", "tinyadder36", "qwen87", "zcbtrak6", "lokimorty10"]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from adder.constructions import build_spec
 
 from conftest import CORE, as_tensors, official_cases
 
-CLAIMED = {"param40": 40, "tinyadder36": 36, "qwen87": 87, "zcbtrak6": 6}
+CLAIMED = {"param40": 40, "tinyadder36": 36, "qwen87": 87, "zcbtrak6": 6, "lokimorty10": 10}
 
 
 @pytest.mark.parametrize("name", CORE)
