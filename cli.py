@@ -47,29 +47,37 @@ def _device(device: str) -> str:
 
 
 @app.command("list")
-def list_cmd(markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table (docs/constructions.md).")):
+def list_cmd(markdown: bool = typer.Option(False, "--markdown", help="Print the Markdown table of docs/constructions.md "
+                                                                     "(also runs the official cases on each).")):
     """List the registered constructions with their parameter counts."""
     from .compiler.ledger import ledger
     from .compiler.module import compile_spec
     from .constructions import REGISTRY, build_spec
 
-    rows = []
-    for name in sorted(REGISTRY):
-        e = REGISTRY[name]
-        spec = build_spec(name)
-        led = ledger(compile_spec(spec))
-        rows.append((name, e.author, str(e.claimed_params), str(led.adderboard), str(led.strict), spec.dtype, e.summary))
     if markdown:
-        console.print("| name | author | claimed | AdderBoard | strict | dtype | idea |", markup=False, highlight=False)
-        console.print("|---|---|---|---|---|---|---|", markup=False, highlight=False)
-        for r in rows:
-            console.print("| " + " | ".join(r) + " |", markup=False, highlight=False, soft_wrap=True)
+        from .verify.runner import run_suite
+
+        cols = ["name", "author", "source", "layers / d_model / heads", "positions", "dtype", "AdderBoard params",
+                "strict params", "official 10,010", "smallest margin (official)"]
+        console.print("| " + " | ".join(cols) + " |", markup=False, highlight=False, soft_wrap=True)
+        console.print("|" + "---|" * len(cols), markup=False, highlight=False)
+        for name in sorted(REGISTRY):
+            e, spec = REGISTRY[name], build_spec(name)
+            model = compile_spec(spec)
+            led, r = ledger(model), run_suite(model, "adderboard")
+            m = spec.meta
+            row = [name, e.author, f"[link]({e.source})", f"{m.get('layers', '?')} / {spec.d_model} / {m.get('heads', '?')}",
+                   str(m.get("positions", "?")), spec.dtype, f"{led.adderboard} (claimed {e.claimed_params})",
+                   str(led.strict), f"{r.passed:,}/{r.cases:,}", f"{min(r.worst_margin):.3g}"]
+            console.print("| " + " | ".join(row) + " |", markup=False, highlight=False, soft_wrap=True)
         return
     t = Table(title="constructions (adder info NAME for the ledger)")
     for col in ("name", "author", "claimed", "AdderBoard", "strict", "dtype"):
         t.add_column(col, no_wrap=True)
-    for r in rows:
-        t.add_row(*r[:-1])
+    for name in sorted(REGISTRY):
+        e, spec = REGISTRY[name], build_spec(name)
+        led = ledger(compile_spec(spec))
+        t.add_row(name, e.author, str(e.claimed_params), str(led.adderboard), str(led.strict), spec.dtype)
     console.print(t)
 
 
