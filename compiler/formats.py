@@ -59,6 +59,11 @@ class PromptFormat:
         """Prompt plus all answer tokens but the last (the longest sequence ever fed in)."""
         return self.prompt_len + self.out_digits - 1
 
+    def digit_order(self) -> list[int]:
+        """Answer token index of sum digit 0, 1, ... (least significant first)."""
+        n = self.out_digits
+        return list(range(n)) if self.out_order == "lsb" else list(range(n - 1, -1, -1))
+
     def prompt_tokens_max(self) -> int:
         return max((p for p in self.prompt if isinstance(p, int)), default=-1)
 

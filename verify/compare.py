@@ -127,7 +127,7 @@ def profile(model: AdderModel, a: torch.Tensor, b: torch.Tensor, seed: int) -> P
         probs = probs.double().cpu()  # [B, H, T, T]
         for h in range(probs.shape[1]):
             mean, std = [], []
-            for k in digit_order(fmt):  # rows by digit index, least significant first
+            for k in fmt.digit_order():  # rows by digit index, least significant first
                 cmap = digit_class_map(fmt, k)
                 w = probs[:, h, rows[k], : P + k]  # [B, P+k]
                 mass = torch.zeros(w.shape[0], len(CLASSES), dtype=torch.float64).index_add_(1, cmap, w)
@@ -168,7 +168,7 @@ def profile(model: AdderModel, a: torch.Tensor, b: torch.Tensor, seed: int) -> P
     # confidence
     checked = teacher_forced(model, a, b)
     m = checked.margin.double().cpu()
-    order = digit_order(fmt)
+    order = fmt.digit_order()
     for pos in order:  # reported by digit index, least significant first
         col = m[:, pos]
         finite = col[col.isfinite()]
@@ -215,14 +215,8 @@ def headlines(c: Comparison) -> list[str]:
     return out
 
 
-def digit_order(fmt) -> list[int]:
-    """Answer token index of digit 0, 1, ... (least significant first)."""
-    n = fmt.out_digits
-    return list(range(n)) if fmt.out_order == "lsb" else list(range(n - 1, -1, -1))
-
-
 def _digit_rows(fmt) -> list[int]:
-    return digit_order(fmt)[:10]
+    return fmt.digit_order()[:10]
 
 
 def _digits(x: torch.Tensor) -> torch.Tensor:

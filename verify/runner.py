@@ -59,12 +59,6 @@ class SuiteResult:
                 "additions_per_second": round(self.throughput)}
 
 
-def digit_order(model: AdderModel) -> list[int]:
-    """Answer token index of digit 0, 1, ... (least significant first)."""
-    n = model.spec.format.out_digits
-    return list(range(n)) if model.spec.format.out_order == "lsb" else list(range(n - 1, -1, -1))
-
-
 @torch.no_grad()
 def check_pairs(model: AdderModel, a: torch.Tensor, b: torch.Tensor, result: SuiteResult, order: list[int]) -> None:
     """Check one chunk and fold it into `result`."""
@@ -94,7 +88,7 @@ def run_suite(model: AdderModel, name: str, *, seed: int = 0, options: dict | No
     suite = get_suite(name)
     options = dict(options or {})
     result = SuiteResult(suite=name, seed=seed, options=options)
-    order = digit_order(model)
+    order = model.spec.format.digit_order()
     t0 = time.perf_counter()
     for a, b in suite.chunks(seed, chunk, options):
         check_pairs(model, a, b, result, order)
