@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+
 def official_cases(n_random: int = 10_000) -> list[tuple[int, int]]:
     """AdderBoard's qualification cases (edge cases, then Random(2025) pairs)."""
     from adder.verify.cases import official_pairs
