@@ -71,3 +71,48 @@ def build():
     c.mlp(norm=rms(1e-6), up=w1, down=w2, act="relu")
     c.unembed(E, final_norm=rms(1e-6, weight=final_w))   # tied: logits = norm(h) @ E^T
     return c.build()
+
+
+# --- Wonderfall's 27p ("param_26"): the same circuit with more of it tied --------------------
+VO = 100 / ALPHA  # |w_vo| entry: W_vo now also serves as the MLP's second layer
+
+
+@register("wonderfall27", claimed_params=27, author="Wonderfall",
+          source="https://gist.github.com/Wonderfall/bd1a2396eb9f846637f469d90823b48d",
+          summary="param40 with a factorised embedding, W_vo reused as the MLP's w2, compressed w1 tied to the embedding constant")
+def build_wonderfall27():
+    """param40's circuit with three more ties. The embedding is factorised as
+    [c0 + q0 t^2, t] over ten learned token values t (12 values instead of 20); the MLP's
+    second layer *is* O = W_vo^T, so W_vo = [[0, -c], [0, c]] with c = 100/alpha and the value
+    gain rescaled by 1/(2c^2) to keep V unchanged; the first layer keeps only the hinge
+    offset a and slope s, [[a, s c0], [a - s, s c0]], reading the embedding constant c0 itself.
+
+    Count: the published board entry says 27, the file stores 26 learned values
+    (12 embedding + 4 W_qk + 1 phase + 4 W_vo + 1 v scale + 2 MLP + 2 final norm); 26 is what
+    the module counts. Correct in float32 (MLX original).
+    """
+    c = Construction(
+        "wonderfall27", vocab=[str(d) for d in range(10)], dtype="float32",
+        fmt=PromptFormat(prompt=(0, ("a", "lsb"), *[0] * 9, ("b", "lsb"), 0), out_order="lsb"),
+        slots=[("const", 1), ("digit", 1)], layers=1, heads=1, positions="RoPE period 19",
+        description="Wonderfall param_26: param40 with factorised embedding and W_vo cross-tied as MLP w2.",
+    )
+    t = c.param("embed.token_values", [-d for d in range(10)])
+    c0 = c.param("embed.const0", C)
+    q0 = c.param("embed.quad0", -Q)
+    E = stack([c0 + q0 * t * t, t], axis=1)
+    w_qk = c.param("attn.w_qk", [[QK_SCALE, 0], [0, 0]])
+    phase = c.param("attn.q_phase", -PHI)
+    w_vo = c.param("attn.w_vo", [[0, -VO], [0, VO]], note="also the MLP's second layer")
+    v_scale = c.param("attn.v_scale", V_SCALE / (2 * VO * VO))
+    a = c.param("mlp.w1_a", ALPHA * -94 / NORM, note="hinge offset")
+    s = c.param("mlp.w1_s", ALPHA / NORM, note="hinge slope; the second hinge sits s lower")
+    final_w = c.param("final_norm.weight", [(CURVATURE / Q) / NORM, -(DIGIT_SCALE / 50)])
+
+    c.embed(E)
+    c.attention(norm=rms(1e-6), head_dim=2, rope=rope(period=PERIOD), k=w_qk, q=[w_qk, rotation(phase)],
+                v=[w_vo, v_scale * eye(2)], o=w_vo.T)
+    w1 = stack([stack([a, s * c0]), stack([a - s, s * c0])])
+    c.mlp(norm=rms(1e-6), up=w1, down=w_vo.T, act="relu")
+    c.unembed(E, final_norm=rms(1e-6, weight=final_w))
+    return c.build()

@@ -11,7 +11,7 @@ def official_cases(n_random: int = 10_000) -> list[tuple[int, int]]:
     return official_pairs(n=n_random)
 
 
-CORE = ["param40", "tinyadder36", "qwen87", "zcbtrak6", "lokimorty10"]
+CORE = ["param40", "tinyadder36", "qwen87", "zcbtrak6", "lokimorty10", "wonderfall27"]
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,15 @@ from adder.constructions import build_spec
 
 from conftest import CORE, as_tensors, official_cases
 
-CLAIMED = {"param40": 40, "tinyadder36": 36, "qwen87": 87, "zcbtrak6": 6, "lokimorty10": 10}
+# what the module must count (wonderfall27 is listed as 27p but stores 26 learned values: see its docstring)
+COUNTED = {"param40": 40, "tinyadder36": 36, "qwen87": 87, "zcbtrak6": 6, "lokimorty10": 10, "wonderfall27": 26}
 
 
 @pytest.mark.parametrize("name", CORE)
 def test_adderboard_count_is_the_sum_of_parameters(compiled, name):
     m = compiled(name)
     led = ledger(m)
-    assert led.adderboard == sum(p.numel() for p in m.parameters()) == CLAIMED[name]
+    assert led.adderboard == sum(p.numel() for p in m.parameters()) == COUNTED[name]
     assert led.strict >= led.adderboard
     assert sum(r.scalars for r in led.rows) == led.adderboard
 
