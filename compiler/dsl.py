@@ -33,8 +33,9 @@ from .formats import PromptFormat
 from .spec import MLP, Attention, Block, Linear, ModelSpec, Norm, ParamDecl, RoPE
 
 Proj = TExpr | Sequence[TExpr] | Linear
-#: Initialisers of free tensors: N(0, 0.02); zeros; ones; nn.Linear's U(+-1/sqrt(fan_in)).
-INITS = ("normal", "zeros", "ones", "linear")
+#: Initialisers of free tensors: N(0, 0.02); zeros; ones; nn.Linear's U(+-1/sqrt(fan_in));
+#: Glorot/Xavier uniform U(+-sqrt(6/(fan_in + fan_out))) of a [out, in] matrix.
+INITS = ("normal", "zeros", "ones", "linear", "xavier")
 
 
 def rotation(angle: Any) -> TExpr:

@@ -54,6 +54,10 @@ class AdderModel(nn.Module):
             elif p.init == "linear":
                 bound = 1 / math.sqrt(p.shape[-1] if p.shape else 1)
                 t = (torch.rand(p.shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+            elif p.init == "xavier":
+                fan_in, fan_out = (p.shape[-1], p.shape[0]) if len(p.shape) >= 2 else (1, 1)
+                bound = math.sqrt(6 / (fan_in + fan_out))
+                t = (torch.rand(p.shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
             else:
                 t = torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.02
             self.params[param_key(p.name)] = nn.Parameter(t.to(torch_dtype), requires_grad=p.trainable)
