@@ -256,7 +256,9 @@ def train(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --
           resume: Optional[Path] = typer.Option(None, help="Continue from a checkpoint of the same recipe."),
           curriculum: Optional[str] = typer.Option(None, help="e.g. '1-3:2000,1-6:5000,1-10:rest'."),
           plot: bool = typer.Option(False, "--plot", help="Write curves.png (needs matplotlib)."),
-          force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder.")):
+          force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
+          final_test: bool = typer.Option(True, "--final-test/--no-final-test",
+                                          help="Run the official 10,010 cases once on the best checkpoint.")):
     """Train a learned variant; keeps the best held-out checkpoint (never selected on official cases)."""
     from dataclasses import replace
 
@@ -290,23 +292,25 @@ def train(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --
 
         base = out or Path("runs") / f"{recipe}-sweep"
         with console.status(f"training {recipe} on seeds {seeds} ({jobs} at a time)"):
-            rows = sweep(recipe, parse_seeds(seeds), base, hyper, jobs, force)
+            rows = sweep(recipe, parse_seeds(seeds), base, hyper, jobs, force, final_test)
         t = Table(title=f"{recipe} sweep")
-        for col in ("seed", "grokked (step)", "best exact", "at step", "params", "wall time", "checkpoint"):
+        for col in ("seed", "grokked (step)", "best exact", "at step", "official 10,010", "params", "wall time",
+                    "checkpoint"):
             t.add_column(col)
         for r in rows:
             t.add_row(str(r["seed"]), str(r["grokked_step"] or "no"), f"{r['best_exact']:.4f}", str(r["best_step"]),
+                      f"{r['official']:.4f}" if r.get("official") is not None else "-",
                       str(rec.params), f"{r['seconds']:.0f}s", r["checkpoint"])
         console.print(t)
         console.print(f"grokked (>= 99% held-out exact): {sum(r['grokked_step'] is not None for r in rows)}/{len(rows)}")
         return
-    run_dir = out or Path("runs") / f"{recipe}-seed{seed}"
+    run_dir = out or (resume.parent if resume else Path("runs") / f"{recipe}-seed{seed}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[info]}"), console=err_console) as bar:
         task = bar.add_task(f"{recipe} seed {seed}", total=hyper.steps, info="")
 
         def on_row(row):
-            info = f"loss {row['loss']:.3f} lr {row['lr']:.2g}"
+            info = f"loss {row['loss']:.3f} lr {row['lr']:.2g} {row.get('steps_per_s', 0):.0f} steps/s"
             if "exact" in row:
                 info += f" | exact {row['exact']:.3f} tok {row['token_acc']:.3f}"
                 console.print(f"step {row['step']:>6}: loss {row['loss']:.4f}  held-out exact {row['exact']:.4f}  "
@@ -317,6 +321,12 @@ def train(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --
     console.print(f"best held-out exact {res.best_exact:.4f} at step {res.best_step}; "
                   f"grokked (>= 99%): {res.grokked_step or 'no'}; {res.steps:,} steps in {res.seconds:.0f}s "
                   f"-> {res.checkpoint} (metrics: {run_dir / 'metrics.csv'})")
+    if final_test:
+        from .train.loop import final_test as run_final
+
+        ft = run_final(res.checkpoint)
+        console.print(f"official AdderBoard cases (final test, never used for selection): "
+                      f"{ft['passed']:,}/{ft['cases']:,} = {ft['accuracy']:.2%}")
     if plot:
         from .train.plot import plot_curves
 

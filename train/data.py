@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..compiler.errors import AdderError
+from ..compiler.formats import MAX_ADDEND
 from ..verify.cases import GENERATE, KILL, PROPAGATE, pairs_for_classes
 
 #: Seed of the held-out validation pairs: never AdderBoard's 2025.
@@ -63,6 +64,38 @@ def carry_heavy_pairs(n: int, hi: int, gen: torch.Generator) -> tuple[torch.Tens
     return a % top, b % top  # kill class may hold non-zero digits: cut to `hi` digits
 
 
+def carry_family_pairs(n: int, lo: int, hi: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Carry-heavy pairs of k digits (k uniform in [lo, hi]), a quarter from each family:
+
+    * single — one position where both digits are 5..9 (a carry), every other digit 0..4;
+    * chain — a = 10^k - 1 (k nines) plus a small b in [1, 10^min(k,3)]: the carry runs to the top;
+    * place — a random k-digit a plus one non-zero digit at one position of b;
+    * boundary — a just below a power of ten (10^k - 1..10), plus 1..20.
+    """
+    k = torch.randint(lo, hi + 1, (n,), generator=gen)
+    top = 10**k
+    family = torch.randint(0, 4, (n,), generator=gen)
+    at = (torch.rand(n, generator=gen) * k).long()  # one digit position below k
+    one_hot = torch.arange(10)[None, :] == at[:, None]  # [n, 10]
+    inside = torch.arange(10)[None, :] < k[:, None]
+    pw = 10 ** torch.arange(10)
+
+    def single_operand():
+        d = torch.where(one_hot, torch.randint(5, 10, (n, 10), generator=gen), torch.randint(0, 5, (n, 10), generator=gen))
+        return (d * pw * inside).sum(1)
+
+    sa, sb = single_operand(), single_operand()
+    ca, cb = top - 1, 1 + (torch.rand(n, generator=gen) * 10 ** k.clamp(max=3)).long()
+    low = torch.where(k > 1, 10 ** (k - 1), torch.zeros_like(k))
+    pa = low + (torch.rand(n, generator=gen, dtype=torch.float64) * (top - low)).long()
+    pb = torch.randint(1, 10, (n,), generator=gen) * 10**at
+    ba, bb = top - torch.randint(1, 11, (n,), generator=gen), torch.randint(1, 21, (n,), generator=gen)
+    pick = family[:, None]
+    a = torch.stack([sa, ca, pa, ba], 1).gather(1, pick).squeeze(1)
+    b = torch.stack([sb, cb, pb, bb], 1).gather(1, pick).squeeze(1)
+    return a.clamp(0, MAX_ADDEND), b.clamp(0, MAX_ADDEND)
+
+
 def carry_mix_at(step: int, base: float, fade: tuple[int, int]) -> float:
     start, end = fade
     if step <= start:
@@ -72,14 +105,22 @@ def carry_mix_at(step: int, base: float, fade: tuple[int, int]) -> float:
     return base * (1 - (step - start) / (end - start))
 
 
-def training_batch(step: int, batch: int, phases, carry_mix: float, fade, gen: torch.Generator):
+SAMPLERS = ("families", "classes")
+
+
+def training_batch(step: int, batch: int, phases, carry_mix: float, fade, gen: torch.Generator,
+                   sampler: str = "classes"):
+    """Operand pairs [batch] for `step`: uniform within the phase's digit range, a `carry_mix_at`
+    share of them replaced by carry-heavy pairs from `sampler` ("families" or "classes")."""
+    if sampler not in SAMPLERS:
+        raise AdderError(f"carry sampler must be one of {SAMPLERS}, got {sampler!r}")
     lo, hi = digit_range(step, phases)
     a, b = uniform_pairs(batch, lo, hi, gen)
     mix = carry_mix_at(step, carry_mix, fade)
     heavy = torch.rand(batch, generator=gen) < mix
     k = int(heavy.sum())
     if k:
-        ha, hb = carry_heavy_pairs(k, hi, gen)
+        ha, hb = carry_family_pairs(k, lo, hi, gen) if sampler == "families" else carry_heavy_pairs(k, hi, gen)
         a[heavy], b[heavy] = ha, hb
     return a, b
 

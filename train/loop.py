@@ -5,6 +5,8 @@ architecture. Callbacks get every log row; evaluation uses held-out pairs.
 from __future__ import annotations
 
 import csv
+import importlib.metadata
+import logging
 import math
 import platform
 import time
@@ -21,6 +23,16 @@ from ..compiler.errors import AdderError
 from ..compiler.module import AdderModel, compile_spec
 from . import data
 from .recipes import Hyper, Recipe
+
+log = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("adder")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
 
 #: Exact match at which a run counts as grokked (the AdderBoard threshold).
 GROKKED_AT = 0.99
@@ -85,32 +97,60 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
         if meta.get("recipe") != recipe.name:
             raise AdderError(f"{resume} is a checkpoint of {meta.get('recipe') or meta.get('name')!r}, "
                              f"not of recipe {recipe.name!r}; resume it with its own recipe")
-        model = checkpoint.from_checkpoint(ck, where=str(resume))
+        checkpoint.from_checkpoint(ck, where=str(resume))  # checks the file: hash, shapes
+        # the recipe's own spec, not the stored copy: a spec read back from JSON evaluates its
+        # tied expressions in another order, so gradients would differ in the last bit
+        model = compile_spec(recipe.build())
+        if set(ck["state"]) != set(model.params.keys()) or any(
+                tuple(t.shape) != tuple(model.params[k].shape) for k, t in ck["state"].items()):
+            raise AdderError(f"{resume} does not match recipe {recipe.name!r}'s parameters; resume it with its own recipe")
+        with torch.no_grad():
+            for k, t in ck["state"].items():
+                model.params[k].copy_(t)
         start = int(meta.get("step", 0))
         seed = int(meta.get("seed", seed))
+        if start >= h.steps:
+            raise AdderError(f"{resume} is already at step {start:,} of {h.steps:,}; pass a larger --steps to go on")
     else:
         model = compile_spec(recipe.build(), seed=seed)
     model.train()
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    if h.decay not in ("all", "matrices"):
+        raise AdderError(f"decay must be 'all' or 'matrices', got {h.decay!r}")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if h.decay == "all" or p.dim() >= 2]
+    no_decay = [p for p in trainable if not (h.decay == "all" or p.dim() >= 2)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": h.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=h.lr)
     gen = torch.Generator().manual_seed(seed * 1_000_003 + start)
     va, vb = data.validation_pairs(h.eval_pairs)
     meta = {"recipe": recipe.name, "seed": seed, "hyper": h.to_json(), "torch": str(torch.__version__),
-            "python": platform.python_version(), "validation_seed": data.VALIDATION_SEED}
+            "python": platform.python_version(), "adder": _version(), "validation_seed": data.VALIDATION_SEED}
     best, best_step, grokked, perfect_streak = -1.0, -1, None, 0
+    state_path = out / "last.state.pt"  # optimizer moments, data generator, selection: exact resume
+    if resume:
+        side = resume.parent / (resume.stem + ".state.pt")
+        if side.exists():
+            st = torch.load(side, map_location="cpu", weights_only=True)
+            if st.get("step") == start:
+                opt.load_state_dict(st["optimizer"])
+                gen.set_state(st["generator"])
+                best, best_step, perfect_streak = st["best"], st["best_step"], st["perfect_streak"]
+                grokked = st["grokked"] if st["grokked"] >= 0 else None
+            else:
+                log.warning("%s is of step %s, not %s: resuming with a fresh optimizer", side, st.get("step"), start)
+        else:
+            log.warning("no %s next to %s: resuming with a fresh optimizer", side.name, resume)
     rows, t0 = [], time.perf_counter()
     loss_sum, loss_n = 0.0, 0
     with open(csv_path, "a" if resume else "w", newline="") as fcsv:
-        writer = csv.DictWriter(fcsv, fieldnames=["step", "loss", "exact", "token_acc", "lr", "carry_mix", "seconds"])
+        writer = csv.DictWriter(fcsv, fieldnames=["step", "loss", "exact", "token_acc", "lr", "carry_mix", "seconds", "steps_per_s"])
         if not resume:
             writer.writeheader()
         for step in range(start, h.steps):
             lr = lr_at(step, h)
             for g in opt.param_groups:
                 g["lr"] = lr
-            a, b = data.training_batch(step, h.batch, phases, h.carry_mix, h.carry_fade, gen)
+            a, b = data.training_batch(step, h.batch, phases, h.carry_mix, h.carry_fade, gen, h.carry_sampler)
             loss = answer_loss(model, a, b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -123,7 +163,8 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                 ev = evaluate(model, va, vb)
                 row = {"step": step + 1, "loss": loss_sum / loss_n, "exact": ev["exact"], "token_acc": ev["token_acc"],
                        "lr": lr, "carry_mix": data.carry_mix_at(step, h.carry_mix, h.carry_fade),
-                       "seconds": round(time.perf_counter() - t0, 2)}
+                       "seconds": round(time.perf_counter() - t0, 2),
+                       "steps_per_s": round((step + 1 - start) / max(1e-9, time.perf_counter() - t0), 1)}
                 loss_sum, loss_n = 0.0, 0
                 writer.writerow(row)
                 fcsv.flush()
@@ -134,12 +175,25 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                     best, best_step = ev["exact"], step + 1
                     checkpoint.save(model, best_path, force=True, meta={**meta, "step": step + 1, "val_exact": best})
                 checkpoint.save(model, last_path, force=True, meta={**meta, "step": step + 1, "val_exact": ev["exact"]})
+                perfect_streak = perfect_streak + 1 if ev["exact"] == 1.0 else 0
+                torch.save({"step": step + 1, "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                            "best": best, "best_step": best_step, "grokked": -1 if grokked is None else grokked,
+                            "perfect_streak": perfect_streak}, state_path)
                 if on_row:
                     on_row(row)
-                perfect_streak = perfect_streak + 1 if ev["exact"] == 1.0 else 0
                 if perfect_streak >= h.early_stop_evals:
                     break
             elif on_row and step % 50 == 0:
-                on_row({"step": step + 1, "loss": loss.item(), "lr": lr})
+                on_row({"step": step + 1, "loss": loss.item(), "lr": lr,
+                        "steps_per_s": (step + 1 - start) / max(1e-9, time.perf_counter() - t0)})
     return RunResult(seed=seed, steps=step + 1, best_exact=best, best_step=best_step, grokked_step=grokked,
                      seconds=time.perf_counter() - t0, checkpoint=best_path, rows=rows)
+
+
+def final_test(path: Path) -> dict:
+    """The official AdderBoard 10,010 cases on a trained checkpoint: run once, after training
+    (selection and early stopping never see them)."""
+    from ..verify.runner import run_suite
+
+    r = run_suite(checkpoint.load(path), "adderboard")
+    return {"passed": r.passed, "cases": r.cases, "accuracy": r.passed / r.cases}

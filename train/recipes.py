@@ -37,6 +37,8 @@ class Hyper:
     eval_every: int = 2_000
     eval_pairs: int = 4_000
     early_stop_evals: int = 3  # stop after this many consecutive evals at 100% held-out exact match
+    decay: str = "all"  # weight decay on "all" parameters (as MicroAdder's AdamW) or only "matrices"
+    carry_sampler: str = "families"  # carry-heavy examples: "families" (single/chain/place/boundary) or "classes"
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -104,19 +106,19 @@ def micro57() -> ModelSpec:
     # positions: a frozen spiral for digit i (shared by a_i, b_i, s_i) + '=' and the top digit
     spiral = const([[SPIRAL_AMP * sympy.cos(2 * sympy.pi * i / 10), SPIRAL_AMP * sympy.sin(2 * sympy.pi * i / 10),
                      SPIRAL_SLOPE * i] for i in range(10)])
-    eq = c.free("pos.equals", (1, 3), init="zeros")
-    top = c.free("pos.top_digit", (1, 3), init="zeros")
+    eq = c.free("pos.equals", (1, 3), init="normal")
+    top = c.free("pos.top_digit", (1, 3), init="normal")
     pos3 = cat([spiral, zeros(1, 3), spiral, eq, spiral, top, zeros(1, 3)], axis=0)  # [34, 3]
     c.embed(cat([tok, zeros(10, 3)], axis=1), pos=cat([zeros(34, 2), pos3], axis=1))
 
     norm_w = c.free("norm.weight", (5,), init="ones", note="one RMSNorm weight shared by all three norms")
     norm = rms(1e-5, weight=norm_w)
-    qk = c.free("attn.qk", (4, 3), init="linear", note="shared by Q and K; reads `pos`")
+    qk = c.free("attn.qk", (4, 3), init="xavier", note="shared by Q and K; reads `pos`")
     phase = c.free("attn.q_phase", (), init="zeros")
-    head = c.free("head", (2, 5), init="linear", note="triple duty: V (transposed), MLP fc2, output head")
+    head = c.free("head", (2, 5), init="xavier", note="triple duty: V (transposed), MLP fc2, output head")
     out_a = c.free("attn.out_a", (5, 1), init="linear")
     out_b = c.free("attn.out_b", (1, 5), init="zeros")
-    fc1 = c.free("mlp.fc1", (2, 5), init="linear")
+    fc1 = c.free("mlp.fc1", (2, 5), init="xavier")
 
     W_qk = cat([zeros(4, 2), qk], axis=1)  # [4, 5]
     R = rotation(phase)
