@@ -194,7 +194,8 @@ def verify(target: str = typer.Argument(..., help="Checkpoint, construction name
            suite: list[str] = typer.Option([], "--suite", "-s", help="adderboard, carry, chains, window, random (repeatable)."),
            adversarial: bool = typer.Option(False, "--adversarial", help="carry + chains + window + Hypothesis search."),
            seed: int = typer.Option(0, help="Seed of every generated case (recorded in the report)."),
-           k: int = typer.Option(1, help="Random instances per carry pattern (carry suite)."),
+           k: Optional[int] = typer.Option(None, help="Random instances per carry pattern and chain "
+                                                      "[1; 16 with --adversarial, over 10^6 cases in all]."),
            window: int = typer.Option(2, help="Window width w (window suite: (11-w) x 10^2w cases)."),
            n: int = typer.Option(100_000, help="Pairs per half of the random suite."),
            examples: int = typer.Option(2000, help="Hypothesis examples (with --adversarial or --search)."),
@@ -203,6 +204,7 @@ def verify(target: str = typer.Argument(..., help="Checkpoint, construction name
            dtype: Optional[str] = typer.Option(None, help="Arithmetic to run the suites in [the model's own]."),
            device: str = typer.Option("cpu", help="cpu or cuda."),
            chunk: int = typer.Option(4096, help="Additions per forward pass (bounds memory)."),
+           threads: int = typer.Option(1, help="CPU threads for torch (1 is fastest on a busy 2-core machine)."),
            timeout: float = typer.Option(10.0, help="Per-call timeout for submission files (seconds)."),
            json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON here."),
            force: bool = typer.Option(False, "--force", help="Overwrite an existing --json file.")):
@@ -212,10 +214,16 @@ def verify(target: str = typer.Argument(..., help="Checkpoint, construction name
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .verify.api import suite_count, verify_model, verify_submission
-    from .verify.cases import ADVERSARIAL, SUITES
+    from .verify.cases import ADVERSARIAL, ADVERSARIAL_K, SUITES
     from .verify.precision import parse_arithmetics
     from .verify.report import render
 
+    k = k if k is not None else (ADVERSARIAL_K if adversarial else 1)
+    if threads < 1:
+        raise AdderError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
     names = list(dict.fromkeys(suite + (list(ADVERSARIAL) if adversarial else []))) or ["adderboard"]
     for nm in names:
         if nm not in SUITES:
@@ -257,6 +265,7 @@ def train(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --
           curriculum: Optional[str] = typer.Option(None, help="e.g. '1-3:2000,1-6:5000,1-10:rest'."),
           plot: bool = typer.Option(False, "--plot", help="Write curves.png (needs matplotlib)."),
           force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
+          threads: int = typer.Option(1, help="torch threads for a single run (a 57p model gains nothing from more)."),
           final_test: bool = typer.Option(True, "--final-test/--no-final-test",
                                           help="Run the official 10,010 cases once on the best checkpoint.")):
     """Train a learned variant; keeps the best held-out checkpoint (never selected on official cases)."""
@@ -304,6 +313,9 @@ def train(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --
         console.print(t)
         console.print(f"grokked (>= 99% held-out exact): {sum(r['grokked_step'] is not None for r in rows)}/{len(rows)}")
         return
+    import torch
+
+    torch.set_num_threads(max(1, threads))
     run_dir = out or (resume.parent if resume else Path("runs") / f"{recipe}-seed{seed}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[info]}"), console=err_console) as bar:

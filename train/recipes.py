@@ -38,7 +38,7 @@ class Hyper:
     eval_pairs: int = 4_000
     early_stop_evals: int = 3  # stop after this many consecutive evals at 100% held-out exact match
     decay: str = "all"  # weight decay on "all" parameters (as MicroAdder's AdamW) or only "matrices"
-    carry_sampler: str = "families"  # carry-heavy examples: "families" (single/chain/place/boundary) or "classes"
+    carry_sampler: str = "classes"  # carry-heavy examples: "classes" (generate/propagate/kill per digit) or "families"
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -96,6 +96,8 @@ def micro57() -> ModelSpec:
     c = Construction("micro57", vocab=[str(d) for d in range(10)], dtype="float32",
                      fmt=PromptFormat(prompt=(("a", "lsb"), 0, ("b", "lsb"), 0), out_order="lsb"),
                      slots=[("tok", 2), ("pos", 3)], layers=1, heads=1, positions="frozen spiral + 6 learned",
+                     author="evindor (layout; trained here by adder.train)", source="https://github.com/evindor/MicroAdder",
+                     claimed_params=57,
                      description="micro57: MicroAdder-style learned 57p (tied Q/K+phase, triple-duty head)")
     # token embedding: 3 parameters
     A = c.param("tok.A", 2.5)

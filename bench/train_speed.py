@@ -1,0 +1,121 @@
+"""Training speed: `adder.train` on micro57 vs a plain hand-written PyTorch loop of the same model.
+
+    python bench/train_speed.py [--steps 1500] [--threads 1]
+
+Both sides use the same batches (`adder.train.data.training_batch`), AdamW, LR schedule and
+gradient clipping; the plain side is an ordinary nn.Module with its 57 parameters written out
+by hand (no expression trees). Prints steps/s of each and the overhead ratio
+(plain steps/s / recipe steps/s). The recipe side is timed through `train()` itself with one
+evaluation at the end, so the ratio includes what the trainer adds (CSV row, checkpoints).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adder.train import data
+from adder.train.loop import lr_at, train
+from adder.train.recipes import SPIRAL_AMP, SPIRAL_SLOPE, get_recipe
+
+
+class PlainMicro57(nn.Module):
+    """micro57 written directly in PyTorch: d=5 = 2 token + 3 position dims, 57 parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.A, self.start, self.stride = (nn.Parameter(torch.tensor(v)) for v in (2.5, -1.2, 0.29))
+        self.eq, self.top = nn.Parameter(torch.randn(1, 3) * 0.02), nn.Parameter(torch.randn(1, 3) * 0.02)
+        self.norm_w = nn.Parameter(torch.ones(5))
+        self.qk = nn.Parameter(nn.init.xavier_uniform_(torch.empty(4, 3)))
+        self.phase = nn.Parameter(torch.zeros(()))
+        self.head = nn.Parameter(nn.init.xavier_uniform_(torch.empty(2, 5)))
+        self.out_a = nn.Parameter(torch.rand(5, 1) * 2 - 1)
+        self.out_b = nn.Parameter(torch.zeros(1, 5))
+        self.fc1 = nn.Parameter(nn.init.xavier_uniform_(torch.empty(2, 5)))
+        i = torch.arange(10, dtype=torch.float32)
+        amp = float(SPIRAL_AMP)
+        spiral = torch.stack([amp * torch.cos(2 * math.pi * i / 10), amp * torch.sin(2 * math.pi * i / 10),
+                              float(SPIRAL_SLOPE) * i], 1)
+        self.register_buffer("spiral", spiral.float())
+
+    def norm(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * self.norm_w
+
+    def forward(self, tokens):  # [B, T] -> logits [B, T, 10]
+        T = tokens.shape[1]
+        ang = self.start + torch.arange(10, dtype=torch.float32) * self.stride
+        tok = torch.stack([self.A * torch.cos(ang), self.A * torch.sin(ang)], 1)  # [10, 2]
+        z = torch.zeros(1, 3)
+        pos = torch.cat([self.spiral, z, self.spiral, self.eq, self.spiral, self.top, z])[:T]  # [T, 3]
+        h = torch.cat([tok[tokens], pos.expand(tokens.shape[0], T, 3)], -1)  # [B, T, 5]
+        x = self.norm(h)
+        k = x[..., 2:] @ self.qk.T  # [B, T, 4]
+        c, s = torch.cos(self.phase), torch.sin(self.phase)
+        q = torch.stack([k[..., 0::2] * c - k[..., 1::2] * s, k[..., 0::2] * s + k[..., 1::2] * c], -1).flatten(-2)
+        scores = (q @ k.transpose(1, 2)) / 2
+        scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+        v = x[..., :2] @ self.head  # [B, T, 5]
+        h = h + (scores.softmax(-1) @ v) @ self.out_a @ self.out_b
+        h = h + F.gelu(self.norm(h) @ self.fc1.T) @ self.head
+        return self.norm(h) @ self.head.T @ tok.T
+
+
+def plain_loop(steps: int, hyper, seed: int = 0) -> float:
+    torch.manual_seed(seed)
+    model, fmt = PlainMicro57(), get_recipe("micro57").build().format
+    opt = torch.optim.AdamW(model.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
+    phases, gen = data.parse_curriculum(hyper.curriculum), torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, hyper)
+        a, b = data.training_batch(step, hyper.batch, phases, hyper.carry_mix, hyper.carry_fade, gen, hyper.carry_sampler)
+        ans = fmt.answer(a, b)
+        logits = model(torch.cat([fmt.encode(a, b), ans[:, :-1]], 1))[:, -fmt.out_digits:]
+        loss = F.cross_entropy(logits.reshape(-1, 10), ans.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), hyper.clip)
+        opt.step()
+    return steps / (time.perf_counter() - t0)
+
+
+def recipe_loop(steps: int, hyper, seed: int = 0) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        h = replace(hyper, steps=steps, eval_every=steps, eval_pairs=1000)
+        t0 = time.perf_counter()
+        train(get_recipe("micro57"), seed=seed, out=Path(d), hyper=h, force=True)
+        return steps / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=2, help="alternate the two sides this many times; best of each")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    hyper = get_recipe("micro57").hyper
+    assert sum(p.numel() for p in PlainMicro57().parameters()) == 57
+    plain, rec = [], []
+    for _ in range(args.rounds):
+        plain.append(plain_loop(args.steps, hyper))
+        rec.append(recipe_loop(args.steps, hyper))
+    p, r = max(plain), max(rec)
+    print(f"micro57, batch {hyper.batch}, {args.threads} thread(s), {args.steps} steps x {args.rounds} rounds (best):")
+    print(f"  plain hand-written PyTorch loop: {p:7.1f} steps/s  ({1000 / p:.2f} ms/step)")
+    print(f"  adder.train (recipe, train()):   {r:7.1f} steps/s  ({1000 / r:.2f} ms/step)")
+    print(f"  overhead ratio (plain / recipe): {p / r:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
