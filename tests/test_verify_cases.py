@@ -1,9 +1,20 @@
 """Case generators: each suite really covers the family of cases it claims to."""
 
+import pytest
 import torch
 
 from adder.verify.cases import (EDGE_CASES, GENERATE, KILL, PROPAGATE, SUITES, carries_in, carry_patterns,
+
                                 longest_chain, official_pairs, pairs_for_classes)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, two spin-waiting threads run ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def digit_classes(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,15 @@ from adder.verify.precision import check_precision
 from adder.verify.runner import run_suite
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, two spin-waiting threads run ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_failures_are_real_and_show_the_models_output():
     m = compile_spec(build_spec("tinyadder36"))
     r = run_suite(m, "chains", seed=0)
@@ -73,25 +82,41 @@ def test_report_names_the_artifact_and_never_says_proven(tmp_path):
     assert data["qualification"].endswith("QUALIFIED (threshold 99%)") and "10,010/10,010" in data["qualification"]
 
 
-def test_cli_verify_exit_codes_and_json(tmp_path):
+def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """`adder ARGS` in this process (no interpreter start-up): exit code, stdout, stderr."""
+    from adder import cli
+
+    monkeypatch.setattr(sys, "argv", ["adder", *args])
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_cli_verify_exit_codes_and_json(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "r.json"
+    code, stdout, _ = run_cli(monkeypatch, capsys, "verify", "tinyadder36", "--suite", "chains", "--json", str(out))
+    assert code == 1 and "FAILED" in stdout and "construction error" in stdout
+    data = json.loads(out.read_text())
+    assert data["ok"] is False and data["suites"][0]["failed"] > 0 and data["artifact"]["weights_sha256"]
+    code, _, err = run_cli(monkeypatch, capsys, "verify", "param40", "--json", str(out))
+    assert code == 2 and "--force" in err
+    code, _, err = run_cli(monkeypatch, capsys, "verify", "param40", "--suite", "nope")
+    assert code == 2 and "unknown suite" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_cli_verify_passes_a_correct_model_in_a_real_process(tmp_path):
     out = tmp_path / "r.json"
     ok = subprocess.run([sys.executable, "-m", "adder.cli", "verify", "param40", "--suite", "chains", "--json", str(out)],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(out.read_text())["ok"] is True
-    bad = subprocess.run([sys.executable, "-m", "adder.cli", "verify", "tinyadder36", "--suite", "chains"],
-                         capture_output=True, text=True)
-    assert bad.returncode == 1 and "FAILED" in bad.stdout and "construction error" in bad.stdout
-    again = subprocess.run([sys.executable, "-m", "adder.cli", "verify", "param40", "--json", str(out)],
-                           capture_output=True, text=True)
-    assert again.returncode == 2 and "--force" in again.stderr
-    nosuite = subprocess.run([sys.executable, "-m", "adder.cli", "verify", "param40", "--suite", "nope"],
-                             capture_output=True, text=True)
-    assert nosuite.returncode == 2 and "unknown suite" in nosuite.stderr and "Traceback" not in nosuite.stderr
 
 
 SUBMISSION = '''
 import time
+
 class M: pass
 def build_model():
     return M(), {"name": "toy", "params": 0}

@@ -205,6 +205,9 @@ SUITES: dict[str, Suite] = {
                     lambda o: 2 * o.get("n", 100_000), random_chunks),
 }
 ADVERSARIAL = ("carry", "chains", "window")
+#: Instances per carry pattern / chain under `--adversarial` unless `--k` is given:
+#: 16 x 59,049 carry + 16 x 3,200 chains + 90,000 window cases = 1,085,984 (> 10^6).
+ADVERSARIAL_K = 16
 
 
 def get_suite(name: str) -> Suite:
