@@ -22,7 +22,7 @@ here from its constants; the parameter layout (20 embedding + 4 W_qk + 1 phase +
 from sympy import Rational, cos, log, pi, sqrt
 
 from ..compiler.dsl import Construction, rms, rope, rotation
-from ..compiler.expr import eye, stack
+from ..compiler.expr import eye, place, stack
 from ..compiler.formats import PromptFormat
 from .registry import register
 
@@ -73,37 +73,42 @@ def build():
     return c.build()
 
 
-# --- Wonderfall's 27p ("param_26"): the same circuit with more of it tied --------------------
+# --- the tied descendants: Wonderfall's 27p ("param_26") and yieldthought's 20p ("Spirit-20") ------
 VO = 100 / ALPHA  # |w_vo| entry: W_vo now also serves as the MLP's second layer
 
 
-@register("wonderfall27", claimed_params=27, author="Wonderfall",
-          source="https://gist.github.com/Wonderfall/bd1a2396eb9f846637f469d90823b48d",
-          summary="param40 with a factorised embedding, W_vo reused as the MLP's w2, compressed w1 tied to the embedding constant")
-def build_wonderfall27():
-    """param40's circuit with three more ties. The embedding is factorised as
-    [c0 + q0 t^2, t] over ten learned token values t (12 values instead of 20); the MLP's
-    second layer *is* O = W_vo^T, so W_vo = [[0, -c], [0, c]] with c = 100/alpha and the value
-    gain rescaled by 1/(2c^2) to keep V unchanged; the first layer keeps only the hinge
+def tied_member(name: str, *, sparse: bool, description: str):
+    """param40's circuit with three more ties, shared by wonderfall27 and yieldthought20.
+
+    The embedding is factorised as [c0 + q0 t^2, k t] over ten learned token values t; the
+    MLP's second layer *is* O = W_vo^T, so W_vo = [[0, -c], [0, c]] with c = 100/alpha and the
+    value gain rescaled by 1/(2c^2) to keep V unchanged; the first layer keeps only the hinge
     offset a and slope s, [[a, s c0], [a - s, s c0]], reading the embedding constant c0 itself.
 
-    Count: the published board entry says 27, the file stores 26 learned values
-    (12 embedding + 4 W_qk + 1 phase + 4 W_vo + 1 v scale + 2 MLP + 2 final norm); 26 is what
-    the module counts. Correct in float32 (MLX original).
+    sparse=False (wonderfall27): t = -d, k = 1, W_qk and W_vo stored as full 2x2 matrices.
+    sparse=True (yieldthought20): t = +d, k = c0 q0 (= -1, a product of two learned values),
+    and only the non-zero entries are stored: W_qk = [[q_scale, 0], [0, 0]], W_vo by c alone.
     """
     c = Construction(
-        "wonderfall27", vocab=[str(d) for d in range(10)], dtype="float32",
+        name, vocab=[str(d) for d in range(10)], dtype="float32",
         fmt=PromptFormat(prompt=(0, ("a", "lsb"), *[0] * 9, ("b", "lsb"), 0), out_order="lsb"),
-        slots=[("const", 1), ("digit", 1)], layers=1, heads=1, positions="RoPE period 19",
-        description="Wonderfall param_26: param40 with factorised embedding and W_vo cross-tied as MLP w2.",
+        slots=[("const", 1), ("digit", 1)], layers=1, heads=1, positions="RoPE period 19", description=description,
     )
-    t = c.param("embed.token_values", [-d for d in range(10)])
+    t = c.param("embed.token_values", [d if sparse else -d for d in range(10)])
     c0 = c.param("embed.const0", C)
     q0 = c.param("embed.quad0", -Q)
-    E = stack([c0 + q0 * t * t, t], axis=1)
-    w_qk = c.param("attn.w_qk", [[QK_SCALE, 0], [0, 0]])
+    E = stack([c0 + q0 * (t * t), (c0 * q0) * t] if sparse else [c0 + q0 * t * t, t], axis=1)
+    if sparse:
+        qs = c.param("attn.q_scale", QK_SCALE, note="the one non-zero entry of W_qk")
+        w_qk = place((2, 2), {(0, 0): qs})
+    else:
+        w_qk = c.param("attn.w_qk", [[QK_SCALE, 0], [0, 0]])
     phase = c.param("attn.q_phase", -PHI)
-    w_vo = c.param("attn.w_vo", [[0, -VO], [0, VO]], note="also the MLP's second layer")
+    if sparse:
+        vo = c.param("attn.vo_scale", VO, note="W_vo = [[0, -vo], [0, vo]], also the MLP's second layer")
+        w_vo = place((2, 2), {(0, 1): -vo, (1, 1): vo})
+    else:
+        w_vo = c.param("attn.w_vo", [[0, -VO], [0, VO]], note="also the MLP's second layer")
     v_scale = c.param("attn.v_scale", V_SCALE / (2 * VO * VO))
     a = c.param("mlp.w1_a", ALPHA * -94 / NORM, note="hinge offset")
     s = c.param("mlp.w1_s", ALPHA / NORM, note="hinge slope; the second hinge sits s lower")
@@ -116,3 +121,31 @@ def build_wonderfall27():
     c.mlp(norm=rms(1e-6), up=w1, down=w_vo.T, act="relu")
     c.unembed(E, final_norm=rms(1e-6, weight=final_w))
     return c.build()
+
+
+@register("wonderfall27", claimed_params=27, author="Wonderfall",
+          source="https://gist.github.com/Wonderfall/bd1a2396eb9f846637f469d90823b48d",
+          summary="param40 with a factorised embedding, W_vo reused as the MLP's w2, compressed w1 tied to the embedding constant")
+def build_wonderfall27():
+    """Wonderfall's param_26 (board entry 27p): `tied_member` with dense W_qk and W_vo.
+
+    Count: the published board entry says 27, the file stores 26 learned values
+    (10 token values + 2 embedding scalars + 4 W_qk + 1 phase + 4 W_vo + 1 v scale + 2 MLP
+    + 2 final norm); 26 is what the module counts. Correct in float32 (MLX original).
+    """
+    return tied_member("wonderfall27", sparse=False,
+                       description="Wonderfall param_26: param40 with factorised embedding and W_vo cross-tied as MLP w2.")
+
+
+@register("yieldthought20", claimed_params=20, author="yieldthought",
+          source="https://gist.github.com/yieldthought/a48b8d690d31039fadddd2bf297cae99",
+          summary="wonderfall27 storing only the non-zero scalars: sparse Q/K and V/O, (c0 q0) t digit column")
+def build_yieldthought20():
+    """yieldthought's Spirit-20: `tied_member` with the fixed zeros and signs of W_qk and W_vo
+    no longer stored (4 + 4 entries become 1 + 1) and the digit column of the embedding
+    written as (c0 q0) t over t = 0..9 instead of storing -d. Count: 10 token values +
+    c0, q0 + q_scale, q_phase, vo_scale, v_scale + 2 MLP + 2 final norm = 20. PyTorch
+    original, float32.
+    """
+    return tied_member("yieldthought20", sparse=True,
+                       description="yieldthought Spirit-20: wonderfall27 with sparse Q/K and V/O (non-zero scalars only).")
