@@ -289,6 +289,12 @@ def train(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --
         raise AdderError("name a recipe (adder train --list shows them)")
     rec = get_recipe(recipe)
     hyper = rec.hyper
+    if resume is not None:  # go on with the run's own hyperparameters (options below still override)
+        from .compiler import checkpoint as ckpt
+        from .train.recipes import Hyper
+
+        recorded = ckpt.read(resume)["meta"].get("hyper")
+        hyper = Hyper.from_json(recorded) if recorded else hyper
     if steps is not None:
         if steps < 1:
             raise AdderError(f"--steps must be positive, got {steps}")

@@ -75,3 +75,12 @@ def test_decay_groups():
     with pytest.raises(AdderError, match="decay"):
         train(r, seed=0, out=__import__("pathlib").Path("/tmp/adder-decay-test"),
               hyper=replace(r.hyper, steps=1, decay="some"), force=True)
+
+
+def test_hyper_round_trips_through_the_checkpoint_meta():
+    from adder.train.recipes import Hyper
+
+    h = replace(get_recipe("micro57").hyper, steps=123, carry_fade=(5, 9))
+    assert Hyper.from_json(h.to_json()) == h
+    with pytest.raises(AdderError, match="unknown hyperparameters"):
+        Hyper.from_json({**h.to_json(), "bogus": 1})

@@ -45,6 +45,14 @@ class Hyper:
         d["carry_fade"] = list(self.carry_fade)
         return d
 
+    @classmethod
+    def from_json(cls, d: dict) -> "Hyper":
+        """The hyperparameters recorded in a checkpoint (unknown keys are refused)."""
+        known = {f for f in cls.__dataclass_fields__}
+        if set(d) - known:
+            raise AdderError(f"unknown hyperparameters {sorted(set(d) - known)} in checkpoint")
+        return cls(**{**d, **({"carry_fade": tuple(d["carry_fade"])} if "carry_fade" in d else {})})
+
 
 @dataclass(frozen=True)
 class Recipe:
