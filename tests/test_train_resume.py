@@ -40,7 +40,7 @@ def test_resume_continues_exactly(tmp_path):
 def test_xavier_init_is_seeded_and_bounded():
     spec = _spec_with_xavier()
     m1, m2 = compile_spec(spec, seed=1), compile_spec(spec, seed=1)
-    t, bound = m1.params["w"].double(), math.sqrt(6 / 700)  # U(+-sqrt(6 / (fan_in + fan_out)))
+    t, bound = m1.params["w"].detach().double(), math.sqrt(6 / 700)  # U(+-sqrt(6 / (fan_in + fan_out)))
     assert float(t.abs().max()) <= bound and float(t.std()) == pytest.approx(bound / math.sqrt(3), rel=0.05)
     assert torch.equal(m1.params["w"], m2.params["w"])
     assert not torch.equal(m1.params["w"], compile_spec(spec, seed=2).params["w"])
