@@ -60,13 +60,42 @@ def versus_official(verify_py: Path) -> None:
     print(f"ratio: {t_off / t_ours:,.0f}x")
 
 
+def profile(name: str, batch: int = 16384, reps: int = 3) -> None:
+    """What one teacher-forced pass spends its CPU time on (profiler table), and how much of it is
+    the softmax over scores whose exponentials underflow into subnormals (flush_denormal shows it;
+    the verifier never flushes: it checks the model as it really runs)."""
+    from torch.profiler import profile as torch_profile
+
+    from adder.compiler.decode import teacher_forced
+
+    m = compile_spec(build_spec(name))
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randint(0, 10**10, (batch,), generator=gen) for _ in range(2))
+    teacher_forced(m, a, b)
+    for flush in (False, True):
+        torch.set_flush_denormal(flush)
+        t = time.process_time()
+        for _ in range(reps):
+            teacher_forced(m, a, b)
+        dt = (time.process_time() - t) / reps
+        print(f"teacher_forced, flush_denormal={flush}: {batch / dt:,.0f} additions per CPU-second")
+    torch.set_flush_denormal(False)
+    with torch_profile() as prof:
+        teacher_forced(m, a, b)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
+
+
 def main() -> None:
+    torch.set_num_threads(1)  # two spin-waiting threads on a busy 2-core machine run ~10x slower
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="param40")
     ap.add_argument("--cases", type=int, default=1_000_000)
     ap.add_argument("--chunk", type=int, default=4096)
     ap.add_argument("--official", type=Path, help="path to AdderBoard's verify.py")
+    ap.add_argument("--profile", action="store_true", help="where a forward pass spends its time")
     args = ap.parse_args()
+    if args.profile:
+        profile(args.model)
     random_suite(args.model, args.cases, args.chunk)
     if args.official:
         versus_official(args.official)

@@ -111,6 +111,11 @@ def render(r: Report) -> Group:
         found = ([("hypothesis, shrunk", tuple(r.search.counterexample), r.search.output)]
                  if r.search and r.search.counterexample else [])
         found += [(suite, (a, b), outputs.get(f"{a}+{b}", "?")) for suite, (a, b) in fails]
+        firsts = [f"{s.suite} {s.first_failure_after:.2f}s" for s in r.suites if s.first_failure_after is not None]
+        if r.search and r.search.first_failure_after is not None:
+            firsts.append(f"hypothesis {r.search.first_failure_after:.2f}s")
+        if firsts:
+            lines.append("  time to first failure: " + ", ".join(firsts))
         for by, (a, b), said in found:
             cause = classes.get((a, b))
             lines.append(f"  {by}: {a} + {b} = {a + b}, model says [red]{said}[/]"

@@ -42,6 +42,7 @@ class SuiteResult:
     worst_margin: list = field(default_factory=list)  # per answer digit (least significant first)
     worst_case: list = field(default_factory=list)  # per answer digit: the (a, b) with that margin
     seconds: float = 0.0
+    first_failure_after: float | None = None  # seconds from the suite's start to its first failing chunk
 
     @property
     def failed(self) -> int:
@@ -56,7 +57,7 @@ class SuiteResult:
                 "passed": self.passed, "failed": self.failed, "failures": [list(f) for f in self.failures[:100]],
                 "actual_outputs": self.outputs, "worst_margin_per_digit": self.worst_margin,
                 "worst_case_per_digit": self.worst_case, "seconds": round(self.seconds, 3),
-                "additions_per_second": round(self.throughput)}
+                "seconds_to_first_failure": self.first_failure_after, "additions_per_second": round(self.throughput)}
 
 
 @torch.no_grad()
@@ -92,6 +93,8 @@ def run_suite(model: AdderModel, name: str, *, seed: int = 0, options: dict | No
     t0 = time.perf_counter()
     for a, b in suite.chunks(seed, chunk, options):
         check_pairs(model, a, b, result, order)
+        if result.first_failure_after is None and result.failed:
+            result.first_failure_after = time.perf_counter() - t0
         if progress:
             progress(len(a))
     decode_failures(model, result)
