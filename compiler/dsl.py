@@ -34,8 +34,23 @@ from .spec import MLP, Attention, Block, Linear, ModelSpec, Norm, ParamDecl, RoP
 
 Proj = TExpr | Sequence[TExpr] | Linear
 #: Initialisers of free tensors: N(0, 0.02); zeros; ones; nn.Linear's U(+-1/sqrt(fan_in));
-#: Glorot/Xavier uniform U(+-sqrt(6/(fan_in + fan_out))) of a [out, in] matrix.
+#: Glorot/Xavier uniform U(+-sqrt(6/(fan_in + fan_out))) of a [out, in] matrix. "normal:S"
+#: draws N(0, S^2) for a decimal S > 0 (MLX's embedding init is "normal:<1/sqrt(d)>").
 INITS = ("normal", "zeros", "ones", "linear", "xavier")
+
+
+def check_init(init: str) -> str:
+    """`init` if it names an initialiser (one of INITS, or "normal:S" with S > 0), else SpecError."""
+    if init in INITS:
+        return init
+    kind, _, std = init.partition(":")
+    try:
+        ok = kind == "normal" and float(std) > 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise SpecError(f"init must be one of {INITS} or 'normal:S' with a standard deviation S > 0, got {init!r}")
+    return init
 
 
 def rotation(angle: Any) -> TExpr:
@@ -111,8 +126,7 @@ class Construction:
         """Declare a trainable tensor without a value (initialised by `init`, seeded)."""
         if name in self._params:
             raise SpecError(f"parameter {name!r} declared twice")
-        if init not in INITS:
-            raise SpecError(f"init must be one of {INITS}, got {init!r}")
+        check_init(init)
         self._params[name] = ParamDecl(name, tuple(shape), None, trainable=True, init=init, note=note)
         return param(name, shape)
 

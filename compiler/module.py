@@ -34,6 +34,23 @@ def param_key(name: str) -> str:
     return name.replace(".", "__")
 
 
+def init_tensor(init: str, shape: tuple, gen: torch.Generator) -> torch.Tensor:
+    """A float64 draw of a free tensor's initialiser (see `dsl.INITS`)."""
+    if init == "zeros":
+        return torch.zeros(shape, dtype=torch.float64)
+    if init == "ones":
+        return torch.ones(shape, dtype=torch.float64)
+    if init == "linear":  # nn.Linear's default: U(+-1/sqrt(fan_in))
+        bound = 1 / math.sqrt(shape[-1] if shape else 1)
+        return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+    if init == "xavier":  # Glorot uniform of an [out, in] matrix (a vector: fan_in = fan_out = 1)
+        fan_in, fan_out = (shape[-1], shape[0]) if len(shape) >= 2 else (1, 1)
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+    std = float(init.partition(":")[2] or 0.02)  # "normal" or "normal:S"
+    return torch.randn(shape, generator=gen, dtype=torch.float64) * std
+
+
 class AdderModel(nn.Module):
     """A compiled spec. `forward(tokens[B, T]) -> logits[B, T, V]`."""
 
@@ -47,19 +64,8 @@ class AdderModel(nn.Module):
         for p in spec.params:
             if p.values is not None:
                 t = torch.tensor([scalar_to_float(v) for v in p.values], dtype=torch.float64).reshape(p.shape)
-            elif p.init == "zeros":
-                t = torch.zeros(p.shape, dtype=torch.float64)
-            elif p.init == "ones":
-                t = torch.ones(p.shape, dtype=torch.float64)
-            elif p.init == "linear":
-                bound = 1 / math.sqrt(p.shape[-1] if p.shape else 1)
-                t = (torch.rand(p.shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
-            elif p.init == "xavier":
-                fan_in, fan_out = (p.shape[-1], p.shape[0]) if len(p.shape) >= 2 else (1, 1)
-                bound = math.sqrt(6 / (fan_in + fan_out))
-                t = (torch.rand(p.shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
             else:
-                t = torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.02
+                t = init_tensor(p.init, p.shape, gen)
             self.params[param_key(p.name)] = nn.Parameter(t.to(torch_dtype), requires_grad=p.trainable)
         self.consts = nn.Module()
         self._const_key: dict[int, str] = {}

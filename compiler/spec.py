@@ -48,7 +48,7 @@ class ParamDecl:
     shape: tuple[int, ...]
     values: tuple[sympy.Expr, ...] | None  # None: free tensor, initialised by `init`
     trainable: bool = True
-    init: str = "normal"  # for free tensors: "normal" (std 0.02) | "zeros" | "ones" | "linear" | "xavier"
+    init: str = "normal"  # free tensors: "normal" (std 0.02) | "normal:S" | "zeros" | "ones" | "linear" | "xavier"
     note: str = ""
 
 

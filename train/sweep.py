@@ -34,21 +34,25 @@ def _one(args) -> dict:
     import torch
 
     from .loop import train
+    from .loop import final_test
     from .recipes import get_recipe
 
-    from .loop import final_test
-
-    name, seed, out, hyper, force, test = args
+    name, seed, out, hyper, force, test, warm_start, compile = args
     torch.set_num_threads(1)
-    r = train(get_recipe(name), seed=seed, out=Path(out), hyper=hyper, force=force)
+    warm = None
+    if warm_start:
+        from ..cli import load_target
+
+        warm = load_target(warm_start, dtype="float32")
+    r = train(get_recipe(name), seed=seed, out=Path(out), hyper=hyper, force=force, warm_start=warm, compile=compile)
     return {"seed": seed, "grokked_step": r.grokked_step, "best_exact": r.best_exact, "best_step": r.best_step,
             "steps": r.steps, "seconds": r.seconds, "checkpoint": str(r.checkpoint),
             "official": final_test(r.checkpoint)["accuracy"] if test else None}
 
 
 def sweep(name: str, seeds: list[int], out: Path, hyper: Hyper, jobs: int, force: bool,
-          final_test: bool = False) -> list[dict]:
+          final_test: bool = False, warm_start: str | None = None, compile: bool = False) -> list[dict]:
     """Train `name` once per seed in `jobs` parallel single-thread processes; one result dict per seed."""
-    tasks = [(name, s, str(out / f"seed{s}"), hyper, force, final_test) for s in seeds]
+    tasks = [(name, s, str(out / f"seed{s}"), hyper, force, final_test, warm_start, compile) for s in seeds]
     with mp.get_context("spawn").Pool(max(1, jobs)) as pool:
         return list(pool.imap(_one, tasks))

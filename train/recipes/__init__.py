@@ -1,0 +1,101 @@
+"""Training recipes: a learned spec (free tensors in the DSL) plus its hyperparameters.
+
+A recipe is registered by name; `adder train --list` shows them. The spec is an ordinary
+`ModelSpec`, so what trains is the same module the compiler builds from constructions,
+and the checkpoint is read by `adder info`, `adder verify` and `adder compare`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from ...compiler.errors import AdderError
+from ...compiler.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Hyperparameters; every field is recorded in the checkpoint."""
+
+    steps: int = 60_000
+    batch: int = 256
+    lr: float = 0.02
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup: int = 1_000
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    curriculum: str = "1-3:2000,1-6:5000,1-10:rest"  # digits of the operands, by phase
+    carry_mix: float = 0.8  # share of carry-heavy examples ...
+    carry_fade: tuple[int, int] = (15_000, 45_000)  # ... fading linearly to 0 over these steps
+    eval_every: int = 2_000
+    eval_pairs: int = 4_000
+    early_stop_evals: int = 3  # stop after this many consecutive evals at 100% held-out exact match
+    decay: str = "all"  # weight decay on "all" parameters (as MicroAdder's AdamW) or only "matrices"
+    carry_sampler: str = "classes"  # carry-heavy examples: "classes" (generate/propagate/kill per digit) or "families"
+    # adaptive weight decay: (min held-out exact, min token accuracy, multiplier of weight_decay);
+    # after each evaluation the last stage whose two thresholds are met sets the decay (none: base)
+    wd_drops: tuple[tuple[float, float, float], ...] = ()
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["carry_fade"] = list(self.carry_fade)
+        d["wd_drops"] = [list(s) for s in self.wd_drops]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Hyper":
+        """The hyperparameters recorded in a checkpoint (unknown keys are refused)."""
+        known = {f for f in cls.__dataclass_fields__}
+        if set(d) - known:
+            raise AdderError(f"unknown hyperparameters {sorted(set(d) - known)} in checkpoint")
+        tuples = {"carry_fade": tuple(d["carry_fade"])} if "carry_fade" in d else {}
+        if "wd_drops" in d:
+            tuples["wd_drops"] = tuple(tuple(s) for s in d["wd_drops"])
+        return cls(**{**d, **tuples})
+
+    def weight_decay_at(self, exact: float, token_acc: float) -> float:
+        """The decay after an evaluation with these held-out metrics (MicroAdder's adaptive rule)."""
+        wd = self.weight_decay
+        for min_exact, min_tok, factor in self.wd_drops:
+            if exact >= min_exact and token_acc >= min_tok:
+                wd = self.weight_decay * factor
+        return wd
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    build: Callable[[], ModelSpec]
+    hyper: Hyper
+    summary: str
+    params: int
+    notes: str = ""
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def recipe(name: str, *, hyper: Hyper, summary: str, params: int, notes: str = ""):
+    """Register a zero-argument spec builder as recipe `name` (`params`: its AdderBoard count)."""
+    def deco(fn):
+        if name in RECIPES:
+            raise ValueError(f"recipe {name!r} registered twice")
+        RECIPES[name] = Recipe(name, fn, hyper, summary, params, notes)
+        return fn
+
+    return deco
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        close = difflib.get_close_matches(name, RECIPES, n=2)
+        raise AdderError(f"unknown recipe {name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
+                         + f" Recipes: {', '.join(sorted(RECIPES))} (adder train --list)")
+    return RECIPES[name]
+
+
+# Families register themselves on import (after the registry above exists).
+from . import lowrank_d7, micro, qwen3_d3, split_d6  # noqa: E402,F401
+from .micro import SPIRAL_AMP, SPIRAL_SLOPE  # noqa: E402,F401  (bench/train_speed.py)
