@@ -263,6 +263,7 @@ def train(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --
           out: Optional[Path] = typer.Option(None, "--out", help="Run folder [runs/RECIPE-seedN]."),
           resume: Optional[Path] = typer.Option(None, help="Continue from a checkpoint of the same recipe."),
           curriculum: Optional[str] = typer.Option(None, help="e.g. '1-3:2000,1-6:5000,1-10:rest'."),
+          lr: Optional[float] = typer.Option(None, help="Override the recipe's peak learning rate."),
           plot: bool = typer.Option(False, "--plot", help="Write curves.png (needs matplotlib)."),
           warm_start: Optional[str] = typer.Option(None, "--warm-start", help="Construction or checkpoint whose "
                                                    "same-named, same-shaped parameters initialise the run."),
@@ -303,6 +304,10 @@ def train(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --
         if steps < 1:
             raise AdderError(f"--steps must be positive, got {steps}")
         hyper = replace(hyper, steps=steps, eval_every=min(hyper.eval_every, max(1, steps // 4)))
+    if lr is not None:
+        if not lr > 0:
+            raise AdderError(f"--lr must be positive, got {lr}")
+        hyper = replace(hyper, lr=lr)
     if curriculum is not None:
         tdata.parse_curriculum(curriculum)
         hyper = replace(hyper, curriculum=curriculum)
