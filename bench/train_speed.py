@@ -1,6 +1,7 @@
 """Training speed: `adder.train` on micro57 vs a plain hand-written PyTorch loop of the same model.
 
     python bench/train_speed.py [--steps 1500] [--threads 1]
+    python bench/train_speed.py --all [--steps 300]     # steps/s of every recipe, through train()
 
 Both sides use the same batches (`adder.train.data.training_batch`), AdamW, LR schedule and
 gradient clipping; the plain side is an ordinary nn.Module with its 57 parameters written out
@@ -89,12 +90,23 @@ def plain_loop(steps: int, hyper, seed: int = 0) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def recipe_loop(steps: int, hyper, seed: int = 0) -> float:
+def recipe_loop(steps: int, hyper, seed: int = 0, name: str = "micro57") -> float:
     with tempfile.TemporaryDirectory() as d:
         h = replace(hyper, steps=steps, eval_every=steps, eval_pairs=1000)
         t0 = time.perf_counter()
-        train(get_recipe("micro57"), seed=seed, out=Path(d), hyper=h, force=True)
+        train(get_recipe(name), seed=seed, out=Path(d), hyper=h, force=True)
         return steps / (time.perf_counter() - t0)
+
+
+def every_recipe(steps: int) -> None:
+    """Steps/s of each recipe at its own batch size (one evaluation included)."""
+    from adder.train.recipes import RECIPES
+
+    print(f"{'recipe':<16}{'params':>7}{'batch':>7}{'steps/s':>10}{'ms/step':>9}{'recipe steps':>14}{'est. run':>10}")
+    for name, r in RECIPES.items():
+        sps = recipe_loop(steps, r.hyper, name=name)
+        print(f"{name:<16}{r.params:>7}{r.hyper.batch:>7}{sps:>10.1f}{1000 / sps:>9.2f}{r.hyper.steps:>14,}"
+              f"{r.hyper.steps / sps / 60:>8.0f} min")
 
 
 def main():
@@ -102,8 +114,11 @@ def main():
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2, help="alternate the two sides this many times; best of each")
+    ap.add_argument("--all", action="store_true", help="steps/s of every recipe instead of the micro57 comparison")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.all:
+        return every_recipe(args.steps)
     hyper = get_recipe("micro57").hyper
     assert sum(p.numel() for p in PlainMicro57().parameters()) == 57
     plain, rec = [], []

@@ -22,6 +22,7 @@ from ..compiler.decode import teacher_forced
 from ..compiler.errors import AdderError
 from ..compiler.module import AdderModel, compile_spec
 from . import data
+from .optim import OPTIMIZERS
 from .recipes import Hyper, Recipe
 
 log = logging.getLogger(__name__)
@@ -143,8 +144,10 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trainable if h.decay == "all" or p.dim() >= 2]
     no_decay = [p for p in trainable if not (h.decay == "all" or p.dim() >= 2)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": h.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=h.lr)
+    if h.optimizer not in OPTIMIZERS:
+        raise AdderError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {h.optimizer!r}")
+    opt = OPTIMIZERS[h.optimizer]([{"params": decay, "weight_decay": h.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=h.lr)
     gen = torch.Generator().manual_seed(seed * 1_000_003 + start)
     va, vb = data.validation_pairs(h.eval_pairs)
     meta = {"recipe": recipe.name, "seed": seed, "hyper": h.to_json(), "torch": str(torch.__version__),

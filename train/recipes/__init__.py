@@ -37,6 +37,7 @@ class Hyper:
     # adaptive weight decay: (min held-out exact, min token accuracy, multiplier of weight_decay);
     # after each evaluation the last stage whose two thresholds are met sets the decay (none: base)
     wd_drops: tuple[tuple[float, float, float], ...] = ()
+    optimizer: str = "adamw"  # "adamw" (torch) or "adamw-mlx" (no bias correction, MLX's default)
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -18,7 +18,8 @@ Tying options (each a flag of `qwen3_d3`), from the 122p base down:
 * `share_norms` — one weight for the three residual norms and one for q/k norms (-10);
 * `arc_embed` — digits on a circular arc in two dims (radius, start, stride) plus a learned
   third column, in place of a free 10x3 table (-17);
-* `ffn` — SwiGLU width (3 in the base; 2 saves 9).
+* `ffn` — SwiGLU width (3 in the base; 2 saves 9);
+* `heads` — query heads sharing the one KV head (the original's larger models use 2: +24).
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ HYPER = Hyper(steps=45_000, batch=128, lr=0.01, min_lr_ratio=0.1, warmup=0, weig
               curriculum="1-10:rest", carry_mix=0.0, carry_fade=(0, 1), decay="all")
 
 
-def qwen3_d3(name: str, *, ffn: int = 3, tie_kv: bool = False, o_is_qt: bool = False,
+def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, tie_kv: bool = False, o_is_qt: bool = False,
              share_norms: bool = False, arc_embed: bool = False) -> ModelSpec:
     c = Construction(name, vocab=[str(d) for d in range(10)], dtype="float32",
                      fmt=PromptFormat(prompt=(0, ("a", "lsb"), 0, 0, ("b", "lsb"), 0), out_order="lsb"),
-                     slots=[("h", D)], layers=1, heads=1, positions="RoPE theta 3 (half rotation)",
+                     slots=[("h", D)], layers=1, heads=heads, positions="RoPE theta 3 (half rotation)",
                      author="staghado (layout; trained here by adder.train)", source=SOURCE)
     if arc_embed:
         A, start, stride = c.param("embed.A", 1), c.param("embed.start", 0), c.param("embed.stride", 0.6)
@@ -57,13 +58,13 @@ def qwen3_d3(name: str, *, ffn: int = 3, tie_kv: bool = False, o_is_qt: bool = F
         return rms(1e-6, weight=c.free(key, (width,), init="ones"))
 
     shared = norm("norm", D) if share_norms else None
-    q = c.free("attn.q", (HEAD_DIM, D), init="linear")
+    q = c.free("attn.q", (heads * HEAD_DIM, D), init="linear")
     k = c.free("attn.k", (HEAD_DIM, D), init="linear")
     v = k if tie_kv else c.free("attn.v", (HEAD_DIM, D), init="linear")
-    o = q.T if o_is_qt else c.free("attn.o", (D, HEAD_DIM), init="linear")
+    o = q.T if o_is_qt else c.free("attn.o", (D, heads * HEAD_DIM), init="linear")
     qn = norm("attn.qk_norm" if share_norms else "attn.q_norm", HEAD_DIM)
     kn = qn if share_norms else norm("attn.k_norm", HEAD_DIM)
-    c.attention(norm=shared or norm("attn.norm", D), q=q, k=k, v=v, o=o, head_dim=HEAD_DIM,
+    c.attention(norm=shared or norm("attn.norm", D), q=q, k=k, v=v, o=o, heads=heads, kv_heads=1, head_dim=HEAD_DIM,
                 q_norm=qn, k_norm=kn, rope=rope(theta=THETA, head_dim=HEAD_DIM, convention="half"))
     c.mlp(norm=shared or norm("mlp.norm", D), act="silu", gate=c.free("mlp.gate", (ffn, D), init="linear"),
           up=c.free("mlp.up", (ffn, D), init="linear"), down=c.free("mlp.down", (D, ffn), init="linear"))
@@ -83,3 +84,10 @@ def qwen3_d3_base() -> ModelSpec:
         notes="All tying options of the family on; fewer seeds are expected to succeed.")
 def qwen3_d3_tied() -> ModelSpec:
     return qwen3_d3("qwen3-d3-tied", tie_kv=True, o_is_qt=True, share_norms=True, arc_embed=True)
+
+
+@recipe("qwen3-d3-2h", params=137, hyper=HYPER,
+        summary="Qwen3 d=3 with 2 query heads on 1 KV head, SwiGLU 2 (the original trainer's 137p default)",
+        notes="staghado's train.py defaults; its author notes chaotic, seed-sensitive dynamics at this size.")
+def qwen3_d3_2h() -> ModelSpec:
+    return qwen3_d3("qwen3-d3-2h", heads=2, ffn=2)
