@@ -44,6 +44,12 @@ q/k norms 2 + 2, gate/up U x 3 each, down 3 x U, final norm 3, i.e. 103 + 9 U: U
 the post-attention norm tied to the input norm and the K norm tied to the Q norm (-5).
 All four are float32 and 100% on the official 10,010 cases.
 
+Precision. The decode gap between the right digit and its neighbour is eps (1/2 - |z_eff -
+round(z_eff)|): 2e-4 (decode), 2.25e-4 (linear), 2.5e-4 (hinge) in float64, on logits of
+~1000 whose float32 spacing is 6.1e-5. In float32 that is 2-3 ulps (`adder verify` reports
+a worst margin of 1.2e-4 on the official, carry and chain suites): correct, but by a
+couple of roundings.
+
 Credit: prasannakotyal (metadata name "nino"), PyTorch,
 https://gist.github.com/prasannakotyal/467d4c54564beba34d9d7edbd41c33dc ; Wonderfall,
 MLX (mlx_lm qwen3), https://gist.github.com/Wonderfall/7d6f49aa6703352f94d3d80b4cd31e15 (121p),
