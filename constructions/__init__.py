@@ -3,7 +3,7 @@
 Importing this package registers them all; `get(name)` / `build_spec(name)` look one up.
 """
 
-from . import cosminscn66, fblissjr33, lichengliu50, param40, qwen87, rope19_qwen, tinyadder36  # noqa: F401  (registration side effects)
+from . import cosminscn66, fblissjr33, lichengliu50, param40, qwen_d5, rope19_qwen, tinyadder36  # noqa: F401  (registration side effects)
 from .registry import REGISTRY, Entry, build_spec, get
 
 __all__ = ["REGISTRY", "Entry", "build_spec", "get"]
