@@ -172,13 +172,18 @@ class Construction:
                   head_dim: int, scale: Any = None, divisor: Any = None, rope: RoPE | None = None, alibi: Any = None,
                   bias: Any = None, softmax: str = "softmax", norm: Norm | None = None,
                   q_norm: Norm | None = None, k_norm: Norm | None = None, v_head_dim: int | None = None,
-                  name: str = "") -> None:
+                  scale_at: str = "scores", name: str = "") -> None:
         if scale is not None and divisor is not None:
             raise SpecError("attention: give scale= (multiply) or divisor= (divide), not both")
+        if scale_at not in ("scores", "q"):
+            raise SpecError(f"attention: scale_at must be 'scores' or 'q', got {scale_at!r}")
         if divisor is not None:
+            if scale_at != "scores":
+                raise SpecError("attention: divisor= divides the scores; scale_at='q' needs scale=")
             scale, scale_op = as_scalar(divisor), "div"
         else:
-            scale, scale_op = (1 / sympy.sqrt(head_dim) if scale is None else as_scalar(scale)), "mul"
+            scale = 1 / sympy.sqrt(head_dim) if scale is None else as_scalar(scale)
+            scale_op = "mul_q" if scale_at == "q" else "mul"
         att = Attention(scale_op=scale_op, n_heads=heads, n_kv_heads=kv_heads or heads, head_dim=head_dim,
                         q=linear(q), k=linear(k), v=linear(v), o=linear(o), scale=scale,
                         q_norm=q_norm, k_norm=k_norm, rope=rope,
@@ -209,7 +214,7 @@ class Construction:
 # ---------------------------------------------------------------------------- validation
 def validate(spec: ModelSpec) -> None:
     """Construction-time checks; each failure is a `SpecError` naming the place and the fix."""
-    from .spec import ACTIVATIONS, NORM_KINDS, ROPE_CONVENTIONS, SOFTMAX_KINDS
+    from .spec import ACTIVATIONS, NORM_KINDS, ROPE_CONVENTIONS, SCALE_OPS, SOFTMAX_KINDS
 
     declared = {p.name: p for p in spec.params}
     used: set[str] = set()
@@ -241,6 +246,7 @@ def validate(spec: ModelSpec) -> None:
             H, Hk, hd = layer.n_heads, layer.n_kv_heads, layer.head_dim
             _expect(H % Hk == 0, f"{where}: {H} query heads cannot share {Hk} key/value heads")
             _expect(layer.softmax in SOFTMAX_KINDS, f"{where}: softmax must be one of {SOFTMAX_KINDS}")
+            _expect(layer.scale_op in SCALE_OPS, f"{where}: scale_op must be one of {SCALE_OPS}")
             for nm, lin, n_out in (("q", layer.q, H * hd), ("k", layer.k, Hk * hd), ("v", layer.v, Hk * layer.vd)):
                 _check_linear(lin, d, n_out, f"{where} {nm}")
                 _check_reads(lin, written, spec, f"{where} {nm}")

@@ -25,7 +25,18 @@ from .expr import Backend, TExpr, evaluate, scalar_to_float
 from .spec import MLP, Attention, Linear, ModelSpec, Norm, RoPE
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-_ACT = {"relu": F.relu, "silu": F.silu, "gelu": F.gelu, "identity": lambda x: x}
+def _silu_mlx(x: torch.Tensor) -> torch.Tensor:
+    """SiLU as MLX evaluates it: x * sigmoid(x), sigmoid split at 0 (y = 1 / (1 + e^|x|);
+    y for x < 0, 1 - y otherwise). Where e^|x| overflows, y is 0 as in MLX; the exponent is
+    masked there so that gradients stay finite."""
+    a = x.abs()
+    with torch.no_grad():
+        big = torch.isinf(torch.exp(a))
+    y = torch.where(big, 0.0, 1 / (1 + torch.exp(torch.where(big, 0.0, a))))
+    return x * torch.where(x < 0, y, 1 - y)
+
+
+_ACT = {"relu": F.relu, "silu": F.silu, "silu_mlx": _silu_mlx, "gelu": F.gelu, "identity": lambda x: x}
 _TORCH = Backend()
 
 
@@ -202,15 +213,17 @@ class AdderModel(nn.Module):
             pos = torch.arange(T, dtype=x.dtype, device=x.device)
             q = _rotate(q, pos[T - Tq:], W[id(att.rope.omegas)], att.rope.convention)
             k = _rotate(k, pos, W[id(att.rope.omegas)], att.rope.convention)
+        scale = self._scales[id(att)]
+        if att.scale_op == "mul_q":  # (scale * q) . k: MLX's attention order
+            q = scale * q
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, hd]
         if Hkv != H:
             k = k.repeat_interleave(H // Hkv, dim=1)
             v = v.repeat_interleave(H // Hkv, dim=1)
         scores = torch.matmul(q, k.transpose(-2, -1))  # [B, H, Tq, T]
-        scale = self._scales[id(att)]
         if att.scale_op == "div":
             scores = scores / scale
-        elif scale != 1.0:
+        elif att.scale_op == "mul" and scale != 1.0:
             scores = scores * scale
         i = torch.arange(T - Tq, T, device=x.device)[:, None]
         j = torch.arange(T, device=x.device)[None, :]

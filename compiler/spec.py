@@ -30,9 +30,10 @@ from .expr import TExpr, scalar_from_json, scalar_to_json, texpr_from_json, texp
 from .formats import PromptFormat
 
 SPEC_VERSION = 1
-ACTIVATIONS = ("relu", "silu", "gelu", "identity")
+ACTIVATIONS = ("relu", "silu", "silu_mlx", "gelu", "identity")
 NORM_KINDS = ("rms", "layer")
 SOFTMAX_KINDS = ("softmax", "softmax1")
+SCALE_OPS = ("mul", "div", "mul_q")
 ROPE_CONVENTIONS = ("half", "interleaved")
 
 
@@ -104,7 +105,9 @@ class Attention:
     """Multi-head / grouped-query causal self-attention.
 
     scores = (q . k) * scale (or / scale when `scale_op == "div"`, as code that writes
-    `/ math.sqrt(d)` does) + alibi_slope[h] * (j - i) + bias[h, i, j]; causal mask;
+    `/ math.sqrt(d)` does; or (scale * q) . k when `scale_op == "mul_q"`, as MLX's and
+    other fused attention kernels' reference paths do) + alibi_slope[h] * (j - i) +
+    bias[h, i, j]; causal mask;
     softmax or softmax1 (`exp(x) / (1 + sum exp(x))`, evaluated literally, no max shift).
     """
 

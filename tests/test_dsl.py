@@ -88,3 +88,22 @@ def test_malformed_spec_json_is_a_spec_error():
     d["blocks"][0]["layer"]["type"] = "Exec"
     with pytest.raises(SpecError, match="unknown block type"):
         spec_from_json(d)
+
+
+def test_scale_at_is_checked_and_survives_the_json_round_trip():
+    def attn(c, **kw):
+        c.attention(q=c.matrix(2, "residual", {(0, "const"): 1, (1, "digit"): 1}), k=c.matrix(2, "residual", {(0, "const"): 1}),
+                    v=c.matrix(2, "residual", {(0, "digit"): 1}), o=c.matrix("residual", 2, {("carry", 0): 1}),
+                    head_dim=2, **kw)
+
+    c = tiny()
+    with pytest.raises(SpecError, match="scale_at must be"):
+        attn(c, scale_at="k")
+    with pytest.raises(SpecError, match="needs scale="):
+        attn(c, divisor=2, scale_at="q")
+    c = tiny()
+    attn(c, scale=0.5, scale_at="q")
+    spec = c.build()
+    assert spec.blocks[-1].layer.scale_op == "mul_q"
+    back = spec_from_json(json.loads(json.dumps(spec_to_json(spec))))
+    assert back == spec and back.blocks[-1].layer.scale_op == "mul_q"

@@ -121,3 +121,45 @@ def test_generate_is_generic_greedy(compiled):
         with torch.no_grad():
             seq = torch.cat([seq, m(seq)[:, -1:].argmax(-1)], 1)
     assert torch.equal(out, seq[:, prompt.shape[1]:])
+
+
+def test_scale_at_q_scales_the_queries_before_the_dot_product():
+    """scale_at="q" computes softmax((s q) . k) (MLX's order), bit for bit; "scores" (s (q . k))
+    is the same map up to rounding."""
+    from adder.compiler.dsl import Construction
+    from adder.compiler.formats import PromptFormat
+
+    def build(scale_at):
+        c = Construction("att", vocab=[str(d) for d in range(10)], fmt=PromptFormat(prompt=(0, ("a", "lsb"), 0, ("b", "lsb"))),
+                         slots=[("const", 1), ("digit", 1), ("out", 1)])
+        c.embed(c.param("embed", [[1, d / 7, 0] for d in range(10)]))
+        c.attention(q=c.param("q", [[0.3, 1.1, 0], [-0.7, 0.9, 0]]), k=c.param("k", [[1.3, -0.2, 0], [0.4, 0.6, 0]]),
+                    v=c.param("v", [[0, 1, 0], [1, 0, 0]]), o=c.param("o", [[0, 0], [0, 0], [1, 1]]),
+                    head_dim=2, scale=0.7071067811865476, scale_at=scale_at)
+        c.unembed(c.param("head", [[0, 1, d / 3] for d in range(10)]))
+        return compile_spec(c.build())
+
+    mq, ms = build("q"), build("scores")
+    tokens = torch.randint(0, 10, (64, 21), generator=torch.Generator().manual_seed(0))
+    W = {k: p.detach() for k, p in mq.params.items()}
+    x = W["embed"][tokens]
+    s = torch.tensor(0.7071067811865476, dtype=torch.float32)
+    q, k, v = x @ W["q"].T, x @ W["k"].T, x @ W["v"].T
+    scores = (s * q) @ k.transpose(-1, -2)
+    scores = scores.masked_fill(torch.ones(21, 21, dtype=torch.bool).triu(1), float("-inf"))
+    h = x + (torch.softmax(scores, -1) @ v) @ W["o"].T
+    with torch.no_grad():
+        assert torch.equal(mq(tokens), h @ W["head"].T)
+        assert torch.allclose(mq(tokens), ms(tokens), rtol=1e-5, atol=1e-5)
+
+
+def test_silu_mlx_is_silu_evaluated_as_mlx_does():
+    from adder.compiler.module import _ACT
+
+    x = torch.cat([torch.randn(20000) * s for s in (0.1, 3, 30, 300)] + [torch.tensor([0.0, -0.0, 100.0, -100.0, 1e30, -1e30])])
+    y = 1 / (1 + torch.exp(x.abs()))
+    assert torch.equal(_ACT["silu_mlx"](x), x * torch.where(x < 0, y, 1 - y))  # MLX: x * sigmoid(x), split at 0
+    assert torch.allclose(_ACT["silu_mlx"](x), torch.nn.functional.silu(x), rtol=1e-6, atol=1e-30)
+    xg = x.clone().requires_grad_(True)
+    _ACT["silu_mlx"](xg).sum().backward()
+    assert torch.isfinite(xg.grad).all()  # no inf * 0 where e^|x| overflows

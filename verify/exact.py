@@ -147,7 +147,7 @@ class ExactModel:
         for h in range(H):
             kv = h // rep
             s = np.dot(q[:, h], k[:, kv].T)  # [T, T]
-            s = s / scale if att.scale_op == "div" else s * scale
+            s = s / scale if att.scale_op == "div" else s * scale  # "mul_q": the same in exact arithmetic
             i, j = np.arange(T)[:, None], np.arange(T)[None, :]
             if alibi is not None:
                 s = s + alibi[h] * _mp(j - i)
@@ -187,7 +187,8 @@ def _gelu(x):
     return x / 2 * (1 + _mp_erf(x / mpmath.sqrt(2)))
 
 
-_ACT = {"relu": lambda x: np.where(x > 0, x, mpmath.mpf(0)), "silu": _silu, "gelu": _gelu, "identity": lambda x: x}
+_ACT = {"relu": lambda x: np.where(x > 0, x, mpmath.mpf(0)), "silu": _silu, "silu_mlx": _silu, "gelu": _gelu,
+        "identity": lambda x: x}
 
 
 def exact_check(exact: ExactModel, a: int, b: int) -> tuple[bool, float]:
