@@ -83,3 +83,24 @@ def test_normal_init_with_a_given_deviation():
     assert 0.49 < float(t.std()) < 0.51
     t2 = init_tensor("normal", (20000,), torch.Generator().manual_seed(0))
     assert torch.allclose(t, t2 * 25)  # same draws, scaled: 0.5 / 0.02
+
+
+def test_mlx_adamw_skips_bias_correction():
+    from adder.train.optim import AdamWNoBiasCorrection
+
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    p.grad = torch.tensor([0.5, 0.1])
+    AdamWNoBiasCorrection([p], lr=0.1, weight_decay=0.01).step()
+    # m = 0.1 g, v = 0.001 g^2: the first update is lr * 0.1 / sqrt(0.001) * sign(g) = 0.316 lr
+    expected = torch.tensor([1.0, -2.0]) * (1 - 0.1 * 0.01) - 0.1 * 0.1 / 0.001 ** 0.5 * torch.tensor([1.0, 1.0])
+    assert torch.allclose(p.data, expected, atol=1e-6)
+    q = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    q.grad = torch.tensor([0.5, 0.1])
+    torch.optim.AdamW([q], lr=0.1, weight_decay=0.01).step()
+    assert not torch.allclose(p.data, q.data)  # torch's first step is lr * sign(g), 3.2x smaller
+
+
+def test_unknown_optimizer_is_one_line(tmp_path):
+    r = get_recipe("qwen3-d3")
+    with pytest.raises(AdderError, match="optimizer must be one of"):
+        train(r, seed=0, out=tmp_path / "x", hyper=replace(r.hyper, optimizer="sgd", steps=2), force=True)
