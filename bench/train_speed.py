@@ -1,11 +1,11 @@
-"""Training speed: `adder.train` on micro57 vs a plain hand-written PyTorch loop of the same model.
+"""Training speed: `adder.train` vs a plain hand-written PyTorch loop of the same model.
 
-    python bench/train_speed.py [--steps 1500] [--threads 1]
+    python bench/train_speed.py [--recipe micro57|qwen3-d3] [--steps 1500] [--threads 1]
     python bench/train_speed.py --all [--steps 300]     # steps/s of every recipe, through train()
 
 Both sides use the same batches (`adder.train.data.training_batch`), AdamW, LR schedule and
-gradient clipping; the plain side is an ordinary nn.Module with its 57 parameters written out
-by hand (no expression trees). Prints steps/s of each and the overhead ratio
+gradient clipping; the plain side is an ordinary nn.Module with its parameters written out
+by hand (no expression trees; the Qwen3 one uses torch's rms_norm and fused attention). Prints steps/s of each and the overhead ratio
 (plain steps/s / recipe steps/s). The recipe side is timed through `train()` itself with one
 evaluation at the end, so the ratio includes what the trainer adds (CSV row, checkpoints).
 """
@@ -70,9 +70,44 @@ class PlainMicro57(nn.Module):
         return self.norm(h) @ self.head.T @ tok.T
 
 
-def plain_loop(steps: int, hyper, seed: int = 0) -> float:
+class PlainQwen3D3(nn.Module):
+    """qwen3-d3 written directly in PyTorch: Qwen3 d=3, one head of 4 on one KV head, 122 parameters."""
+
+    def __init__(self, d: int = 3, hd: int = 4, ff: int = 3):
+        super().__init__()
+        self.embed = nn.Parameter(torch.randn(10, d) / math.sqrt(d))
+        self.q, self.k, self.v = (nn.Linear(d, hd, bias=False) for _ in range(3))
+        self.o = nn.Linear(hd, d, bias=False)
+        self.gate, self.up, self.down = nn.Linear(d, ff, bias=False), nn.Linear(d, ff, bias=False), nn.Linear(ff, d, bias=False)
+        self.n1, self.n2, self.nf = (nn.Parameter(torch.ones(d)) for _ in range(3))
+        self.qn, self.kn = nn.Parameter(torch.ones(hd)), nn.Parameter(torch.ones(hd))
+        inv = 3.0 ** (-torch.arange(0, hd, 2, dtype=torch.float32) / hd)  # theta 3
+        ang = torch.arange(64, dtype=torch.float32)[:, None] * inv[None, :]
+        self.register_buffer("cos", ang.cos())
+        self.register_buffer("sin", ang.sin())
+
+    def rope(self, x):  # half rotation
+        T, h = x.shape[1], x.shape[-1] // 2
+        c, s = self.cos[:T], self.sin[:T]
+        return torch.cat([x[..., :h] * c - x[..., h:] * s, x[..., h:] * c + x[..., :h] * s], -1)
+
+    def forward(self, tokens):
+        x = self.embed[tokens]
+        h = F.rms_norm(x, (x.shape[-1],), self.n1, 1e-6)
+        q = self.rope(F.rms_norm(self.q(h), (4,), self.qn, 1e-6))
+        k = self.rope(F.rms_norm(self.k(h), (4,), self.kn, 1e-6))
+        x = x + self.o(F.scaled_dot_product_attention(q, k, self.v(h), is_causal=True))
+        h = F.rms_norm(x, (x.shape[-1],), self.n2, 1e-6)
+        x = x + self.down(F.silu(self.gate(h)) * self.up(h))
+        return F.rms_norm(x, (x.shape[-1],), self.nf, 1e-6) @ self.embed.T
+
+
+PLAIN = {"micro57": (PlainMicro57, 57), "qwen3-d3": (PlainQwen3D3, 122)}
+
+
+def plain_loop(steps: int, hyper, seed: int = 0, name: str = "micro57") -> float:
     torch.manual_seed(seed)
-    model, fmt = PlainMicro57(), get_recipe("micro57").build().format
+    model, fmt = PLAIN[name][0](), get_recipe(name).build().format
     opt = torch.optim.AdamW(model.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
     phases, gen = data.parse_curriculum(hyper.curriculum), torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
@@ -114,19 +149,22 @@ def main():
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2, help="alternate the two sides this many times; best of each")
-    ap.add_argument("--all", action="store_true", help="steps/s of every recipe instead of the micro57 comparison")
+    ap.add_argument("--all", action="store_true", help="steps/s of every recipe instead of the plain-loop comparison")
+    ap.add_argument("--recipe", default="micro57", choices=sorted(PLAIN), help="recipe of the plain-loop comparison")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.all:
         return every_recipe(args.steps)
-    hyper = get_recipe("micro57").hyper
-    assert sum(p.numel() for p in PlainMicro57().parameters()) == 57
+    name = args.recipe
+    hyper = get_recipe(name).hyper
+    cls, count = PLAIN[name]
+    assert sum(p.numel() for p in cls().parameters()) == count
     plain, rec = [], []
     for _ in range(args.rounds):
-        plain.append(plain_loop(args.steps, hyper))
-        rec.append(recipe_loop(args.steps, hyper))
+        plain.append(plain_loop(args.steps, hyper, name=name))
+        rec.append(recipe_loop(args.steps, hyper, name=name))
     p, r = max(plain), max(rec)
-    print(f"micro57, batch {hyper.batch}, {args.threads} thread(s), {args.steps} steps x {args.rounds} rounds (best):")
+    print(f"{name}, batch {hyper.batch}, {args.threads} thread(s), {args.steps} steps x {args.rounds} rounds (best):")
     print(f"  plain hand-written PyTorch loop: {p:7.1f} steps/s  ({1000 / p:.2f} ms/step)")
     print(f"  adder.train (recipe, train()):   {r:7.1f} steps/s  ({1000 / r:.2f} ms/step)")
     print(f"  overhead ratio (plain / recipe): {p / r:.2f}x")
