@@ -25,6 +25,8 @@ from .expr import Backend, TExpr, evaluate, scalar_to_float
 from .spec import MLP, Attention, Linear, ModelSpec, Norm, RoPE
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
 def _silu_mlx(x: torch.Tensor) -> torch.Tensor:
     """SiLU as MLX evaluates it: x * sigmoid(x), sigmoid split at 0 (y = 1 / (1 + e^|x|);
     y for x < 0, 1 - y otherwise). Where e^|x| overflows, y is 0 as in MLX; the exponent is
