@@ -1,4 +1,4 @@
-"""The Qwen branch of the RoPE-period-19, d_model 2 family: zcbtrak 6p, kswain98 2p, Lokimorty 10p/12p.
+"""The Qwen branch of the RoPE-period-19, d_model 2 family: zcbtrak 6p, kswain98 8p/4p/2p, Lokimorty 10p/12p.
 
 The idea is param40's (see param40.py): operands least-significant digit first, nine zeros
 apart, so a_i and b_i share a rotary phase with period 19 and one head aimed ~10.3
@@ -21,22 +21,35 @@ what is tied and what is hard-coded:
   hard-coded (a routing angle, like a RoPE base) and the final norm weights [50 sqrt 2,
   -10 sqrt 2] folded into the tied output table — 6. `adder info` counts those in the
   strict total: exactly the grey zone the board argues about.
-* `kswain98_2p` (float32, PyTorch): everything hangs off two scalars, the embedding scale
-  c (vertex c, curvature 1/c, V = -22 c / sqrt 2, gate slope 128 c, final norm
-  [0.1 c / sqrt 2, -c / (50 sqrt 2)]) and the carry gate offset g; the query angle and the
-  carry gain 100/256 are hard-coded. The board lists this entry as "kswain98 8p", but the
-  file it links (submission_2p.py) is this 2-parameter model, so that is what is
-  registered, under its real count.
+* `kswain98_8p` (float32, PyTorch): lokimorty10 with the query direction learned as one
+  angle phi (Q reads [cos phi, -sin phi]) and the embedding as one scale c, [c - d^2 / c, -d];
+  V, the tied gate (a, slope; second offset a - slope / 1000, the 1000 hard-coded), the
+  carry scalar and the final norm (2) stay learned — 8.
+* `kswain98_4p` (float32, PyTorch): learns c, V, the gate offset g and the carry gain;
+  the gate slope 128 c, the second offset g - 128 c / c and the final norm
+  [0.1 c / sqrt 2, -c / (50 sqrt 2)] are derived from c, the query angle hard-coded — 4.
+* `kswain98_2p` (float32, PyTorch): kswain98_4p with V = -22 c / sqrt 2 derived from c too
+  and the carry gain 100/256 hard-coded: two scalars, c and g.
+  The board's "kswain98 8p" entry links Kiguli/AdderBoard's kswain98_8p.py, which is this
+  2-parameter file (submission_2p.py); the 8-parameter model the entry describes is
+  submission_8p.py, registered above as kswain98_8p.
+
+The kswain98 8p/4p files write the MLP out entry by entry, so those two members keep that
+order (`order="elementwise"`) and their logits are bit-identical to the originals';
+kswain98_2p predates the option and keeps one matmul per projection (identical outputs,
+logits within ~3e-7 of the largest).
 
 Sources: Kiguli/AdderBoard submissions/hand_coded/ Lokimorty_12p.py, Lokimorty_10p.py,
-zcbtrak_6p.py and kswain98_8p.py (= github.com/kswain98/AdderBoard submission_2p.py).
+zcbtrak_6p.py and kswain98_8p.py (= github.com/kswain98/AdderBoard submission_2p.py), and
+github.com/kswain98/AdderBoard submission_8p.py and submission_4p.py.
 Written here from their mathematics; each member's outputs were compared with its original.
 """
 
 from sympy import Rational, cos, sin, sqrt
 
-from ..compiler.dsl import Construction, rms, rope
+from ..compiler.dsl import Construction, linear, rms, rope
 from ..compiler.expr import const, place, stack
+from ..compiler.expr import cos as ecos, sin as esin
 from ..compiler.formats import PromptFormat
 from .param40 import ALPHA, AMPLITUDE, C, DIGIT_SCALE, NORM, PERIOD, PHI
 from .registry import register
@@ -50,39 +63,51 @@ CARRY = (100 / ALPHA) / NORM   # = 100/256: carry gain (up x down)
 DIGITS = list(range(10))
 
 
-def member(name: str, *, learn_q: bool = True, embed: str = "vertex", gate: str = "tied",
-           carry: str = "shared", norm: str = "learned", dtype: str = "float32", description: str = ""):
+def member(name: str, *, q: str = "vector", embed: str = "vertex", v: str = "learned", slope: str = "learned",
+           hinge: str = "const", gate: str = "tied", carry: str = "shared", norm: str = "learned",
+           order: str = "matrix", dtype: str = "float32", description: str = ""):
     """One member of the Qwen branch.
 
+    q: "vector" learns the query direction [cos PHI, -sin PHI] as two entries; "angle" learns
+        the angle PHI alone (Q = [cos, -sin] of it); "fixed" hard-codes it.
     embed: "vertex" learns (w0, w1) of [w0 - w1 d^2, -d]; "scale" learns one c with
-        [c - d^2 / c, -d] and derives V, the gate slope and the final norm from c.
+        [c - d^2 / c, -d] (the final norm may then be derived from c).
+    v, slope: "learned" scalars, or "derived" from the embedding scale c (needs embed="scale"):
+        V = -22 c / sqrt 2, gate slope 128 c.
+    hinge: the tied second gate offset sits slope / C lower, with C = 1000 hard-coded ("const")
+        or the learned embedding scale c in its place ("scale"; needs embed="scale").
     gate: "tied" learns (a, slope), second offset a - slope / C; "free" learns both offsets.
     carry: "shared" one scalar as the down gain (up = 1); "split" up and down scalars;
         "fixed" the hard-coded gain 100/256.
     norm: "learned" final RMSNorm weights; "folded" into the output table; "derived" from c.
+    order: the MLP's order of operations. "matrix": gate and down are one matmul each;
+        "elementwise": each gate row as x0 a + x1 slope and the carry as gain * (m1 - m0), as
+        code that writes them out entry by entry rounds them (same function, other ULPs).
     """
     c = Construction(
         name, vocab=[str(d) for d in DIGITS], dtype=dtype,
         fmt=PromptFormat(prompt=(0, ("a", "lsb"), *[0] * 9, ("b", "lsb"), 0), out_order="lsb"),
         slots=[("const", 1), ("digit", 1)], layers=1, heads=1, positions="RoPE period 19", description=description,
     )
+    if embed != "scale" and ("derived" in (v, slope, norm) or hinge == "scale"):
+        raise ValueError("derived weights and hinge='scale' need embed='scale'")
     sq = const([x * x for x in DIGITS])
     if embed == "scale":
         s = c.param("embed.c", C, note="embedding scale: vertex c, curvature 1/c")
         E = stack([s - sq / s, const([-x for x in DIGITS])], axis=1)           # [10, 2]
-        v = const(V_GAIN / C) * s                                             # -22 c / sqrt 2
-        slope = const(GATE_SLOPE / C) * s                                     # 128 c
         vertex = s
     else:
         w0 = c.param("embed.w0", C, note="parabola vertex")
         w1 = c.param("embed.w1", Rational(1, 1000), note="parabola curvature")
         E = stack([w0 - w1 * sq, const([-x for x in DIGITS])], axis=1)       # [10, 2]
-        v = c.param("attn.v", V_GAIN)
-        slope = None
         vertex = const(C)
-    if learn_q:
-        q = c.param("attn.q", [cos(PHI), -sin(PHI)], note="query direction (routing angle)")
-        W_q = place((2, 2), {(0, 0): q[0], (1, 0): q[1]})
+    v_gain = const(V_GAIN / C) * s if v == "derived" else c.param("attn.v", V_GAIN)   # -22 c / sqrt 2
+    if q == "vector":
+        qv = c.param("attn.q", [cos(PHI), -sin(PHI)], note="query direction (routing angle)")
+        W_q = place((2, 2), {(0, 0): qv[0], (1, 0): qv[1]})
+    elif q == "angle":
+        phi = c.param("attn.q_angle", PHI, note="routing angle phi: Q reads (cos phi, -sin phi)")
+        W_q = place((2, 2), {(0, 0): ecos(phi), (1, 0): -esin(phi)})
     else:
         W_q = const([[cos(PHI), 0], [-sin(PHI), 0]])  # hard-coded routing angle
     if embed == "scale":
@@ -91,11 +116,13 @@ def member(name: str, *, learn_q: bool = True, embed: str = "vertex", gate: str 
         gate_a = c.param("mlp.gate_a", GATE_A, note="hinge position")
     if gate == "free":
         gate_b = c.param("mlp.gate_b", GATE_A - GATE_SLOPE / C, note="second hinge, one unit lower")
-        slope = c.param("mlp.gate_c", GATE_SLOPE, note="hinge slope on `digit`")
+        gate_c = c.param("mlp.gate_c", GATE_SLOPE, note="hinge slope on `digit`")
     else:
-        if slope is None:
-            slope = c.param("mlp.gate_c", GATE_SLOPE, note="slope; the second hinge sits gate_c/C lower")
-        gate_b = gate_a - slope / vertex
+        if slope == "derived":
+            gate_c = const(GATE_SLOPE / C) * s                                # 128 c
+        else:
+            gate_c = c.param("mlp.gate_c", GATE_SLOPE, note="slope; the second hinge sits gate_c/C lower")
+        gate_b = gate_a - gate_c / (s if hinge == "scale" else const(C))
     if carry == "split":
         up = c.param("mlp.up", 1 / NORM, note="up gain on the constant coordinate")
         down = c.param("mlp.down", 100 / ALPHA, note="carry down gain")
@@ -107,9 +134,13 @@ def member(name: str, *, learn_q: bool = True, embed: str = "vertex", gate: str 
     c.embed(E)
     c.attention(norm=rms(1e-6), head_dim=2, rope=rope(period=PERIOD), scale=ATTN_SCALE,
                 q=W_q, k=const([[1, 0], [0, 0]]), q_norm=rms(1e-6), k_norm=rms(1e-6),
-                v=place((2, 2), {(0, 1): v}), o=const([[0, 0], [1, 0]]))
-    W_gate = stack([stack([gate_a, slope]), stack([gate_b, slope])])
-    c.mlp(norm=rms(1e-6), act="silu", gate=W_gate, up=W_up, down=place((2, 2), {(1, 0): -down, (1, 1): down}))
+                v=place((2, 2), {(0, 1): v_gain}), o=const([[0, 0], [1, 0]]))
+    W_gate = stack([stack([gate_a, gate_c]), stack([gate_b, gate_c])])
+    if order == "elementwise":  # gate rows as sums of products; down = gain * (m1 - m0)
+        c.mlp(norm=rms(1e-6), act="silu", gate=linear(W_gate, reduce="sum"), up=W_up,
+              down=linear([const([[0, 0], [-1, 1]]), place((2, 2), {(1, 1): down})], reduce="sum"))
+    else:
+        c.mlp(norm=rms(1e-6), act="silu", gate=W_gate, up=W_up, down=place((2, 2), {(1, 0): -down, (1, 1): down}))
     if norm == "folded":
         c.unembed(E * const(list(NORM_W)), final_norm=rms(1e-6))  # logits = unit_norm(h) @ (w * E)^T
     elif norm == "derived":
@@ -139,7 +170,7 @@ def lokimorty10():
           source="https://github.com/Kiguli/AdderBoard/blob/main/submissions/hand_coded/zcbtrak_6p.py",
           summary="RoPE-19 d=2 Qwen branch: fixed Q angle, QK-norm, tied SwiGLU carry gate, folded norm")
 def zcbtrak6():
-    return member("zcbtrak6", learn_q=False, norm="folded", dtype="float64",
+    return member("zcbtrak6", q="fixed", norm="folded", dtype="float64",
                   description="zcbtrak 6p: lokimorty10 with a hard-coded query angle and the final norm folded in.")
 
 
@@ -148,5 +179,24 @@ def zcbtrak6():
           summary="RoPE-19 d=2 Qwen branch with everything derived from an embedding scale c and a gate offset g "
                   "(board entry '8p' links this 2p file)")
 def kswain98_2p():
-    return member("kswain98_2p", learn_q=False, embed="scale", carry="fixed", norm="derived",
+    return member("kswain98_2p", q="fixed", embed="scale", v="derived", slope="derived", hinge="scale",
+                  carry="fixed", norm="derived",
                   description="kswain98 2p: the Qwen-branch circuit with every weight derived from c and g.")
+
+
+@register("kswain98_8p", claimed_params=8, author="kswain98",
+          source="https://github.com/kswain98/AdderBoard/blob/main/submission_8p.py",
+          summary="RoPE-19 d=2 Qwen branch: learned Q angle, one-scalar embedding c, tied SwiGLU carry gate, "
+                  "shared carry scalar, learned final norm")
+def kswain98_8p():
+    return member("kswain98_8p", q="angle", embed="scale", order="elementwise",
+                  description="kswain98 8p: lokimorty10 with the query as one angle and the embedding as one scale c.")
+
+
+@register("kswain98_4p", claimed_params=4, author="kswain98",
+          source="https://github.com/kswain98/AdderBoard/blob/main/submission_4p.py",
+          summary="RoPE-19 d=2 Qwen branch: kswain98_2p with V and the carry gain learned again")
+def kswain98_4p():
+    return member("kswain98_4p", q="fixed", embed="scale", slope="derived", hinge="scale", norm="derived",
+                  order="elementwise",
+                  description="kswain98 4p: c, V, gate offset g and carry gain learned; the rest derived from c.")
