@@ -3,6 +3,15 @@
 Anything that is *not* an `AdderError` is a bug in `adder` and is shown with its traceback.
 """
 
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: str, known: Iterable[str], n: int = 3) -> str:
+    """' Did you mean a, b?' for the names closest to a mistyped `name` (or '')."""
+    close = difflib.get_close_matches(name, list(known), n=n)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
 
 class AdderError(Exception):
     """A problem with the user's input: the message says what is wrong and what to do."""

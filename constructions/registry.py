@@ -8,11 +8,10 @@ A construction module registers a zero-argument function returning a `ModelSpec`
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Callable
 
-from ..compiler.errors import AdderError
+from ..compiler.errors import AdderError, did_you_mean
 from ..compiler.spec import ModelSpec
 
 
@@ -42,9 +41,7 @@ def register(name: str, *, claimed_params: int, author: str, source: str, summar
 def get(name: str) -> Entry:
     """The registered construction `name`, or a one-line error that suggests the closest names."""
     if name not in REGISTRY:
-        close = difflib.get_close_matches(name, REGISTRY, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise AdderError(f"unknown construction {name!r}.{hint} Run `adder list` to see all "
+        raise AdderError(f"unknown construction {name!r}.{did_you_mean(name, REGISTRY)} Run `adder list` to see all "
                          f"({', '.join(sorted(REGISTRY))}).")
     return REGISTRY[name]
 

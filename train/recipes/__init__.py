@@ -7,11 +7,10 @@ and the checkpoint is read by `adder info`, `adder verify` and `adder compare`.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from ...compiler.errors import AdderError
+from ...compiler.errors import AdderError, did_you_mean
 from ...compiler.spec import ModelSpec
 
 
@@ -91,9 +90,8 @@ def recipe(name: str, *, hyper: Hyper, summary: str, params: int, notes: str = "
 
 def get_recipe(name: str) -> Recipe:
     if name not in RECIPES:
-        close = difflib.get_close_matches(name, RECIPES, n=2)
-        raise AdderError(f"unknown recipe {name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
-                         + f" Recipes: {', '.join(sorted(RECIPES))} (adder train --list)")
+        raise AdderError(f"unknown recipe {name!r}.{did_you_mean(name, RECIPES)} "
+                         f"Recipes: {', '.join(sorted(RECIPES))} (adder train --list)")
     return RECIPES[name]
 
 
