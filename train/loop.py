@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..compiler import checkpoint
 from ..compiler.decode import teacher_forced
 from ..compiler.errors import AdderError
-from ..compiler.module import AdderModel, compile_spec
+from ..compiler.module import AdderModel, compile_spec, param_key
 from . import data
 from .optim import OPTIMIZERS
 from .recipes import Hyper, Recipe
@@ -87,14 +87,16 @@ def warm_start_from(model: AdderModel, source: AdderModel) -> list[str]:
 
     A compiled construction shares names with a recipe only where both were written that way,
     so this is explicit: nothing copied is an error, and the caller reports what was."""
+    names = {param_key(p.name): p.name for p in (*model.spec.params, *source.spec.params)}
     copied = [k for k, t in source.params.items() if k in model.params and model.params[k].shape == t.shape]
     if not copied:
         raise AdderError(f"--warm-start {source.spec.name}: none of its parameters "
-                         f"({', '.join(sorted(source.params)) or 'none'}) matches {model.spec.name}'s by name and shape "
-                         f"({', '.join(sorted(model.params))})")
+                         f"({', '.join(sorted(names[k] for k in source.params)) or 'none'}) matches "
+                         f"{model.spec.name}'s by name and shape ({', '.join(sorted(names[k] for k in model.params))})")
     with torch.no_grad():
         for k in copied:
             model.params[k].copy_(source.params[k].to(model.params[k].dtype))
+    copied = [names[k] for k in copied]
     return copied
 
 
