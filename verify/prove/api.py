@@ -1,0 +1,162 @@
+"""`prove(model)`: the search, the independent check, the library checks, one verdict.
+
+The order is the argument's: (1) search each answer step for a case split whose bounds
+prove it, stopping early on a confirmed counterexample; (2) for unproven steps, search again
+in exact real arithmetic to tell `real-only` from `undecided`; (3) write the certificate and
+re-verify it with `certificate.check` (arb-ball exp, outward rounding, no search code);
+(4) check the library-function assumptions exhaustively over the input ranges the check
+met. Only when all four went through is the verdict `proven`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ...compiler.checkpoint import weights_hash
+from ...compiler.module import AdderModel
+from ...compiler.spec import Attention
+from . import certificate as cert_mod
+from .floatmodel import LIBRARY_ULPS, REAL
+from .layers import Ctx
+from .layout import StepLayout
+from .libm import check_range
+from .report import ProofReport, StepVerdict
+from .search import search_step
+from .split import root_cases
+from .weights import ModelWeights
+
+#: Default time budget of the search (seconds); what is left open is reported undecided.
+DEFAULT_TIMEOUT = 600.0
+
+
+def root_count(model: AdderModel) -> int:
+    """Root cases over all steps (the progress total before any branching)."""
+    fmt = model.spec.format
+    return sum(len(root_cases(StepLayout(fmt, len(model.spec.vocab), k)).cases) for k in range(fmt.out_digits))
+
+
+def sampled_margins(model: AdderModel) -> np.ndarray:
+    """Smallest margin per answer step over the official 10,010 cases (the sampled view)."""
+    from ...compiler.decode import teacher_forced
+    from ..cases import official_pairs
+
+    pairs = official_pairs()
+    a = torch.tensor([p[0] for p in pairs], dtype=torch.long)
+    b = torch.tensor([p[1] for p in pairs], dtype=torch.long)
+    out = []
+    for s in range(0, len(pairs), 4096):
+        out.append(teacher_forced(model, a[s:s + 4096], b[s:s + 4096]).margin.double())
+    return torch.cat(out).min(0).values.numpy()
+
+
+def assumptions(dtype: str) -> list[str]:
+    return [
+        f"IEEE 754 {dtype} arithmetic, round to nearest, subnormals kept (no flush-to-zero), on the CPU",
+        "sums and dot products in any order, with or without fused multiply-add (gamma_n bound)",
+        f"torch's exp (inside softmax, and torch.exp), rsqrt and silu accurate to {LIBRARY_ULPS:g} ulp on the "
+        "input ranges met (checked below)",
+        "the weights are the compiled module's, as hashed (sha256 of spec and parameters)",
+    ]
+
+
+def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, certificate: Path | None = None,
+          check_libm: bool = True, sampled: bool = True,
+          progress: Callable[[int], None] | None = None) -> ProofReport:
+    t0 = time.perf_counter()
+    model = model.cpu()
+    dtype = str(model.dtype).replace("torch.", "")
+    report = ProofReport(target=target, name=model.spec.name, weights_sha256=weights_hash(model), dtype=dtype,
+                         assumptions=assumptions(dtype))
+    if not any(isinstance(b.layer, Attention) for b in model.spec.blocks):
+        report.reason = "the model has no attention layer"
+        return report
+    mw = ModelWeights(model)
+    fmt, vocab = model.spec.format, len(model.spec.vocab)
+    deadline = t0 + timeout
+    margins = sampled_margins(model) if sampled else None
+    ctx = Ctx(mw, mw.arithmetic)
+    searches = []
+    with torch.no_grad():
+        for k in range(fmt.out_digits):
+            layout = StepLayout(fmt, vocab, k)
+            res = search_step(model, layout, ctx, deadline, progress)
+            searches.append(res)
+            sv = StepVerdict(step=k, verdict="proven" if res.proven else "undecided", leaves=res.leaves,
+                             certified_margin=res.certified_margin if np.isfinite(res.certified_margin) else None,
+                             sampled_margin=float(margins[k]) if margins is not None else None,
+                             open_inputs=res.open_inputs, seconds=res.seconds)
+            report.steps.append(sv)
+            if res.counterexample:
+                a, b, printed = res.counterexample
+                sv.verdict, sv.reason = "refuted", f"{a} + {b} prints {printed}"
+                report.verdict = "refuted"
+                report.counterexample = {"a": a, "b": b, "printed": printed, "expected": a + b, "step": k}
+                break
+            if res.unsupported:
+                sv.reason = res.unsupported
+            report.open_regions += res.open_regions[: max(0, 20 - len(report.open_regions))]
+            report.open_inputs += res.open_inputs
+        if report.verdict != "refuted":
+            _settle(report, searches, model, mw, deadline)
+    steps = [{"step": s.step, "roots": s.roots} for s in searches]
+    arith = ctx.ar.name
+    cert = cert_mod.build(model, arith, report.assumptions, steps)
+    if certificate is not None:
+        cert_mod.write(cert, certificate)
+        report.certificate = str(certificate)
+    if report.verdict == "candidate":
+        checked = cert_mod.check(cert, model)
+        report.check = checked.reason
+        if not checked.passed:
+            report.verdict, report.reason = "undecided", f"the certificate check failed: {checked.reason}"
+        elif check_libm:
+            report.verdict = "proven"
+            for fn, (lo, hi) in sorted(checked.ranges.items()):
+                lib = check_range(fn, lo, hi, dtype)
+                report.libm.append(lib.to_json())
+                report.assumptions.append("checked: " + lib.describe())
+                if not lib.holds:
+                    report.verdict = "undecided"
+                    report.reason = f"library assumption violated: {lib.describe()}"
+        else:
+            report.verdict = "undecided"
+            report.reason = "the library-function assumptions were not checked (--no-libm-check)"
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, deadline: float) -> None:
+    """Verdicts of the steps the float search did not prove: real-only or undecided."""
+    unproven = [s for s in searches if not s.proven]
+    if len(searches) == model.spec.format.out_digits and not unproven:
+        report.verdict = "candidate"  # proven by the search: the check decides
+        return
+    missing = model.spec.format.out_digits - len(searches)
+    real_ctx = Ctx(mw, REAL)
+    real_ok = missing == 0
+    reasons = []
+    for s in unproven:
+        sv = report.steps[s.step]
+        if s.unsupported:
+            real_ok = False
+            reasons.append(f"step {s.step}: {s.unsupported}")
+            continue
+        layout = StepLayout(model.spec.format, len(model.spec.vocab), s.step)
+        real = search_step(model, layout, real_ctx, max(deadline, time.perf_counter() + 60))
+        if real.proven:
+            sv.verdict = "real-only"
+            sv.reason = (f"real arithmetic proves it (margin >= {real.certified_margin:.3g}); the {mw.dtype} bound "
+                         f"leaves {s.open_inputs:.3g} inputs open")
+        else:
+            real_ok = False
+            sv.reason = sv.reason or f"open in real arithmetic too ({real.open_inputs:.3g} inputs)"
+        reasons.append(f"step {s.step}: {sv.reason}")
+    report.verdict = "real-only" if real_ok else "undecided"
+    report.reason = "; ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more steps)" if len(reasons) > 3 else "")
+    if missing:
+        report.reason = (report.reason + "; " if report.reason else "") + f"{missing} steps not reached before the timeout"

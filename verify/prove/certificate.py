@@ -1,0 +1,170 @@
+"""Proof certificates: what a proof consists of, written down, and its independent check.
+
+A certificate is JSON:
+
+    {"format": "adder-proof-certificate", "version": 1,
+     "weights_sha256": ..., "name": ..., "dtype": "float32", "arithmetic": "float32",
+     "assumptions": [...],
+     "steps": [{"step": k, "roots": [node, ...]}, ...]}
+
+with one node per root case of each step (in `split.root_cases` order), each node one of
+
+    {"empty": true}                       the case holds no input
+    {"split": j, "children": [node...]}   one child per digit pair group j still allows
+    {"leaf": {"lam": [...], "tree": T}}   Dinkelbach bounds of every attention block and
+                                          the bisection tree of the last one's output box
+    {"open": true}                        not proven (the certificate is then not a proof)
+
+`check` needs no search: it regenerates every case from the split rule itself (so the
+leaves cover all 10^20 inputs by construction), re-verifies each recorded bound as one
+inequality G(lam) <= 0 with exp enclosed by arb balls and every other operation rounded
+outward, and re-bounds each bisection box. Any changed weight (hash), number or structure
+makes it fail.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...compiler.checkpoint import weights_hash
+from ...compiler.errors import AdderError
+from ...compiler.module import AdderModel
+from .automaton import Cases, count_paths
+from .floatmodel import ARITHMETICS
+from .layers import Ctx, Unsupported
+from .layout import StepLayout
+from .pipeline import Given, bound_cases
+from .split import children, root_cases
+from .weights import ModelWeights
+
+FORMAT = "adder-proof-certificate"
+VERSION = 1
+#: Leaves re-checked per vectorised batch.
+CHECK_BATCH = 512
+
+
+class CertificateError(AdderError):
+    """A certificate file is unreadable, malformed or for another model."""
+
+
+@dataclass
+class CheckResult:
+    passed: bool
+    reason: str
+    leaves: int = 0
+    steps_checked: list = field(default_factory=list)
+    ranges: dict = field(default_factory=dict)  # library-function input ranges met (for libm)
+    seconds: float = 0.0
+
+
+def build(model: AdderModel, arithmetic: str, assumptions: list[str], steps: list[dict]) -> dict:
+    return {"format": FORMAT, "version": VERSION, "weights_sha256": weights_hash(model),
+            "name": model.spec.name, "dtype": str(model.dtype).replace("torch.", ""),
+            "arithmetic": arithmetic, "assumptions": assumptions, "steps": steps}
+
+
+def write(cert: dict, path: Path) -> None:
+    path.write_text(json.dumps(cert, separators=(",", ":")))
+
+
+def read(path: Path) -> dict:
+    try:
+        cert = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CertificateError(f"certificate {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CertificateError(f"certificate {path} is not readable JSON ({type(e).__name__}); "
+                               "write one with `adder prove TARGET --certificate FILE`") from None
+    if not isinstance(cert, dict) or cert.get("format") != FORMAT:
+        raise CertificateError(f"{path} is not an adder proof certificate")
+    if cert.get("version") != VERSION:
+        raise CertificateError(f"certificate version {cert.get('version')!r} is not supported (this adder reads {VERSION})")
+    return cert
+
+
+def _walk(node, cases: Cases, qtok, target, label: str, leaves: list, problems: list) -> None:
+    """Collect the leaves under `node` (a certificate node for the single case `cases`)."""
+    if not isinstance(node, dict):
+        raise CertificateError(f"malformed certificate node at {label}")
+    if node.get("empty"):
+        if count_paths(cases)[0] != 0:
+            problems.append(f"{label}: marked empty but holds inputs")
+    elif "split" in node:
+        group = node["split"]
+        if not isinstance(group, int) or not 0 <= group < 10 or not isinstance(node.get("children"), list):
+            raise CertificateError(f"malformed split at {label}")
+        kids, pairs = children(cases, 0, group)
+        if len(pairs) != len(node["children"]):
+            problems.append(f"{label}: split on group {group} lists {len(node['children'])} children, "
+                            f"the case allows {len(pairs)} pairs")
+            return
+        for n, (child, p) in enumerate(zip(node["children"], pairs)):
+            _walk(child, kids.take([n]), qtok, target, f"{label} pair{group}={int(p):02d}", leaves, problems)
+    elif "leaf" in node:
+        leaf = node["leaf"]
+        if not isinstance(leaf, dict) or not isinstance(leaf.get("lam"), list):
+            raise CertificateError(f"malformed leaf at {label}")
+        leaves.append((cases, qtok, target, leaf, label))
+    elif node.get("open"):
+        problems.append(f"{label}: left open")
+    else:
+        raise CertificateError(f"malformed certificate node at {label}")
+
+
+def check(cert: dict, model: AdderModel, progress=None) -> CheckResult:
+    """Re-verify a certificate against a compiled model, in rigorous arithmetic."""
+    t0 = time.perf_counter()
+    if cert.get("weights_sha256") != weights_hash(model):
+        return CheckResult(False, "the certificate is for other weights (sha256 differs)")
+    dtype = str(model.dtype).replace("torch.", "")
+    if cert.get("dtype") != dtype or cert.get("arithmetic") not in ARITHMETICS:
+        return CheckResult(False, f"the certificate is for {cert.get('arithmetic')} arithmetic of a "
+                                  f"{cert.get('dtype')} model, this model is {dtype}")
+    if cert["arithmetic"] != dtype:
+        return CheckResult(False, f"a {cert['arithmetic']}-arithmetic certificate does not prove the {dtype} model")
+    mw = ModelWeights(model)
+    ctx = Ctx(mw, ARITHMETICS[cert["arithmetic"]], rigorous=True)
+    fmt = model.spec.format
+    steps = cert.get("steps")
+    if not isinstance(steps, list) or [s.get("step") for s in steps] != list(range(fmt.out_digits)):
+        return CheckResult(False, f"the certificate must cover answer steps 0..{fmt.out_digits - 1} in order")
+    n_leaves = 0
+    try:
+        for st in steps:
+            layout = StepLayout(fmt, len(model.spec.vocab), st["step"])
+            roots = root_cases(layout)
+            if not isinstance(st.get("roots"), list) or len(st["roots"]) != len(roots.cases):
+                return CheckResult(False, f"step {st['step']}: expected {len(roots.cases)} root cases")
+            leaves, problems = [], []
+            for i, node in enumerate(st["roots"]):
+                _walk(node, roots.cases.take([i]), roots.query_token[i], roots.target[i],
+                      f"step {st['step']}: {roots.labels[i]}", leaves, problems)
+            if problems:
+                return CheckResult(False, problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+            for s in range(0, len(leaves), CHECK_BATCH):
+                batch = leaves[s:s + CHECK_BATCH]
+                cases = Cases(np.concatenate([b[0].mask for b in batch]), np.concatenate([b[0].final for b in batch]))
+                n_att = len(batch[0][3]["lam"])
+                lams = [np.concatenate([np.asarray(b[3]["lam"][a], dtype=np.float64).reshape(-1) for b in batch])
+                        for a in range(n_att)]
+                given = Given(lams=lams, trees=[b[3].get("tree") for b in batch])
+                bounds = bound_cases(layout, cases, np.array([b[1] for b in batch]), np.array([b[2] for b in batch]),
+                                     ctx, given)
+                bad = np.flatnonzero(~bounds.ok)
+                if len(bad):
+                    return CheckResult(False, f"{batch[bad[0]][4]}: a recorded bound does not hold "
+                                              f"({len(bad)} leaves fail)", n_leaves, ranges=ctx.ranges)
+                n_leaves += len(batch)
+                if progress:
+                    progress(len(batch))
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise CertificateError(f"malformed certificate ({type(e).__name__}: {e})") from None
+    except Unsupported as e:
+        return CheckResult(False, str(e))
+    return CheckResult(True, f"{n_leaves:,} leaves re-verified (exp in arb balls, outward rounding)", n_leaves,
+                       ranges=ctx.ranges, seconds=time.perf_counter() - t0)

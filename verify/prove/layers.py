@@ -1,0 +1,135 @@
+"""One bound rule per operation of `AdderModel.forward`, on intervals.
+
+Each rule takes intervals that contain the values the *float* module holds (over every
+input in the case being proven) and returns an interval that contains what the module
+computes next: the exact operation on the interval, widened by that operation's rounding
+(`floatmodel.py`). Under `REAL` arithmetic the same rules bound the real-arithmetic model.
+The rules mirror `compiler/module.py` line by line; `softmax.py` holds the attention rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...compiler.spec import MLP, Linear, Norm
+from .floatmodel import Arithmetic, dot_intervals, dot_rounded, library, rounded
+from .intervals import Interval, concat, down, up
+from .rigorous import exp_enclosure
+from .weights import ModelWeights
+
+#: silu(x) = x * sigmoid(x) has one minimum, at x* (where 1 + e^x + x = 0), and silu(x*) = x* + 1;
+#: it is unimodal, so an interval's maximum is at an endpoint. Both enclosed to 1e-15 (tests/test_prove_rules.py recomputes them).
+SILU_ARGMIN = (-1.2784645427610748, -1.2784645427610728)
+SILU_MIN = -0.2784645427610748
+
+
+class Unsupported(Exception):
+    """The model uses an operation the prover has no bound rule for (the verdict says which)."""
+
+
+@dataclass
+class Ctx:
+    """What every rule needs: the weights, the arithmetic, exp's rigour, and a record of the
+    input ranges of library functions (checked exhaustively by `libm.py`)."""
+
+    mw: ModelWeights
+    ar: Arithmetic
+    rigorous: bool = False
+    ranges: dict = field(default_factory=dict)
+
+    def note(self, fn: str, x: Interval) -> None:
+        lo, hi = float(np.min(x.lo)), float(np.max(x.hi))
+        if np.isfinite(lo) and np.isfinite(hi):
+            old = self.ranges.get(fn, (lo, hi))
+            self.ranges[fn] = (min(old[0], lo), max(old[1], hi))
+
+    def exp(self, x: Interval) -> Interval:
+        lo, hi = exp_enclosure(x.lo, x.hi, self.rigorous)
+        return Interval(lo, hi)
+
+
+def linear(x: Interval, lin: Linear, ctx: Ctx) -> Interval:
+    """x @ W1.T @ W2.T ... + bias (each product an n-term dot product)."""
+    for m in lin.weights:
+        x = dot_rounded(x, ctx.mw(m), ctx.ar)
+    if lin.bias is not None:
+        x = rounded(x + ctx.mw(lin.bias), ctx.ar)
+    return x
+
+
+def norm(x: Interval, nm: Norm | None, ctx: Ctx) -> Interval:
+    """RMSNorm over the last axis: x * rsqrt(mean(x^2) + eps) * weight + bias."""
+    if nm is None:
+        return x
+    if nm.kind != "rms":
+        raise Unsupported(f"{nm.kind} norm has no bound rule yet")
+    ar, d = ctx.ar, x.shape[-1]
+    sq = rounded(x.square(), ar)
+    ms = rounded(sq.sum(-1) / float(d), ar, n=d + 1)  # a d-term sum, then one division
+    ms = rounded(ms + ctx.mw.eps(nm), ar)
+    ctx.note("rsqrt", ms)
+    r = library(ms.rsqrt(), ar, ar.rsqrt_ulps)
+    y = rounded(x * Interval(r.lo[..., None], r.hi[..., None]), ar)
+    if nm.weight is not None:
+        y = rounded(y * ctx.mw(nm.weight), ar)
+    if nm.bias is not None:
+        y = rounded(y + ctx.mw(nm.bias), ar)
+    return y
+
+
+def _silu_points(x: np.ndarray, ctx: Ctx) -> Interval:
+    e = ctx.exp(Interval.point(-x))
+    return Interval.point(x) / (e + 1.0)
+
+
+def activation(x: Interval, act: str, ctx: Ctx) -> Interval:
+    if act == "identity":
+        return x
+    if act == "relu":
+        return x.relu()
+    if act in ("silu", "silu_mlx"):
+        ctx.note(act, x)
+        a, b = _silu_points(x.lo, ctx), _silu_points(x.hi, ctx)
+        left = x.hi <= SILU_ARGMIN[0]  # decreasing branch
+        right = x.lo >= SILU_ARGMIN[1]  # increasing branch
+        lo = np.where(left, b.lo, np.where(right, a.lo, SILU_MIN))
+        hi = np.where(left, a.hi, np.where(right, b.hi, np.maximum(a.hi, b.hi)))
+        return library(Interval(lo, hi), ctx.ar, ctx.ar.act_ulps)
+    raise Unsupported(f"activation {act!r} has no bound rule yet")
+
+
+def mlp(x: Interval, m: MLP, ctx: Ctx) -> Interval:
+    """down(act(up(x))) or down(act(gate(x)) * up(x))."""
+    u = linear(x, m.up, ctx)
+    if m.gate is not None:
+        h = rounded(activation(linear(x, m.gate, ctx), m.act, ctx) * u, ctx.ar)
+    else:
+        h = activation(u, m.act, ctx)
+    return linear(h, m.down, ctx)
+
+
+def rotate(x: Interval, cos: np.ndarray, sin: np.ndarray, convention: str, ar: Arithmetic) -> Interval:
+    """RoPE on x [..., hd] with this position's tables [hd/2]: each output is a two-term dot
+    product (x0 c - x1 s, x0 s + x1 c), rounded as one (covers mul/sub and complex FMA)."""
+    if convention == "interleaved":
+        x0, x1 = x[..., 0::2], x[..., 1::2]
+    else:
+        half = x.shape[-1] // 2
+        x0, x1 = x[..., :half], x[..., half:]
+    mag = up(x0.mag() * np.abs(cos) + x1.mag() * np.abs(sin))
+    r0 = rounded(x0 * cos - x1 * sin, ar, n=2, mag=mag)
+    r1 = rounded(x0 * sin + x1 * cos, ar, n=2, mag=mag)
+    if convention == "interleaved":
+        out = np.stack([r0.lo, r1.lo], -1).reshape(x.shape), np.stack([r0.hi, r1.hi], -1).reshape(x.shape)
+        return Interval(*out)
+    return concat([r0, r1])
+
+
+def dot_scores(q: Interval, k: Interval, ctx: Ctx) -> Interval:
+    """q . k over the head dimension (broadcasting leading axes)."""
+    return dot_intervals(q, k, ctx.ar)
+
+
+__all__ = ["Ctx", "Unsupported", "activation", "dot_scores", "linear", "mlp", "norm", "rotate", "down", "up"]

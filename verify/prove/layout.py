@@ -1,0 +1,110 @@
+"""Where each digit sits in the sequence at one answer step.
+
+At answer step k the module reads the prompt and the k answer tokens already produced, and
+its logits at the last position t = prompt_len + k - 1 decide sum token k. Each position
+holds a fixed token, a digit of a or b, or a fed-back sum digit; `StepLayout` maps positions
+to automaton groups (`automaton.py`), so per-position quantities (attention weights, values)
+become per-group weights of a dynamic programme. Everything here is read off the prompt
+format, which is data in the checkpoint: nothing assumes a particular model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...compiler.formats import PromptFormat
+from .automaton import GROUPS, PAIRS, ROLE_DIGIT, Cases
+from .intervals import sum_up
+
+
+@dataclass(frozen=True)
+class Slot:
+    kind: str  # "fixed" | "a" | "b" | "s"
+    group: int = -1  # digit index j (s: 0..10)
+    token: int = -1  # fixed token id
+
+
+class StepLayout:
+    """Positions 0..t of answer step k, and how to turn per-(position, token) terms into
+    per-group automaton weights."""
+
+    def __init__(self, fmt: PromptFormat, vocab: int, k: int):
+        self.fmt, self.vocab, self.k = fmt, vocab, k
+        slots: list[Slot] = []
+        for item in fmt.prompt:
+            if isinstance(item, int):
+                slots.append(Slot("fixed", token=item))
+            else:
+                role, order = item
+                groups = range(fmt.digits) if order == "lsb" else range(fmt.digits - 1, -1, -1)
+                slots += [Slot(role, j) for j in groups]
+        digit_of_out = {out: j for j, out in enumerate(fmt.digit_order())}
+        slots += [Slot("s", digit_of_out[i]) for i in range(k)]
+        self.slots = slots
+        self.t = len(slots) - 1
+        self.target_group = digit_of_out[k]
+        self.tokens = np.asarray(fmt.digit_tokens)
+
+        # valid[p, v]: token v can sit at position p
+        self.valid = np.zeros((len(slots), vocab), bool)
+        for p, s in enumerate(slots):
+            if s.kind == "fixed":
+                self.valid[p, s.token] = True
+            elif s.group == GROUPS:
+                self.valid[p, self.tokens[:2]] = True
+            else:
+                self.valid[p, self.tokens] = True
+        # gather[j, r, pair, c]: flat index (p * vocab + token) of the r-th position of group j
+        P = len(slots)
+        self._pad = P * vocab
+        members = [[p for p, s in enumerate(slots) if s.kind != "fixed" and s.group == j] for j in range(GROUPS)]
+        width = max(1, max(len(m) for m in members))
+        gather = np.full((GROUPS, width, PAIRS, 2), self._pad, np.int64)
+        for j, ps in enumerate(members):
+            for r, p in enumerate(ps):
+                digit = ROLE_DIGIT[slots[p].kind]
+                gather[j, r] = p * vocab + self.tokens[digit]
+        self._gather = gather
+        self._fixed = [(p, s.token) for p, s in enumerate(slots) if s.kind == "fixed"]
+        self._top = [p for p, s in enumerate(slots) if s.kind == "s" and s.group == GROUPS]
+
+    @property
+    def n_pos(self) -> int:
+        return len(self.slots)
+
+    @property
+    def query(self) -> Slot:
+        return self.slots[self.t]
+
+    def group_weights(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """terms [N, P, V] -> (constant [N], weights [N, 10, 100, 2], top [N, 2]), each an upper
+        bound of the exact sum of the terms it gathers."""
+        n = terms.shape[0]
+        flat = np.concatenate([terms.reshape(n, -1), np.zeros((n, 1))], 1)
+        weights = sum_up(flat[:, self._gather], axis=2) if self._gather.shape[1] > 1 else flat[:, self._gather[:, 0]]
+        const = sum_up(np.stack([terms[:, p, tok] for p, tok in self._fixed], 1), 1) if self._fixed else np.zeros(n)
+        top = np.zeros((n, 2))
+        for p in self._top:
+            top = top + terms[:, p][:, self.tokens[:2]]  # at most one such position
+        return const, weights, top
+
+    def tokens_of(self, pairs: np.ndarray, carries: np.ndarray) -> np.ndarray:
+        """Token at every position for concrete paths: pairs [N, 10], carries [N, 11] -> [N, P]."""
+        a, b = pairs // 10, pairs % 10
+        s = np.concatenate([(a + b + carries[:, :GROUPS]) % 10, carries[:, GROUPS:]], 1)
+        out = np.empty((pairs.shape[0], self.n_pos), np.int64)
+        for p, sl in enumerate(self.slots):
+            if sl.kind == "fixed":
+                out[:, p] = sl.token
+            else:
+                out[:, p] = self.tokens[{"a": a, "b": b, "s": s}[sl.kind][:, sl.group]]
+        return out
+
+    def fix_token(self, cases: Cases, p: int, token: np.ndarray) -> Cases:
+        """Constrain the token at position p (a digit slot) to `token` [N]."""
+        sl = self.slots[p]
+        digit = np.searchsorted(self.tokens, token) if np.all(np.diff(self.tokens) > 0) else \
+            np.array([list(self.tokens).index(t) for t in np.atleast_1d(token)])
+        return cases.fix_digit(sl.kind, sl.group, digit)

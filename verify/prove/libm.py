@@ -1,0 +1,190 @@
+"""Exhaustive checks of the library-function assumptions, over the inputs that occur.
+
+The error model assumes torch's float32 exp (inside softmax, and torch.exp for softmax1),
+rsqrt and silu are accurate to `LIBRARY_ULPS` ulps. The proof records the input range each
+function meets; this module evaluates the function on *every* float32 in that range, in
+chunks, against float64 references (whose own error, ~2^-29 float32 ulps, is negligible)
+and reports the worst error found. Softmax is checked as the proof uses it: on rows [x, 0],
+its output must lie within the bound the error model predicts.
+
+Results depend on the torch build and the CPU's vector unit (AVX2 and AVX-512 kernels
+differ), so they are cached per (torch version, machine, CPU capability) in
+`$XDG_CACHE_HOME/adder/libm.json`: a range checked once is not checked again. Float64
+cannot be enumerated (2^64 inputs); for float64 models the check samples 2^22 points of
+the range and the verdict says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...compiler.module import _ACT
+from .floatmodel import LIBRARY_ULPS
+
+CHUNK = 1 << 24
+SAMPLES_FLOAT64 = 1 << 22
+
+
+@dataclass
+class LibmCheck:
+    fn: str
+    lo: float
+    hi: float
+    inputs: int
+    worst_ulps: float
+    exhaustive: bool
+
+    @property
+    def holds(self) -> bool:
+        return self.worst_ulps <= LIBRARY_ULPS
+
+    def describe(self) -> str:
+        how = "every float32 of" if self.exhaustive else "a random sample of"
+        return (f"{self.fn}: {how} {self.inputs:,} inputs in [{self.lo:.6g}, {self.hi:.6g}]: worst "
+                f"{self.worst_ulps:.3f} ulp (assumed <= {LIBRARY_ULPS:g})")
+
+    def to_json(self) -> dict:
+        return {"fn": self.fn, "lo": self.lo, "hi": self.hi, "inputs": self.inputs,
+                "worst_ulps": self.worst_ulps, "exhaustive": self.exhaustive, "holds": self.holds}
+
+
+def _cache_path() -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return root / "adder" / "libm.json"
+
+
+def _machine_key() -> str:
+    cap = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "?")()
+    return f"torch {torch.__version__} / {platform.machine()} / {cap}"
+
+
+def float32_range(lo: float, hi: float):
+    """Every float32 x with lo <= x <= hi, ascending, in chunks (numpy float32 arrays)."""
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    lo32 = lo32 if lo32 >= lo else np.nextafter(lo32, np.float32(np.inf))
+    hi32 = hi32 if hi32 <= hi else np.nextafter(hi32, np.float32(-np.inf))
+    if lo32 > hi32:
+        return
+    bits = lambda x: int(np.array(abs(x), np.float32).view(np.uint32))  # noqa: E731
+    if lo32 < 0:  # negative part, from -|lo| up to min(hi, -0): magnitudes from |lo| down
+        top, bottom = bits(lo32), (bits(hi32) if hi32 < 0 else 0)
+        for start in range(top, bottom - 1, -CHUNK):
+            stop = max(bottom, start - CHUNK + 1)
+            yield -np.arange(start, stop - 1, -1, dtype=np.uint32).view(np.float32)
+    if hi32 >= 0:
+        first = bits(lo32) if lo32 >= 0 else 1
+        for start in range(first, bits(hi32) + 1, CHUNK):
+            yield np.arange(start, min(bits(hi32) + 1, start + CHUNK), dtype=np.uint32).view(np.float32)
+
+
+_U = {torch.float32: 2.0**-24, torch.float64: 2.0**-53}
+_ETA = {torch.float32: 2.0**-149, torch.float64: 2.0**-1074}
+
+
+def _ulp(ref: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
+    """Spacing of the format `dt` at |ref| (ref in the reference precision)."""
+    r = ref.abs().to(dt)
+    return (torch.nextafter(r, torch.tensor(float("inf"), dtype=dt)) - r).to(ref.dtype)
+
+
+def _run(x: np.ndarray, model_fn, ref_fn, measure) -> float:
+    """Worst value of `measure(got, ref, dtype)` over x, with got = model_fn(x) in x's dtype."""
+    t = torch.from_numpy(x)
+    with torch.no_grad():
+        got = model_fn(t)
+    if t.dtype == torch.float32:
+        return float(measure(got.double(), ref_fn(t.double(), torch), torch.float32).max())
+    ref = ref_fn(x.astype(np.longdouble), np)
+    return float(measure_np(got.numpy().astype(np.longdouble), ref, measure).max())
+
+
+def measure_np(got, ref, measure):
+    return measure(torch.from_numpy(got.astype(np.float64)), torch.from_numpy(ref.astype(np.float64)), torch.float64,
+                   exact_diff=torch.from_numpy((got - ref).astype(np.float64)))
+
+
+def _ulps(got, ref, dt, exact_diff=None):
+    diff = (got - ref) if exact_diff is None else exact_diff
+    return diff.abs() / torch.clamp(_ulp(ref, dt), min=_ETA[dt])
+
+
+def _softmax_excess(got, ref, dt, exact_diff=None):
+    """p0 of softmax([x, 0]) must lie within ref (1 +- (4K u + 4u)): the K this needs."""
+    u = _U[dt]
+    diff = (got - ref) if exact_diff is None else exact_diff
+    return torch.clamp(diff.abs() - 4 * u * ref - 2 * _ETA[dt], min=0) / (4 * u * ref + _ETA[dt])
+
+
+def _silu_k(got, ref, dt, exact_diff=None):
+    """|err| <= K (2u |y| + eta): the K this needs."""
+    diff = (got - ref) if exact_diff is None else exact_diff
+    return diff.abs() / (2 * _U[dt] * ref.abs() + _ETA[dt])
+
+
+def _softmax_model(t):
+    x = torch.clamp(t, max=0)
+    return F.softmax(torch.stack([x, torch.zeros_like(x)], 1), dim=-1)[:, 0]
+
+
+def _softmax_ref(r, lib):
+    e = lib.exp(lib.minimum(r, r * 0) if lib is np else torch.clamp(r, max=0))
+    return e / (1 + e)
+
+
+def _silu_ref(r, lib):
+    return r / (1 + lib.exp(-r))
+
+
+def _check(model_fn, ref_fn, measure):
+    return lambda x: _run(x, model_fn, ref_fn, measure)
+
+
+#: "exp": softmax's exp (max-shifted inputs); "exp1": torch.exp (softmax1's unshifted scores)
+CHECKS = {"exp": _check(_softmax_model, _softmax_ref, _softmax_excess),
+          "exp1": _check(torch.exp, lambda r, lib: lib.exp(r), _ulps),
+          "rsqrt": _check(torch.rsqrt, lambda r, lib: 1 / lib.sqrt(r), _ulps),
+          "silu": _check(_ACT["silu"], _silu_ref, _silu_k),
+          "silu_mlx": _check(_ACT["silu_mlx"], _silu_ref, _silu_k)}
+
+
+def check_range(fn: str, lo: float, hi: float, dtype: str = "float32", use_cache: bool = True) -> LibmCheck:
+    """Worst error of `fn` over [lo, hi] (float32: every input; float64: a sample)."""
+    key = f"{_machine_key()} / {fn}"
+    path = _cache_path()
+    cache = {}
+    if use_cache and dtype == "float32":
+        try:
+            cache = json.loads(path.read_text())
+        except (OSError, ValueError):
+            cache = {}
+        for entry in cache.get(key, []):
+            if entry["lo"] <= lo and hi <= entry["hi"]:
+                return LibmCheck(fn, lo, hi, entry["inputs"], entry["worst_ulps"], True)
+    err = CHECKS[fn]
+    worst, n = 0.0, 0
+    if dtype == "float32":
+        for chunk in float32_range(lo, hi):
+            if len(chunk):
+                worst = max(worst, err(chunk))
+                n += len(chunk)
+        result = LibmCheck(fn, lo, hi, n, worst, True)
+        if use_cache:
+            cache.setdefault(key, []).append({"lo": lo, "hi": hi, "inputs": n, "worst_ulps": worst})
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(cache))
+            except OSError:
+                pass
+        return result
+    # float64: 2^64 inputs cannot be enumerated; sample the range (endpoints included)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([[lo, hi], rng.uniform(lo, hi, SAMPLES_FLOAT64)]).astype(np.float64)
+    return LibmCheck(fn, lo, hi, len(x), err(x), False)

@@ -1,0 +1,260 @@
+"""Push a step's cases through the model: embedding lattice -> blocks -> margin bound.
+
+The state before a block is a *lattice*: for every position p and every token v that can
+sit there, an interval box [C, P, V, d] containing the residual the float module holds at p
+when p holds v, over every input of the case (C cases; C = 1 while nothing depends on the
+case, i.e. up to the first attention). MLP blocks act on each box. An attention block is
+bounded per query row (case, position, token) by `softmax.dinkelbach` over the automaton,
+one problem per head, value coordinate and direction. After the last attention only the
+query position t matters: its attention-output box is bisected until the margin bound of
+the target digit is positive everywhere (`margin_boxes`), or a depth limit is reached.
+
+The same code runs in two modes: *search* (find the Dinkelbach bounds and the bisection)
+and *check* (given them, re-verify each inequality with rigorous exp): `Given` carries them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...compiler.spec import Attention
+from .automaton import Cases
+from .floatmodel import dot_rounded, rounded
+from .intervals import Interval, down, up
+from .layers import Ctx, dot_scores, linear, mlp, norm, rotate
+from .layout import StepLayout
+from .softmax import dinkelbach, output_slack, upper_bound_holds, weights
+
+#: Bisection depth of the last attention output box before a case is branched or left open.
+MAX_BISECTIONS = 10
+
+
+@dataclass
+class Rows:
+    """Query rows of an attention block: case index, position and token of each."""
+
+    case: np.ndarray
+    pos: np.ndarray
+    tok: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.case)
+
+
+@dataclass
+class HeadBounds:
+    """Result of one attention block over its query rows."""
+
+    out: Interval  # [Q, H * vd] head outputs
+    residual: Interval  # [Q, d] residual stream at the query (before this block)
+    lam: np.ndarray  # [Q, H, vd, 2] certified max and -min per coordinate (NaN: not certified)
+    paths: tuple | None  # maximising paths (pairs [N, 10], carries [N, 11]) of the problems, search only
+
+
+def embed_lattice(layout: StepLayout, ctx: Ctx) -> Interval:
+    """[1, P, V, d]: token embedding (+ position embedding, one rounded addition)."""
+    mw = ctx.mw
+    E = mw(mw.spec.embed)  # [V, d]
+    x = Interval.point(np.broadcast_to(E[None], (layout.n_pos,) + E.shape).copy())
+    if mw.spec.pos is not None:
+        x = rounded(x + mw(mw.spec.pos)[: layout.n_pos, None, :], ctx.ar)
+    return x[None]
+
+
+def _heads(x: Interval, n: int, hd: int) -> Interval:
+    return x.reshape(*x.shape[:-1], n, hd)
+
+
+def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayout, ctx: Ctx,
+              given: np.ndarray | None = None) -> HeadBounds:
+    """Bound one attention block at the query rows. x: residual lattice [C, P, V, d];
+    `row_cases` holds each row's constraints (its case, with the query token fixed)."""
+    att = block.layer
+    mw, ar = ctx.mw, ctx.ar
+    H, Hkv, hd, vd = att.n_heads, att.n_kv_heads, att.head_dim, att.vd
+    P, V = layout.n_pos, layout.vocab
+    xc = rows.case if x.shape[0] > 1 else np.zeros(len(rows), np.int64)
+    keys = norm(x, block.norm, ctx)
+    k = _heads(linear(keys, att.k, ctx), Hkv, hd)  # [C, P, V, Hkv, hd]
+    v = _heads(linear(keys, att.v, ctx), Hkv, vd)  # [C, P, V, Hkv, vd]
+    k = norm(k, att.k_norm, ctx)
+    xq = keys[xc, rows.pos, rows.tok]  # [Q, d]
+    q = _heads(linear(xq, att.q, ctx), H, hd)  # [Q, H, hd]
+    q = norm(q, att.q_norm, ctx)
+    if att.rope is not None:
+        cos, sin = mw.rope_tables(att.rope, P, hd)
+        k = rotate(k, cos[None, :, None, None, :], sin[None, :, None, None, :], att.rope.convention, ar)
+        q = rotate(q, cos[rows.pos][:, None, :], sin[rows.pos][:, None, :], att.rope.convention, ar)
+    scale = mw.attention_scale(att)
+    if att.scale_op == "mul_q":
+        q = rounded(q * scale, ar)
+    group = np.arange(H) // (H // Hkv)
+    kq = k[xc][:, :, :, group]  # [Q, P, V, H, hd]
+    s = dot_scores(Interval(q.lo[:, None, None], q.hi[:, None, None]), kq, ctx)  # [Q, P, V, H]
+    s = Interval(np.moveaxis(s.lo, -1, 1), np.moveaxis(s.hi, -1, 1))  # [Q, H, P, V]
+    if att.scale_op == "div":
+        s = rounded(s / scale, ar)
+    elif att.scale_op == "mul" and mw.model._scales[id(att)] != 1.0:
+        s = rounded(s * scale, ar)
+    j = np.arange(P)
+    live = np.broadcast_to(layout.valid[None, None], (len(rows), H, P, V)).copy()
+    if att.causal:
+        live &= (j[None, :] <= rows.pos[:, None])[:, None, :, None]
+    if att.alibi is not None:
+        dist = (j[None, :] - rows.pos[:, None]).astype(np.float64)  # [Q, P]
+        slope = mw(att.alibi)  # [H]
+        s = rounded(s + rounded(Interval.point(slope[None, :, None] * dist[:, None, :])[..., None], ar), ar)
+    if att.bias is not None:
+        table = mw(att.bias)[:, rows.pos][:, :, :P]  # [H, Q, P]
+        tb = np.moveaxis(table, 1, 0)[..., None]  # [Q, H, P, 1]
+        live &= np.isfinite(tb)
+        s = rounded(s + np.where(np.isfinite(tb), tb, 0.0), ar)
+    e, d0 = weights(s, live, att.softmax, ctx)  # [Q, H, P, V], [Q, H]
+    e = Interval(np.where(live, e.lo, 0.0), np.where(live, e.hi, 0.0))
+
+    vq = v[xc][:, :, :, group]  # [Q, P, V, H, vd]
+    vq = Interval(np.moveaxis(vq.lo, (3, 4), (1, 2)), np.moveaxis(vq.hi, (3, 4), (1, 2)))  # [Q, H, vd, P, V]
+    live_v = live[:, :, None]
+    vmax = np.where(live_v, vq.mag(), 0.0).max((-2, -1))  # [Q, H, vd]
+    zero = (vmax == 0)
+
+    # problems: (row, head, coord, direction) with direction 0 = max v, 1 = max -v
+    vhi = np.stack([vq.hi, -vq.lo], 3)  # [Q, H, vd, 2, P, V]
+    shape = vhi.shape[:4]
+    eN = Interval(np.broadcast_to(e.lo[:, :, None, None], vhi.shape).reshape(-1, P, V),
+                  np.broadcast_to(e.hi[:, :, None, None], vhi.shape).reshape(-1, P, V))
+    dN = Interval(np.broadcast_to(d0.lo[:, :, None, None], shape).reshape(-1),
+                  np.broadcast_to(d0.hi[:, :, None, None], shape).reshape(-1))
+    vN = np.where(np.broadcast_to(live_v[:, :, :, None], vhi.shape), vhi, 0.0).reshape(-1, P, V)
+    qcases = row_cases
+    rep = np.repeat(np.arange(len(rows)), int(np.prod(shape[1:])))
+    caseN = qcases.take(rep)
+    todo = ~np.broadcast_to(zero[..., None], shape).reshape(-1)
+    lam = np.zeros(len(rep))
+    paths = None
+    if given is None:
+        if todo.any():
+            sub = np.flatnonzero(todo)
+            found, p = dinkelbach(eN[sub], vN[sub], dN[sub], layout, caseN.take(sub))
+            lam[sub] = found
+            paths = (p[0], p[1], rep[sub])
+    else:
+        lam = np.asarray(given, dtype=np.float64).reshape(-1)
+        sub = np.flatnonzero(todo)
+        ok = upper_bound_holds(lam[sub], eN[sub], vN[sub], dN[sub], layout, caseN.take(sub)) if len(sub) else []
+        bad = np.ones(len(lam), bool)
+        bad[sub] = ~np.asarray(ok, bool)
+        bad[~todo] = lam[~todo] != 0
+        lam = np.where(bad, np.nan, lam)
+    lam = lam.reshape(shape)
+    slack = output_slack(vmax, P, ar)
+    out = Interval(down(-lam[..., 1] - slack), up(lam[..., 0] + slack))  # [Q, H, vd]
+    out = Interval(np.where(np.isnan(out.lo), -np.inf, out.lo), np.where(np.isnan(out.hi), np.inf, out.hi))
+    residual = x[xc, rows.pos, rows.tok]
+    return HeadBounds(out=out.reshape(len(rows), H * vd), residual=residual, lam=lam, paths=paths)
+
+
+def after_attention(hb_out: Interval, residual: Interval, att: Attention, ctx: Ctx) -> Interval:
+    """Residual after the block: h + o(heads)."""
+    return rounded(residual + linear(hb_out, att.o, ctx), ctx.ar)
+
+
+def mlp_block(x: Interval, block, ctx: Ctx) -> Interval:
+    return rounded(x + mlp(norm(x, block.norm, ctx), block.layer, ctx), ctx.ar)
+
+
+def margin_lower(h: Interval, target: np.ndarray, ctx: Ctx) -> np.ndarray:
+    """Lower bound of min_{d != y} (logit_y - logit_d) of the float module, h [N, d].
+
+    The final norm and all but the last unembedding matrix are bounded as usual; the last
+    matrix W enters as the *difference* of two rows, so the large shared part of the two
+    logits cancels exactly: (h . W_y - h . W_d) in real arithmetic, plus only the rounding of
+    the two float dot products (and bias additions) that actually differ.
+    """
+    mw, ar, spec = ctx.mw, ctx.ar, ctx.mw.spec
+    z = norm(h, spec.final_norm, ctx)
+    for m in spec.unembed.weights[:-1]:
+        z = dot_rounded(z, mw(m), ar)
+    W = mw(spec.unembed.weights[-1])  # [V, n]
+    V = W.shape[0]
+    b = mw(spec.unembed.bias) if spec.unembed.bias is not None else np.zeros(V)
+    diff = Interval.point(W[target])[:, None, :] - W[None]  # [N, V, n]
+    zz = Interval(z.lo[:, None, :], z.hi[:, None, :])
+    real = (zz * diff).sum(-1) + (Interval.point(b[target])[:, None] - b[None])  # [N, V]
+    if not ar.exact:
+        n = W.shape[1]
+        mag = up((z.mag()[:, None, :] * np.abs(W)[None]).sum(-1) * (1 + 2.0**-50))  # [N, V]
+        err = up(ar.gamma(n) * mag + n * ar.eta)
+        if spec.unembed.bias is not None:
+            err = up(err + ar.gamma(1) * up(mag + np.abs(b)[None] + err) + ar.eta)
+        errs = up(err[np.arange(len(target)), target][:, None] + err)
+        real = Interval(down(real.lo - errs), real.hi)
+    lo = np.where(np.arange(V)[None, :] == target[:, None], np.inf, real.lo)
+    return lo.min(1)
+
+
+def tail_margin(out: Interval, residual: Interval, att: Attention, later: list, target: np.ndarray,
+                ctx: Ctx) -> np.ndarray:
+    """Margin lower bound from the last attention's output box onwards. out [N, H*vd]."""
+    h = after_attention(out, residual, att, ctx)
+    for block in later:
+        h = mlp_block(h, block, ctx)
+    return margin_lower(h, target, ctx)
+
+
+def bisect_margins(out: Interval, residual: Interval, att: Attention, later: list, target: np.ndarray,
+                   ctx: Ctx, trees: list | None = None, max_depth: int = MAX_BISECTIONS):
+    """Prove margin > 0 over each row's output box by bisection.
+
+    Search (trees None): bisect the widest coordinate of every failing box, up to
+    `max_depth` times. Check (trees given): follow the given trees. Returns (ok [N],
+    worst [N], trees): `worst` is the smallest margin bound over the row's final boxes and a
+    tree is a nested list (None: a box bounded directly; [dim, lower half, upper half]).
+    """
+    n = out.shape[0]
+    result: list = [None] * n
+    slots = [(result, i) for i in range(n)]  # where each pending box's tree node goes
+    subtrees = list(trees) if trees is not None else [None] * n
+    rows = np.arange(n)
+    lo, hi = out.lo.copy(), out.hi.copy()
+    worst = np.full(n, np.inf)
+    ok = np.ones(n, bool)
+    depth = 0
+    while len(rows):
+        with np.errstate(invalid="ignore", over="ignore"):
+            m = tail_margin(Interval(lo, hi), residual[rows], att, later, target[rows], ctx)
+        m = np.where(np.isnan(m), -np.inf, m)
+        if trees is not None:
+            split = np.array([t is not None for t in subtrees], bool)
+        else:
+            split = ~(m > 0) & (depth < max_depth) & np.isfinite(lo).all(1) & np.isfinite(hi).all(1)
+        final = ~split
+        np.minimum.at(worst, rows[final], m[final])
+        np.logical_and.at(ok, rows[final & ~(m > 0)], False)
+        if not split.any():
+            break
+        idx = np.flatnonzero(split)
+        if trees is not None:
+            dims = np.array([subtrees[i][0] for i in idx], np.int64)
+        else:
+            dims = np.argmax(hi[idx] - lo[idx], axis=1)
+        k = np.arange(len(idx))
+        mid = 0.5 * (lo[idx, dims] + hi[idx, dims])
+        lo_a, hi_a, lo_b, hi_b = lo[idx].copy(), hi[idx].copy(), lo[idx].copy(), hi[idx].copy()
+        hi_a[k, dims] = mid
+        lo_b[k, dims] = mid
+        new_slots, new_subtrees = [], []
+        for t, i in enumerate(idx):
+            node = [int(dims[t]), None, None]
+            box, pos = slots[i]
+            box[pos] = node
+            new_slots += [(node, 1), (node, 2)]
+            new_subtrees += [subtrees[i][1], subtrees[i][2]] if trees is not None else [None, None]
+        rows = np.repeat(rows[idx], 2)
+        lo = np.stack([lo_a, lo_b], 1).reshape(-1, lo.shape[1])
+        hi = np.stack([hi_a, hi_b], 1).reshape(-1, hi.shape[1])
+        slots, subtrees = new_slots, new_subtrees
+        depth += 1
+    return ok, worst, result

@@ -1,0 +1,105 @@
+"""What `adder prove` found, as data and as rich renderables.
+
+Wording rule (tested): the word "proven" appears only in a `proven` verdict, or as
+"not proven". Every verdict names its arithmetic and its assumptions.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from dataclasses import dataclass, field
+
+import torch
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+VERDICTS = ("proven", "refuted", "real-only", "undecided")
+ALL_INPUTS = 10**20
+
+
+@dataclass
+class StepVerdict:
+    step: int
+    verdict: str
+    leaves: int = 0
+    certified_margin: float | None = None  # smallest margin lower bound over the proven leaves
+    sampled_margin: float | None = None  # smallest margin the official cases showed at this step
+    open_inputs: float = 0.0
+    reason: str = ""
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ProofReport:
+    target: str
+    name: str
+    weights_sha256: str
+    dtype: str
+    verdict: str = "undecided"
+    steps: list[StepVerdict] = field(default_factory=list)
+    counterexample: dict | None = None  # {"a", "b", "printed", "expected", "step"}
+    open_regions: list[str] = field(default_factory=list)
+    open_inputs: float = 0.0
+    reason: str = ""
+    assumptions: list[str] = field(default_factory=list)
+    libm: list[dict] = field(default_factory=list)
+    check: str = ""
+    certificate: str | None = None
+    seconds: float = 0.0
+    machine: str = field(default_factory=lambda: f"{platform.machine()}, torch {torch.__version__}")
+
+    def summary(self) -> str:
+        arith = f"{self.dtype} on CPU"
+        if self.verdict == "proven":
+            return (f"proven: every one of the 10^20 inputs is added correctly at every answer step, "
+                    f"in {arith}, under the assumptions listed")
+        if self.verdict == "refuted":
+            c = self.counterexample
+            return (f"refuted: {c['a']} + {c['b']} prints {c['printed']} (expected {c['expected']}); found by the "
+                    f"prover at answer step {c['step']}, confirmed by greedy decoding")
+        if self.verdict == "real-only":
+            return (f"real-only: correct on all inputs in real arithmetic with these weights, but the {arith} model "
+                    f"is not proven: {self.reason}")
+        share = self.open_inputs / ALL_INPUTS if self.open_inputs == self.open_inputs else float("nan")
+        held = "an unknown share" if math.isnan(share) else f"{self.open_inputs:.3g} ({share:.3g} of 10^20)"
+        return f"undecided (not proven): {self.reason}; open regions hold {held} inputs"
+
+    def to_json(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "steps"}
+        d["steps"] = [s.to_json() for s in self.steps]
+        d["summary"] = self.summary()
+        return d
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and (math.isinf(x) or math.isnan(x))):
+        return "-"
+    return f"{x:.3g}"
+
+
+def render(r: ProofReport):
+    style = {"proven": "bold green", "refuted": "bold red", "real-only": "bold yellow", "undecided": "bold yellow"}
+    head = Text(f"{r.name}  ({r.target}, {r.dtype}, weights sha256 {r.weights_sha256[:12]}…)\n", style="bold")
+    table = Table(title="per answer step", title_justify="left")
+    for col in ("step", "verdict", "leaves", "certified margin >=", "smallest sampled margin", "open inputs", "seconds"):
+        table.add_column(col, justify="right" if col != "verdict" else "left")
+    for s in r.steps:
+        table.add_row(str(s.step), s.verdict, str(s.leaves), _fmt(s.certified_margin), _fmt(s.sampled_margin),
+                      _fmt(s.open_inputs) if s.open_inputs else "0", f"{s.seconds:.1f}")
+    parts = [head, table, Text(r.summary(), style=style.get(r.verdict, "bold"))]
+    if r.open_regions:
+        parts.append(Text("open regions (first {}):\n  ".format(len(r.open_regions[:10])) +
+                          "\n  ".join(r.open_regions[:10])))
+    if r.assumptions:
+        parts.append(Text("assumptions:\n  " + "\n  ".join(r.assumptions)))
+    if r.check:
+        parts.append(Text(f"certificate check: {r.check}"))
+    if r.certificate:
+        parts.append(Text(f"certificate: {r.certificate}"))
+    parts.append(Text(f"{r.seconds:.1f} s on {r.machine}", style="dim"))
+    return Group(*parts)

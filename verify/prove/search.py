@@ -1,0 +1,146 @@
+"""The search: find a case split and bounds that prove every step, or a counterexample.
+
+For each answer step: bound the root cases (`split.root_cases`) in one vectorised batch;
+for each case that is not proven, run its worst-case paths (the Dinkelbach optima, concrete
+inputs) through the compiled module and, if one is decoded wrongly, stop with `refuted`;
+otherwise split it on a digit group and try its children, until a depth or time budget.
+Cases still open are reported with how many inputs they hold. Everything found is written
+into a certificate tree that `certificate.check` re-verifies without this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ...compiler.decode import add, teacher_forced
+from ...compiler.module import AdderModel
+from .automaton import GROUPS, Cases, count_paths
+from .layers import Ctx, Unsupported
+from .layout import StepLayout
+from .pipeline import bound_cases
+from .split import children, root_cases
+
+log = logging.getLogger(__name__)
+
+#: How many times a case may be split on a digit group before it is left open.
+MAX_SPLIT_DEPTH = 2
+#: Cases bounded per vectorised batch (bounds memory).
+BATCH = 256
+#: Worst-case inputs run through the module per unproven case.
+CANDIDATES_PER_CASE = 8
+
+
+@dataclass
+class StepSearch:
+    """What the search found for one answer step."""
+
+    step: int
+    roots: list  # certificate nodes, one per root case (see certificate.py)
+    open_inputs: float = 0.0  # inputs in cases left open
+    open_regions: list = field(default_factory=list)  # labels of open cases (first few)
+    certified_margin: float = np.inf  # smallest margin lower bound over proven leaves
+    leaves: int = 0
+    counterexample: tuple | None = None  # (a, b, printed sum)
+    unsupported: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def proven(self) -> bool:
+        return self.counterexample is None and self.unsupported is None and self.open_inputs == 0 and \
+            not self.open_regions
+
+
+def branch_order(layout: StepLayout) -> list[int]:
+    """Groups to split on, nearest first: the target digit's group, then the groups below it
+    (whose carries reach it), then the ones above."""
+    j = min(layout.target_group, GROUPS - 1)
+    return [j] + list(range(j - 1, -1, -1)) + list(range(j + 1, GROUPS))
+
+
+def _refute(model: AdderModel, step: int, pairs: list[tuple[int, int]]) -> tuple | None:
+    """Run candidate inputs; return (a, b, printed) for one the generic decoder gets wrong."""
+    if not pairs:
+        return None
+    pairs = list(dict.fromkeys(pairs))
+    a = torch.tensor([p[0] for p in pairs], dtype=torch.long)
+    b = torch.tensor([p[1] for p in pairs], dtype=torch.long)
+    checked = teacher_forced(model, a, b)
+    fmt = model.spec.format
+    wrong = (checked.pred[:, step] != fmt.answer(a, b)[:, step]).nonzero().flatten().tolist()
+    for i in wrong[:4]:
+        x, y = pairs[i]
+        printed = add(model, x, y)[0]
+        if printed != x + y:
+            return (x, y, printed)
+    return None
+
+
+def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float,
+                progress: Callable[[int], None] | None = None) -> StepSearch:
+    t0 = time.perf_counter()
+    res = StepSearch(step=layout.k, roots=[None] * 0)
+    roots = root_cases(layout)
+    res.roots = [None] * len(roots.cases)
+    # pending: (container, index, case row, query token, target, depth, label)
+    pending = [(res.roots, i, roots.cases.take([i]), roots.query_token[i], roots.target[i], 0, roots.labels[i])
+               for i in range(len(roots.cases))]
+    order = branch_order(layout)
+    while pending:
+        if time.perf_counter() > deadline:
+            for box, i, cases, *_rest, label in pending:
+                box[i] = {"open": True}
+                res.open_inputs += float(count_paths(cases)[0])
+                res.open_regions.append(f"step {layout.k}: {label}")
+            break
+        batch, pending = pending[:BATCH], pending[BATCH:]
+        cases = Cases(np.concatenate([p[2].mask for p in batch]), np.concatenate([p[2].final for p in batch]))
+        counts = count_paths(cases)
+        try:
+            bounds = bound_cases(layout, cases, np.array([p[3] for p in batch]), np.array([p[4] for p in batch]), ctx)
+        except Unsupported as e:
+            res.unsupported = str(e)
+            for box, i, *_ in batch + pending:
+                box[i] = {"open": True}
+            res.open_inputs = float("nan")
+            return res
+        if progress:
+            progress(len(batch))
+        failing = []
+        for r, (box, i, c, q, y, depth, label) in enumerate(batch):
+            if counts[r] == 0:
+                box[i] = {"empty": True}
+            elif bounds.ok[r]:
+                box[i] = {"leaf": {"lam": [lam[r].tolist() for lam in bounds.lams], "tree": bounds.trees[r]}}
+                res.leaves += 1
+                res.certified_margin = min(res.certified_margin, float(bounds.worst[r]))
+            else:
+                failing.append(r)
+        cands = [pair for r in failing for pair in bounds.candidates[r][:CANDIDATES_PER_CASE]]
+        found = _refute(model, layout.k, cands)
+        if found:
+            res.counterexample = found
+            for box, i, *_ in [batch[r] for r in failing] + pending:
+                box[i] = {"open": True}
+            break
+        for r in failing:
+            box, i, c, q, y, depth, label = batch[r]
+            group = next((g for g in order if c.free_pairs(g)[0].sum() > 1), None)
+            if depth >= MAX_SPLIT_DEPTH or group is None:
+                box[i] = {"open": True}
+                res.open_inputs += float(counts[r])
+                if len(res.open_regions) < 20:
+                    res.open_regions.append(f"step {layout.k}: {label} (margin bound {bounds.worst[r]:.3g})")
+                continue
+            kids, pairs = children(c, 0, group)
+            node = {"split": group, "children": [None] * len(pairs)}
+            box[i] = node
+            pending += [(node["children"], n, kids.take([n]), q, y, depth + 1, f"{label} pair{group}={int(p):02d}")
+                        for n, p in enumerate(pairs)]
+    res.seconds = time.perf_counter() - t0
+    return res

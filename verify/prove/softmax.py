@@ -1,0 +1,150 @@
+"""The attention rule: the exact range of softmax-weighted values over automaton paths.
+
+For one query and one head, key position j holding token v contributes a weight
+e_j = exp(score_j) and a value v_j; the head's output coordinate is R = sum e v / sum e
+(softmax1: an extra constant 1 in the denominator). Over all paths of a case, R is a
+linear-fractional programme over the automaton, solved by Dinkelbach's iteration:
+
+    R <= lam   for every path   <=>   G(lam) = max_paths sum_j e_j (v_j - lam) <= 0
+
+(every e_j > 0), and G is one max-plus programme (`automaton.best_paths`). Intervals on e_j
+and v_j (from rounding, or from earlier layers) stay sound: the maximising e_j is its upper
+end where v_j > lam and its lower end elsewhere. The certificate of an upper bound is the
+single number lam; `upper_bound_holds` re-checks it with every addition rounded upwards.
+
+Rounding of the float model: softmax computes e'_j = exp(fl(s_j - max s)), divides by the
+rounded sum and multiplies by the value in a rounded matmul. The first two are relative
+factors on each e_j (`weights`); the rest is `kappa * max|v|` on the output (`output_slack`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .automaton import Cases, best_paths
+from .floatmodel import Arithmetic
+from .intervals import Interval, down, up
+from .layers import Ctx, Unsupported
+from .layout import StepLayout
+
+#: Largest finite exponent argument before exp overflows, per dtype (softmax1 has no max shift).
+EXP_OVERFLOW = {"float32": 88.0, "float64": 709.0, "real": np.inf}
+#: Dinkelbach stops when lam moves by less than this (relative); the bound then adds a slack.
+CONVERGED = 1e-13
+MAX_ITERATIONS = 40
+
+
+def weights(scores: Interval, live: np.ndarray, softmax: str, ctx: Ctx) -> tuple[Interval, Interval]:
+    """Enclosures of the softmax numerators of each key, up to one common positive factor.
+
+    scores [..., P, V] (keys that cannot occur or are masked have live False). Returns
+    (e [..., P, V], d0 [...]): e_j encloses the float exp of key j and d0 the extra
+    denominator term (softmax1's 1), both scaled by exp(-m) for a common m, so that every
+    ratio is unchanged and nothing overflows in float64.
+    """
+    ar = ctx.ar
+    s_lo = np.where(live, scores.lo, np.inf)
+    s_hi = np.where(live, scores.hi, -np.inf)
+    m = s_hi.max(axis=(-2, -1), keepdims=True)
+    if softmax == "softmax1" and np.any(m > EXP_OVERFLOW[ar.name]):
+        raise Unsupported(f"softmax1 scores reach {float(m.max()):.4g}: exp may overflow in {ar.name}")
+    shifted = Interval(np.where(live, down(s_lo - m), -np.inf), np.where(live, up(s_hi - m), -np.inf))
+    if softmax == "softmax":  # the max-shifted inputs of softmax's exp
+        ctx.note("exp", Interval(np.where(live, shifted.lo, 0.0), np.where(live, shifted.hi, 0.0)))
+    else:  # softmax1 calls torch.exp on the scores themselves
+        ctx.note("exp1", Interval(np.where(live, scores.lo, s_hi.max()), np.where(live, scores.hi, s_hi.max())))
+    e = ctx.exp(shifted)
+    d0 = ctx.exp(Interval(-m[..., 0, 0], -m[..., 0, 0])) if softmax == "softmax1" else Interval.point(np.zeros(m.shape[:-2]))
+    if not ar.exact:
+        spread = np.where(live, s_hi, -np.inf).max((-2, -1)) - np.where(live, s_lo, np.inf).min((-2, -1))
+        # fl(s_j - m) = (s_j - m)(1 + d): a factor exp(+-u |s_j - m|) on e_j (softmax only);
+        # exp itself: a factor 1 +- K ulps
+        rel = ar.ulps(ar.exp_ulps)
+        shift = ctx.exp(Interval.point(ar.u * up(spread))) if softmax == "softmax" else Interval.point(np.ones_like(spread))
+        f_hi = up(shift.hi * up(1 + rel))
+        f_lo = down(down(1 - rel) / shift.hi)
+        e = Interval(down(e.lo * f_lo[..., None, None]), up(e.hi * f_hi[..., None, None]))
+    return e, d0
+
+
+def output_slack(vmax: np.ndarray, n_keys: int, ar: Arithmetic) -> np.ndarray:
+    """Rounding of normalise-and-mix: |out - R| <= kappa * max|v| + underflow terms, where
+    p_j = fl(e_j * fl(1 / fl(sum e))) (or e_j / fl(1 + sum e)) and out = fl(sum p_j v_j)."""
+    if ar.exact:
+        return np.zeros_like(vmax)
+    g = ar.gamma(n_keys + 1)
+    zeta = (1 + ar.u) ** 2 / (1 - g) - 1
+    kappa = (1 + zeta) * (1 + g) - 1
+    return up(up(kappa * 1.0000001) * vmax + 8 * (n_keys + 1) * (ar.exp_ulps + 1) * ar.eta * (vmax + 1))
+
+
+def _terms(lam: np.ndarray, e: Interval, v_hi: np.ndarray) -> np.ndarray:
+    """Upper bound of max_{e in box} e (v - lam) per key [N, P, V] (0 for dead keys)."""
+    diff = up(v_hi - lam[:, None, None])
+    return np.where(diff >= 0, up(e.hi * diff), up(e.lo * diff))
+
+
+def g_upper(lam: np.ndarray, e: Interval, v_hi: np.ndarray, d0: Interval, layout: StepLayout, cases: Cases,
+            want_path: bool = False):
+    """Rigorous upper bound of G(lam) = max over paths of sum_j e_j (v_j - lam) - lam d0."""
+    const, w, top = layout.group_weights(_terms(lam, e, v_hi))
+    d0_term = np.where(-lam >= 0, up(d0.hi * -lam), up(d0.lo * -lam))
+    out = best_paths(w, top, cases, want_path)
+    best = out[0] if want_path else out
+    g = up(up(const + d0_term) + best)
+    return (g, out[1]) if want_path else g
+
+
+def upper_bound_holds(lam: np.ndarray, e: Interval, v_hi: np.ndarray, d0: Interval, layout: StepLayout,
+                      cases: Cases) -> np.ndarray:
+    """True where `lam` is a proven upper bound of the head output over the case's paths."""
+    return g_upper(lam, e, v_hi, d0, layout, cases) <= 0
+
+
+def dinkelbach(e: Interval, v_hi: np.ndarray, d0: Interval, layout: StepLayout, cases: Cases):
+    """Search: the maximum of sum e v / (d0 + sum e) over paths and e in its box.
+
+    Returns (lam [N], paths): lam is a certified upper bound (checked with `upper_bound_holds`;
+    NaN where certification failed) and paths the last maximising path of each problem
+    (a concrete worst-case input: the prover's counterexample candidates).
+    """
+    n = e.shape[0]
+    vmax = np.abs(v_hi).max((1, 2))
+    lam = np.zeros(n)
+    done = np.zeros(n, bool)
+    paths = None
+    for it in range(MAX_ITERATIONS):
+        g, path = g_upper(lam, e, v_hi, d0, layout, cases, want_path=True)
+        if paths is None:
+            paths = path
+        else:
+            for dst, src in zip(paths, path):
+                dst[~done] = src[~done]
+        tokens = layout.tokens_of(*path)  # [N, P]
+        rows = np.arange(n)[:, None]
+        cols = np.arange(layout.n_pos)[None, :]
+        vh = v_hi[rows, cols, tokens]
+        ech = np.where(vh >= lam[:, None], e.hi[rows, cols, tokens], e.lo[rows, cols, tokens])
+        dch = np.where(lam <= 0, d0.hi, d0.lo)
+        num, den = (ech * vh).sum(1), ech.sum(1) + dch
+        with np.errstate(invalid="ignore", divide="ignore"):
+            new = num / den
+        new = np.where(np.isfinite(new), new, lam)
+        if it == 0:  # lam_0: the ratio of a first feasible path (any path is a lower bound)
+            lam = new
+            continue
+        moved = new > lam + CONVERGED * (np.abs(lam) + vmax + 1e-300)
+        done |= ~moved | (g <= 0)
+        lam = np.where(done, lam, new)
+        if done.all():
+            break
+    cert = lam.copy()
+    ok = np.zeros(n, bool)
+    for slack in (1e-12, 1e-10, 1e-8, 1e-6):
+        trial = up(cert + slack * (np.abs(cert) + vmax + 1e-300))
+        holds = upper_bound_holds(trial, e, v_hi, d0, layout, cases) & ~ok
+        cert = np.where(holds, trial, cert)
+        ok |= holds
+        if ok.all():
+            break
+    return np.where(ok, cert, np.nan), paths
