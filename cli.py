@@ -207,6 +207,8 @@ def verify(target: str = typer.Argument(..., help="Checkpoint, construction name
            threads: int = typer.Option(1, help="CPU threads for torch (1 is fastest on a busy 2-core machine)."),
            timeout: float = typer.Option(10.0, help="Per-call timeout for submission files (seconds)."),
            json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON here."),
+           prove_: bool = typer.Option(False, "--prove", help="Also run `adder prove` and add the proof to the report."),
+           prove_timeout: float = typer.Option(600.0, help="Search budget of --prove (seconds)."),
            force: bool = typer.Option(False, "--force", help="Overwrite an existing --json file.")):
     """Check a model: official cases, carry patterns and chains, windows, Hypothesis search, precision."""
     import json
@@ -230,8 +232,10 @@ def verify(target: str = typer.Argument(..., help="Checkpoint, construction name
             raise AdderError(f"unknown suite {nm!r}; choose from {', '.join(SUITES)}")
     if k < 1 or n < 1 or not 1 <= window <= 3 or chunk < 1 or examples < 1:
         raise AdderError("--k, --n, --chunk and --examples must be positive and --window in 1..3")
-    if json_path is not None and json_path.exists() and not force:
-        raise AdderError(f"{json_path} already exists; pass --force to overwrite it")
+    if json_path is not None:
+        _writable(json_path, force)
+    if prove_ and target.endswith(".py"):
+        raise AdderError("--prove needs a construction or checkpoint; a submission file is a black box")
     arith = parse_arithmetics(precision) if precision else None
     options = {"k": k, "window": window, "n": n}
     total = suite_count(names, options)
@@ -246,11 +250,85 @@ def verify(target: str = typer.Argument(..., help="Checkpoint, construction name
             report = verify_model(model, target, suites=names, seed=seed, options=options, chunk=chunk,
                                   search_examples=examples if (adversarial or search_) else None,
                                   precision=arith, progress=step)
+    if prove_:
+        if target.endswith(".py"):
+            raise AdderError("--prove needs a construction or checkpoint; a submission file is a black box")
+        from .verify.prove import prove as run_prove
+
+        report.proof = run_prove(model.cpu(), target, timeout=prove_timeout).to_json()
     console.print(render(report))
     if json_path is not None:
         json_path.write_text(json.dumps(report.to_json(), indent=1))
         console.print(f"wrote {json_path}")
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def prove(target: Optional[str] = typer.Argument(None, help="Construction name or checkpoint (with --check: the checkpoint)."),
+          certificate: Optional[Path] = typer.Option(None, "--certificate", help="Write the proof certificate (JSON) here."),
+          check: Optional[Path] = typer.Option(None, "--check", help="Re-check this certificate against TARGET, no search."),
+          timeout: float = typer.Option(600.0, help="Search budget in seconds; what is left open is reported undecided."),
+          dtype: Optional[str] = typer.Option(None, help="Prove the model compiled in float32 or float64 [its own]."),
+          libm_check: bool = typer.Option(True, "--libm-check/--no-libm-check",
+                                          help="Check the library-function assumptions exhaustively (cached per machine)."),
+          json_path: Optional[Path] = typer.Option(None, "--json", help="Write the proof report as JSON here."),
+          force: bool = typer.Option(False, "--force", help="Overwrite existing --certificate / --json files.")):
+    """Prove (or refute) that a model adds correctly on all 10^20 inputs, float rounding included.
+
+    Exit status: 0 proven (or certificate check passed), 1 refuted (or check failed), 3 real-only or undecided.
+    """
+    import json
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .verify.prove import check as check_certificate
+    from .verify.prove import prove as run_prove
+    from .verify.prove import read, render
+
+    if target is None:
+        raise AdderError("name a construction or checkpoint to prove (see `adder list`)")
+    if target.endswith(".py"):
+        raise AdderError(f"{target} is a submission file, which runs as a black box; prove a construction name or "
+                         "a checkpoint instead")
+    if timeout <= 0:
+        raise AdderError(f"--timeout must be positive seconds, got {timeout}")
+    for path in (certificate, json_path):
+        if path is not None:
+            _writable(path, force)
+    cert = read(check) if check is not None else None
+    model = load_target(target, dtype=dtype)
+    if cert is not None:
+        result = check_certificate(cert, model)
+        style = "bold green" if result.passed else "bold red"
+        console.print(f"certificate {check}: " + ("check passed: " if result.passed else "check FAILED: ") + result.reason,
+                      style=style, markup=False)
+        raise typer.Exit(0 if result.passed else 1)
+    with Progress(SpinnerColumn(), TextColumn("proving {task.fields[name]}: {task.completed:,} cases bounded"),
+                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("prove", total=None, name=model.spec.name)
+        report = run_prove(model, target, timeout=timeout, certificate=certificate, check_libm=libm_check,
+                           progress=lambda n: bar.advance(task, n))
+    if prove_:
+        if target.endswith(".py"):
+            raise AdderError("--prove needs a construction or checkpoint; a submission file is a black box")
+        from .verify.prove import prove as run_prove
+
+        report.proof = run_prove(model.cpu(), target, timeout=prove_timeout).to_json()
+    console.print(render(report))
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_json(), indent=1))
+        console.print(f"wrote {json_path}")
+    raise typer.Exit({"proven": 0, "refuted": 1}.get(report.verdict, 3))
+
+
+def _writable(path: Path, force: bool) -> None:
+    """Refuse, before any long work, an output path that exists (without --force) or cannot be written."""
+    if path.exists() and not force:
+        raise AdderError(f"{path} already exists; pass --force to overwrite it")
+    if not path.parent.exists():
+        raise AdderError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise AdderError(f"cannot write {path}: it is a folder")
 
 
 @app.command()

@@ -2,7 +2,8 @@
 
 Wording rule: a run without failures says "no counterexample in N cases (suites ...)";
 nothing here ever says "proven" — sampling and enumeration of chosen families of cases
-are evidence, not a proof.
+are evidence, not a proof. A proof (`--prove`) is attached as its own section, worded by
+`adder.verify.prove.report`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Report:
     precision: PrecisionResult | None = None
     audit: dict = field(default_factory=dict)
     seconds: float = 0.0
+    proof: dict | None = None  # `adder verify --prove`: the ProofReport as JSON
 
     @property
     def cases(self) -> int:
@@ -73,7 +75,7 @@ class Report:
             "suites": [s.to_json() for s in self.suites],
             "search": self.search.to_json() if self.search else None,
             "precision": self.precision.to_json() if self.precision else None,
-            "audit": self.audit, "seconds": round(self.seconds, 3),
+            "audit": self.audit, "seconds": round(self.seconds, 3), "proof": self.proof,
             "versions": {"torch": str(torch.__version__), "python": platform.python_version()},
         }
 
@@ -135,4 +137,6 @@ def render(r: Report) -> Group:
     if q:
         parts.append(Text(q, style="bold"))
     parts.append(Text(r.verdict(), style="bold green" if r.ok else "bold red"))
+    if r.proof is not None:
+        parts.append(Text("proof: " + r.proof["summary"], style="bold"))
     return Group(*parts)

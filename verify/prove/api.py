@@ -30,6 +30,8 @@ from .search import search_step
 from .split import root_cases
 from .weights import ModelWeights
 
+#: Share of the time budget for the float search (the rest decides real-only vs undecided).
+FLOAT_SHARE = 0.6
 #: Default time budget of the search (seconds); what is left open is reported undecided.
 DEFAULT_TIMEOUT = 600.0
 
@@ -77,7 +79,7 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
         return report
     mw = ModelWeights(model)
     fmt, vocab = model.spec.format, len(model.spec.vocab)
-    deadline = t0 + timeout
+    deadline = t0 + FLOAT_SHARE * timeout  # the rest of the budget is for the real-arithmetic pass
     margins = sampled_margins(model) if sampled else None
     ctx = Ctx(mw, mw.arithmetic)
     searches = []
@@ -86,7 +88,7 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
             layout = StepLayout(fmt, vocab, k)
             res = search_step(model, layout, ctx, deadline, progress)
             searches.append(res)
-            sv = StepVerdict(step=k, verdict="proven" if res.proven else "undecided", leaves=res.leaves,
+            sv = StepVerdict(step=k, verdict="closed" if res.proven else "undecided", leaves=res.leaves,
                              certified_margin=res.certified_margin if np.isfinite(res.certified_margin) else None,
                              sampled_margin=float(margins[k]) if margins is not None else None,
                              open_inputs=res.open_inputs, seconds=res.seconds)
@@ -102,7 +104,7 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
             report.open_regions += res.open_regions[: max(0, 20 - len(report.open_regions))]
             report.open_inputs += res.open_inputs
         if report.verdict != "refuted":
-            _settle(report, searches, model, mw, deadline)
+            _settle(report, searches, model, mw, t0 + timeout)
     steps = [{"step": s.step, "roots": s.roots} for s in searches]
     arith = ctx.ar.name
     cert = cert_mod.build(model, arith, report.assumptions, steps)
@@ -117,6 +119,8 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
         elif check_libm:
             report.verdict = "proven"
             for fn, (lo, hi) in sorted(checked.ranges.items()):
+                if progress:
+                    progress(0)
                 lib = check_range(fn, lo, hi, dtype)
                 report.libm.append(lib.to_json())
                 report.assumptions.append("checked: " + lib.describe())
@@ -126,6 +130,9 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
         else:
             report.verdict = "undecided"
             report.reason = "the library-function assumptions were not checked (--no-libm-check)"
+    if report.verdict == "proven":
+        for sv in report.steps:
+            sv.verdict = "proven"
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -147,7 +154,7 @@ def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, 
             reasons.append(f"step {s.step}: {s.unsupported}")
             continue
         layout = StepLayout(model.spec.format, len(model.spec.vocab), s.step)
-        real = search_step(model, layout, real_ctx, max(deadline, time.perf_counter() + 60))
+        real = search_step(model, layout, real_ctx, deadline)
         if real.proven:
             sv.verdict = "real-only"
             sv.reason = (f"real arithmetic proves it (margin >= {real.certified_margin:.3g}); the {mw.dtype} bound "

@@ -89,6 +89,13 @@ class Cases:
         out._mask[:, group] &= (np.arange(PAIRS)[None, :] == np.asarray(pair)[:, None])[:, :, None]
         return out
 
+    def contains(self, pairs: np.ndarray, carries: np.ndarray) -> np.ndarray:
+        """[N]: whether each case holds the one input given by its path (pairs [10], carries [11])."""
+        ok = self.final[:, carries[GROUPS]].copy()
+        for j in range(GROUPS):
+            ok &= self.group(j)[:, pairs[j], carries[j]]
+        return ok
+
     def free_pairs(self, group: int) -> np.ndarray:
         """[N, 100]: the pairs group `group` may still take."""
         return self.group(group).any(-1)
@@ -139,6 +146,16 @@ def best_paths(weights: np.ndarray, top: np.ndarray, cases: Cases, want_path: bo
         flat = arg[rows, j, carries[:, j + 1]]
         pairs[:, j], carries[:, j] = flat // 2, flat % 2
     return best, (pairs, carries)
+
+
+def path_of(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """The automaton path of one input: digit pairs [10] and carries c_0..c_10 [11]."""
+    da = np.array([(a // 10**j) % 10 for j in range(GROUPS)])
+    db = np.array([(b // 10**j) % 10 for j in range(GROUPS)])
+    carries = np.zeros(GROUPS + 1, np.int64)
+    for j in range(GROUPS):
+        carries[j + 1] = int(da[j] + db[j] + carries[j] >= 10)
+    return da * 10 + db, carries
 
 
 def path_addends(pairs: np.ndarray) -> tuple[list[int], list[int]]:

@@ -34,7 +34,7 @@ import numpy as np
 from ...compiler.checkpoint import weights_hash
 from ...compiler.errors import AdderError
 from ...compiler.module import AdderModel
-from .automaton import Cases, count_paths
+from .automaton import Cases, count_paths, path_of
 from .floatmodel import ARITHMETICS
 from .layers import Ctx, Unsupported
 from .layout import StepLayout
@@ -114,6 +114,20 @@ def _walk(node, cases: Cases, qtok, target, label: str, leaves: list, problems: 
         problems.append(f"{label}: left open")
     else:
         raise CertificateError(f"malformed certificate node at {label}")
+
+
+def leaf_of(cert: dict, fmt, vocab: int, step: int, a: int, b: int) -> dict | None:
+    """The certificate node that covers input (a, b) at `step` (a leaf, or an open/empty node)."""
+    layout = StepLayout(fmt, vocab, step)
+    roots = root_cases(layout)
+    pairs, carries = path_of(a, b)
+    i = int(np.flatnonzero(roots.cases.contains(pairs, carries))[0])
+    node, cases = cert["steps"][step]["roots"][i], roots.cases.take([i])
+    while "split" in node:
+        kids, kid_pairs = children(cases, 0, node["split"])
+        n = int(np.flatnonzero(kid_pairs == pairs[node["split"]])[0])
+        node, cases = node["children"][n], kids.take([n])
+    return node
 
 
 def check(cert: dict, model: AdderModel, progress=None) -> CheckResult:

@@ -33,10 +33,10 @@ def up(x: np.ndarray) -> np.ndarray:
 
 
 def _sum_slack(terms: np.ndarray, axis: int) -> np.ndarray:
-    """Bound on the float64 rounding of `terms.sum(axis)`: gamma_n * sum|terms| + n * tiny."""
-    n = terms.shape[axis]
-    gamma = n * _U64 / (1 - n * _U64)
-    return up(up(gamma * np.abs(terms).sum(axis=axis)) * (1 + 4 * _U64) + n * _TINY)
+    """Bound on the float64 rounding of `terms.sum(axis)` (and of the one addition that
+    applies it): gamma_n * sum|terms| <= 2 n u sum|terms| while n u < 1/2, plus underflow."""
+    n = terms.shape[axis] + 1
+    return (2 * n * _U64) * np.abs(terms).sum(axis=axis) + n * _TINY
 
 
 def sum_down(terms: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -45,9 +45,13 @@ def _last_attention(spec) -> int:
 
 
 def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, target: np.ndarray, ctx: Ctx,
-                given: Given | None = None) -> Bounds:
+                given: Given | None = None, shared_inner: bool = False) -> Bounds:
+    """Bound every case of the batch. `shared_inner`: bound inner attention layers once over
+    all inputs of the step (one lattice for every case: looser, but cheap)."""
     spec = ctx.mw.spec
     C = len(cases)
+    inner_cases = Cases.everything(1) if shared_inner else cases
+    Ci = len(inner_cases)
     last = _last_attention(spec)
     x = embed_lattice(layout, ctx)  # [1, P, V, d]
     lams, cand_paths = [], []
@@ -59,18 +63,18 @@ def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, targe
         # an inner attention layer: every (case, position, token) is a query row
         p_idx, v_idx = np.nonzero(layout.valid)
         per = len(p_idx)
-        rows = Rows(np.repeat(np.arange(C), per), np.tile(p_idx, C), np.tile(v_idx, C))
-        row_cases = cases.take(rows.case)
+        rows = Rows(np.repeat(np.arange(Ci), per), np.tile(p_idx, Ci), np.tile(v_idx, Ci))
+        row_cases = inner_cases.take(rows.case)
         digit = np.array([layout.slots[p].kind != "fixed" for p in rows.pos])
         if digit.any():
             row_cases = _fix_row_tokens(layout, row_cases, rows, digit)
         g = None if given is None else np.asarray(given.lams[att_i], dtype=np.float64)
         hb = attention(x, block, rows, row_cases, layout, ctx, g)
-        lams.append(hb.lam.reshape(C, per, *hb.lam.shape[1:]))
-        new = after_attention(hb.out, hb.residual, block.layer, ctx)  # [C * per, d]
+        lams.append(hb.lam.reshape(Ci, per, *hb.lam.shape[1:]))
+        new = after_attention(hb.out, hb.residual, block.layer, ctx)  # [Ci * per, d]
         P, V, d = layout.n_pos, layout.vocab, new.shape[-1]
-        lo = np.zeros((C, P, V, d))
-        hi = np.zeros((C, P, V, d))
+        lo = np.zeros((Ci, P, V, d))
+        hi = np.zeros((Ci, P, V, d))
         lo[rows.case, rows.pos, rows.tok] = new.lo
         hi[rows.case, rows.pos, rows.tok] = new.hi
         x = Interval(lo, hi)
@@ -91,6 +95,15 @@ def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, targe
         for o, x_, y_ in zip(owner, a, b):
             candidates[int(o)].append((x_, y_))
     return Bounds(ok=ok, worst=worst, lams=lams, trees=trees, candidates=candidates)
+
+
+def quick_candidates(layout: StepLayout, cases: Cases, query_token: np.ndarray, target: np.ndarray,
+                     ctx: Ctx) -> list:
+    """Worst-case inputs of the last attention layer, per case, with inner layers bounded once
+    for the whole step (`shared_inner`): cheap at any depth. The paths that maximise and
+    minimise each head output are concrete inputs, often exactly where a model breaks (the
+    largest or smallest operand sum a case allows); the search runs them first."""
+    return bound_cases(layout, cases, query_token, target, ctx, shared_inner=True).candidates
 
 
 def _fix_row_tokens(layout: StepLayout, row_cases: Cases, rows: Rows, digit: np.ndarray) -> Cases:

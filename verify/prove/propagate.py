@@ -27,6 +27,8 @@ from .layers import Ctx, dot_scores, linear, mlp, norm, rotate
 from .layout import StepLayout
 from .softmax import dinkelbach, output_slack, upper_bound_holds, weights
 
+#: Largest problem table (rows x heads x coordinates x 2 x positions x tokens) bounded at once.
+MAX_CELLS = 4_000_000
 #: Bisection depth of the last attention output box before a case is branched or left open.
 MAX_BISECTIONS = 10
 
@@ -63,6 +65,10 @@ def embed_lattice(layout: StepLayout, ctx: Ctx) -> Interval:
     return x[None]
 
 
+def concat_rows(items: list[Interval]) -> Interval:
+    return Interval(np.concatenate([i.lo for i in items]), np.concatenate([i.hi for i in items]))
+
+
 def _heads(x: Interval, n: int, hd: int) -> Interval:
     return x.reshape(*x.shape[:-1], n, hd)
 
@@ -72,6 +78,23 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
     """Bound one attention block at the query rows. x: residual lattice [C, P, V, d];
     `row_cases` holds each row's constraints (its case, with the query token fixed)."""
     att = block.layer
+    per_row = att.n_heads * att.vd * 2 * layout.n_pos * layout.vocab
+    if len(rows) > 1 and len(rows) * per_row > MAX_CELLS:  # bound memory: rows in chunks
+        step = max(1, MAX_CELLS // per_row)
+        parts = []
+        for s in range(0, len(rows), step):
+            sl = slice(s, s + step)
+            sub = Rows(rows.case[sl], rows.pos[sl], rows.tok[sl])
+            g = None if given is None else np.asarray(given, dtype=np.float64).reshape(len(rows), -1)[sl]
+            parts.append(attention(x, block, sub, row_cases.take(np.arange(len(rows))[sl]), layout, ctx, g))
+        paths = None
+        if given is None and any(p.paths is not None for p in parts):
+            offs = np.cumsum([0] + [len(p.residual.lo) for p in parts])
+            got = [(p.paths, o) for p, o in zip(parts, offs) if p.paths is not None]
+            paths = (np.concatenate([q[0] for q, _ in got]), np.concatenate([q[1] for q, _ in got]),
+                     np.concatenate([q[2] + o for q, o in got]))
+        return HeadBounds(out=concat_rows([p.out for p in parts]), residual=concat_rows([p.residual for p in parts]),
+                          lam=np.concatenate([p.lam for p in parts]), paths=paths)
     mw, ar = ctx.mw, ctx.ar
     H, Hkv, hd, vd = att.n_heads, att.n_kv_heads, att.head_dim, att.vd
     P, V = layout.n_pos, layout.vocab

@@ -16,6 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 VERDICTS = ("proven", "refuted", "real-only", "undecided")
+#: A step the search bounded completely while the overall verdict is not `proven` (its
+#: bounds were not re-checked, or another step failed): never called proven on its own.
+CLOSED = "closed"
 ALL_INPUTS = 10**20
 
 
@@ -65,9 +68,14 @@ class ProofReport:
         if self.verdict == "real-only":
             return (f"real-only: correct on all inputs in real arithmetic with these weights, but the {arith} model "
                     f"is not proven: {self.reason}")
-        share = self.open_inputs / ALL_INPUTS if self.open_inputs == self.open_inputs else float("nan")
-        held = "an unknown share" if math.isnan(share) else f"{self.open_inputs:.3g} ({share:.3g} of 10^20)"
-        return f"undecided (not proven): {self.reason}; open regions hold {held} inputs"
+        opens = [s.open_inputs for s in self.steps if s.open_inputs]
+        if any(math.isnan(o) for o in opens):
+            held = "open regions of unknown size"
+        elif opens:
+            held = f"open regions at {len(opens)} steps, the largest holding {max(opens):.3g} of the 10^20 inputs"
+        else:
+            held = "no open region"
+        return f"undecided (not proven): {self.reason}; {held}"
 
     def to_json(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if k != "steps"}
@@ -92,6 +100,8 @@ def render(r: ProofReport):
         table.add_row(str(s.step), s.verdict, str(s.leaves), _fmt(s.certified_margin), _fmt(s.sampled_margin),
                       _fmt(s.open_inputs) if s.open_inputs else "0", f"{s.seconds:.1f}")
     parts = [head, table, Text(r.summary(), style=style.get(r.verdict, "bold"))]
+    if any(s.verdict == CLOSED for s in r.steps):
+        parts.append(Text("closed: the search bounded every case of the step; not re-checked on its own", style="dim"))
     if r.open_regions:
         parts.append(Text("open regions (first {}):\n  ".format(len(r.open_regions[:10])) +
                           "\n  ".join(r.open_regions[:10])))

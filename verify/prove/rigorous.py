@@ -18,6 +18,8 @@ from ...compiler.errors import AdderError
 from .intervals import down, up
 
 _PREC = 80
+#: Below log(largest float64) with room: above it exp is enclosed as [max float64, inf].
+_EXP_MAX = 709.0
 
 
 def _flint():
@@ -41,6 +43,9 @@ def _arb_bounds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for i, x in enumerate(values):
         if np.isneginf(x):
             lo[i] = hi[i] = 0.0
+            continue
+        if x > _EXP_MAX:  # exp(x) exceeds every float64: the largest one is a lower bound
+            lo[i], hi[i] = np.finfo(np.float64).max, np.inf
             continue
         b = flint.arb(float(x)).exp()
         m, r = float(b.mid()), float(b.rad())

@@ -20,10 +20,11 @@ import torch
 
 from ...compiler.decode import add, teacher_forced
 from ...compiler.module import AdderModel
+from ...compiler.spec import Attention
 from .automaton import GROUPS, Cases, count_paths
 from .layers import Ctx, Unsupported
 from .layout import StepLayout
-from .pipeline import bound_cases
+from .pipeline import bound_cases, quick_candidates
 from .split import children, root_cases
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 MAX_SPLIT_DEPTH = 2
 #: Cases bounded per vectorised batch (bounds memory).
 BATCH = 256
+#: ... for models with more than one attention layer (each case has a row per position and token).
+BATCH_DEEP = 8
 #: Worst-case inputs run through the module per unproven case.
 CANDIDATES_PER_CASE = 8
 
@@ -54,6 +57,10 @@ class StepSearch:
     def proven(self) -> bool:
         return self.counterexample is None and self.unsupported is None and self.open_inputs == 0 and \
             not self.open_regions
+
+
+def n_attention(model: AdderModel) -> int:
+    return sum(isinstance(b.layer, Attention) for b in model.spec.blocks)
 
 
 def branch_order(layout: StepLayout) -> list[int]:
@@ -91,6 +98,17 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
     pending = [(res.roots, i, roots.cases.take([i]), roots.query_token[i], roots.target[i], 0, roots.labels[i])
                for i in range(len(roots.cases))]
     order = branch_order(layout)
+    if n_attention(model) > 1:  # deep models: try cheap worst cases before bounding case by case
+        try:
+            quick = quick_candidates(layout, roots.cases, roots.query_token, roots.target, ctx)
+        except Unsupported:
+            quick = []
+        found = _refute(model, layout.k, [p for c in quick for p in c[:CANDIDATES_PER_CASE]])
+        if found:
+            res.counterexample = found
+            res.roots = [{"open": True}] * len(roots.cases)
+            res.seconds = time.perf_counter() - t0
+            return res
     while pending:
         if time.perf_counter() > deadline:
             for box, i, cases, *_rest, label in pending:
@@ -98,7 +116,8 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
                 res.open_inputs += float(count_paths(cases)[0])
                 res.open_regions.append(f"step {layout.k}: {label}")
             break
-        batch, pending = pending[:BATCH], pending[BATCH:]
+        size = BATCH if n_attention(model) == 1 else BATCH_DEEP
+        batch, pending = pending[:size], pending[size:]
         cases = Cases(np.concatenate([p[2].mask for p in batch]), np.concatenate([p[2].final for p in batch]))
         counts = count_paths(cases)
         try:
@@ -116,7 +135,8 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
             if counts[r] == 0:
                 box[i] = {"empty": True}
             elif bounds.ok[r]:
-                box[i] = {"leaf": {"lam": [lam[r].tolist() for lam in bounds.lams], "tree": bounds.trees[r]}}
+                box[i] = {"leaf": {"lam": [lam[r].tolist() for lam in bounds.lams], "tree": bounds.trees[r],
+                                   "margin": float(bounds.worst[r])}}
                 res.leaves += 1
                 res.certified_margin = min(res.certified_margin, float(bounds.worst[r]))
             else:

@@ -1,0 +1,164 @@
+"""`adder prove`: the verdicts, the certificate, and soundness tested the hard way.
+
+The tests that matter most are the soundness ones: the bounds of a proven model must contain
+the real activations of many random and adversarial inputs; broken models (mutants that a
+suite catches, the shipped trained reference that adds some carries wrongly) must never be
+proven; a certificate must stop checking as soon as a weight or a number in it changes.
+"""
+
+import copy
+import re
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from adder.cli import app
+from adder.compiler import add, compile_spec, load, teacher_forced
+from adder.constructions import build_spec
+from adder.verify.prove import check, prove, render
+from adder.verify.prove.automaton import path_of
+from adder.verify.prove.certificate import leaf_of, read
+from adder.verify.prove.layout import StepLayout
+from adder.verify.prove.report import ProofReport
+from adder.verify.prove.split import root_cases
+
+from test_verify_mutations import BOUNDARY
+
+
+@pytest.fixture(scope="module")
+def param40(compiled, tmp_path_factory):
+    model = compiled("param40")
+    path = tmp_path_factory.mktemp("cert") / "param40.json"
+    report = prove(model, "param40", certificate=path)
+    return model, report, read(path)
+
+
+def test_param40_is_proven_in_float32(param40):
+    model, report, cert = param40
+    assert report.verdict == "proven", report.summary()
+    assert [s.verdict for s in report.steps] == ["proven"] * 11
+    assert report.dtype == "float32" and "re-verified" in report.check
+    assert report.libm and all(x["holds"] and x["exhaustive"] for x in report.libm)
+    assert all(s.certified_margin > 0 for s in report.steps)
+
+
+def test_certificate_check_passes_and_detects_tampering(param40):
+    model, _, cert = param40
+    assert check(cert, model).passed
+    # a changed number in the certificate: one attention bound tightened below the truth
+    bad = copy.deepcopy(cert)
+    leaf = next(n["leaf"] for n in bad["steps"][3]["roots"] if "leaf" in n)
+    lam = np.asarray(leaf["lam"][0], dtype=float)
+    lam[np.abs(lam) == np.abs(lam).max()] *= 0.9
+    leaf["lam"][0] = lam.tolist()
+    assert not check(bad, model).passed
+    # a leaf removed: the checker regenerates the split, so coverage cannot be faked
+    gone = copy.deepcopy(cert)
+    gone["steps"][5]["roots"][7] = {"empty": True}
+    assert not check(gone, model).passed
+
+
+def test_certificate_is_bound_to_the_weights(param40, compiled):
+    model, _, cert = param40
+    other = compiled("param40", "float32")  # a second copy (compiled() caches per dtype argument)
+    assert other is not model
+    with torch.no_grad():
+        other.params["mlp__w2"][1, 0] *= 1.0005624972128714861  # a boundary mutant
+    result = check(cert, other)
+    assert not result.passed and "sha256" in result.reason
+    # even with the hash forged, the mutant's bounds do not hold
+    forged = dict(cert, weights_sha256=__import__("adder.compiler.checkpoint", fromlist=["x"]).weights_hash(other))
+    assert not check(forged, other).passed
+
+
+def _root_index(layout, pairs, carries):
+    roots = root_cases(layout)
+    mask, final = roots.cases.mask, roots.cases.final
+    ok = final[:, carries[:, 10]]
+    for j in range(10):
+        ok &= mask[:, j, pairs[:, j], carries[:, j]]
+    return ok.argmax(0)
+
+
+def test_bounds_contain_real_margins(param40):
+    """Containment: every sampled margin lies at or above its leaf's certified lower bound."""
+    model, _, cert = param40
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randint(0, 10**10, (20_000,), generator=gen)
+    b = torch.randint(0, 10**10, (20_000,), generator=gen)
+    # plus carry chains and near-boundary sums
+    extra = [(5193798811, 1806201129), (9999999999, 1), (4999999999, 5000000001), (1, 9999999999), (0, 0)]
+    a = torch.cat([a, torch.tensor([x for x, _ in extra])])
+    b = torch.cat([b, torch.tensor([y for _, y in extra])])
+    margins = teacher_forced(model, a, b).margin.double().numpy()
+    paths = [path_of(int(x), int(y)) for x, y in zip(a, b)]
+    pairs = np.stack([p for p, _ in paths])
+    carries = np.stack([c for _, c in paths])
+    fmt = model.spec.format
+    for k in range(fmt.out_digits):
+        layout = StepLayout(fmt, len(model.spec.vocab), k)
+        idx = _root_index(layout, pairs, carries)
+        bound = np.array([cert["steps"][k]["roots"][i]["leaf"]["margin"] for i in idx])
+        assert np.all(margins[:, k] >= bound), (k, np.min(margins[:, k] - bound))
+    node = leaf_of(cert, fmt, len(model.spec.vocab), 4, 5193798811, 1806201129)
+    assert "leaf" in node
+
+
+def test_tinyadder36_is_refuted_by_the_prover_itself(compiled):
+    model = compiled("tinyadder36")
+    report = prove(model, "tinyadder36", timeout=120, sampled=False)
+    assert report.verdict == "refuted", report.summary()
+    c = report.counterexample
+    assert add(model, c["a"], c["b"])[0] == c["printed"] != c["a"] + c["b"]
+
+
+@pytest.mark.parametrize("key,idx,factor", BOUNDARY)
+def test_boundary_mutants_are_never_proven(compiled, key, idx, factor):
+    model = compile_spec(build_spec("param40"))
+    with torch.no_grad():
+        model.params[key][idx] *= factor
+    report = prove(model, "mutant", timeout=30, sampled=False)
+    assert report.verdict != "proven", (key, idx, factor)
+
+
+def test_trained_reference_is_not_proven():
+    model = load("train/reference/micro57.pt")
+    report = prove(model, "micro57", timeout=30, sampled=False)
+    assert report.verdict != "proven"
+
+
+def _words(report: ProofReport) -> str:
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    with console.capture():
+        console.print(render(report))
+    return console.export_text() + str(report.to_json())
+
+
+def test_the_word_proven_only_in_a_proven_verdict(param40, compiled):
+    _, proven_report, _ = param40
+    undecided = prove(compiled("param40"), "param40", timeout=0.5, sampled=False)
+    assert undecided.verdict == "undecided"
+    real_only = ProofReport("x", "x", "0" * 64, "float32", verdict="real-only", reason="step 3 margin within rounding")
+    for report in (undecided, real_only):
+        text = _words(report)
+        for m in re.finditer("proven", text):
+            assert text[max(0, m.start() - 4):m.start()] == "not ", text[max(0, m.start() - 60):m.end() + 20]
+    assert "proven:" in _words(proven_report)
+
+
+def test_cli_prove_writes_and_checks_a_certificate(tmp_path):
+    runner = CliRunner()
+    cert = tmp_path / "c.json"
+    r = runner.invoke(app, ["prove", "param40", "--certificate", str(cert)])
+    assert r.exit_code == 0 and "proven" in r.output, r.output
+    assert runner.invoke(app, ["prove", "param40", "--certificate", str(cert)]).exit_code != 0  # no overwrite
+    r = runner.invoke(app, ["build", "param40", "-o", str(tmp_path / "p.pt")])
+    r = runner.invoke(app, ["prove", str(tmp_path / "p.pt"), "--check", str(cert)])
+    assert r.exit_code == 0 and "check passed" in r.output, r.output
+    (tmp_path / "bad.json").write_text("{not json")
+    r = runner.invoke(app, ["prove", "param40", "--check", str(tmp_path / "bad.json")])
+    assert r.exit_code != 0
