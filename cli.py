@@ -48,7 +48,9 @@ def _device(device: str) -> str:
 
 @app.command("list")
 def list_cmd(markdown: bool = typer.Option(False, "--markdown", help="Print the Markdown table of docs/constructions.md "
-                                                                     "(also runs the official cases on each).")):
+                                                                     "(also runs the official cases on each)."),
+             prove_timeout: float = typer.Option(0.0, help="With --markdown: add a proof column, proving each "
+                                                           "construction with this search budget (s) [0: no column].")):
     """List the registered constructions with their parameter counts."""
     from .compiler.ledger import ledger
     from .compiler.module import compile_spec
@@ -58,7 +60,7 @@ def list_cmd(markdown: bool = typer.Option(False, "--markdown", help="Print the 
         from .verify.runner import run_suite
 
         cols = ["name", "author", "source", "layers / d_model / heads", "positions", "dtype", "AdderBoard params",
-                "strict params", "official 10,010", "smallest margin (official)"]
+                "strict params", "official 10,010", "smallest margin (official)"] + (["proof"] if prove_timeout > 0 else [])
         console.print("| " + " | ".join(cols) + " |", markup=False, highlight=False, soft_wrap=True)
         console.print("|" + "---|" * len(cols), markup=False, highlight=False)
         for name in sorted(REGISTRY):
@@ -69,6 +71,10 @@ def list_cmd(markdown: bool = typer.Option(False, "--markdown", help="Print the 
             row = [name, e.author, f"[link]({e.source})", f"{m.get('layers', '?')} / {spec.d_model} / {m.get('heads', '?')}",
                    str(m.get("positions", "?")), spec.dtype, f"{led.adderboard} (claimed {e.claimed_params})",
                    str(led.strict), f"{r.passed:,}/{r.cases:,}", f"{min(r.worst_margin):.3g}"]
+            if prove_timeout > 0:
+                from .verify.prove import prove as run_prove
+
+                row.append(run_prove(model, name, timeout=prove_timeout, sampled=False).verdict)
             console.print("| " + " | ".join(row) + " |", markup=False, highlight=False, soft_wrap=True)
         return
     t = Table(title="constructions (adder info NAME for the ledger)")

@@ -165,19 +165,32 @@ def check_range(fn: str, lo: float, hi: float, dtype: str = "float32", use_cache
             cache = json.loads(path.read_text())
         except (OSError, ValueError):
             cache = {}
-        for entry in cache.get(key, []):
-            if entry["lo"] <= lo and hi <= entry["hi"]:
-                return LibmCheck(fn, lo, hi, entry["inputs"], entry["worst_ulps"], True)
     err = CHECKS[fn]
-    worst, n = 0.0, 0
     if dtype == "float32":
-        for chunk in float32_range(lo, hi):
-            if len(chunk):
-                worst = max(worst, err(chunk))
-                n += len(chunk)
+        # check only what no cached range covers; the result is the worst over all parts
+        todo, worst, n = [(lo, hi)], 0.0, 0
+        for entry in cache.get(key, []):
+            rest = []
+            for a, b in todo:
+                if b < entry["lo"] or a > entry["hi"]:
+                    rest.append((a, b))
+                    continue
+                worst, n = max(worst, entry["worst_ulps"]), n + entry["inputs"]
+                if a < entry["lo"]:
+                    rest.append((a, float(np.nextafter(np.float32(entry["lo"]), np.float32(-np.inf)))))
+                if b > entry["hi"]:
+                    rest.append((float(np.nextafter(np.float32(entry["hi"]), np.float32(np.inf))), b))
+            todo = rest
+        for a, b in todo:
+            part_worst, part_n = 0.0, 0
+            for chunk in float32_range(a, b):
+                if len(chunk):
+                    part_worst = max(part_worst, err(chunk))
+                    part_n += len(chunk)
+            worst, n = max(worst, part_worst), n + part_n
+            cache.setdefault(key, []).append({"lo": a, "hi": b, "inputs": part_n, "worst_ulps": part_worst})
         result = LibmCheck(fn, lo, hi, n, worst, True)
-        if use_cache:
-            cache.setdefault(key, []).append({"lo": lo, "hi": hi, "inputs": n, "worst_ulps": worst})
+        if use_cache and todo:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(cache))

@@ -98,7 +98,7 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
     pending = [(res.roots, i, roots.cases.take([i]), roots.query_token[i], roots.target[i], 0, roots.labels[i])
                for i in range(len(roots.cases))]
     order = branch_order(layout)
-    if n_attention(model) > 1:  # deep models: try cheap worst cases before bounding case by case
+    if n_attention(model) > 1 and time.perf_counter() < deadline:  # deep models: cheap worst cases first
         try:
             quick = quick_candidates(layout, roots.cases, roots.query_token, roots.target, ctx)
         except Unsupported:
