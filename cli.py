@@ -314,12 +314,6 @@ def prove(target: Optional[str] = typer.Argument(None, help="Construction name o
         task = bar.add_task("prove", total=None, name=model.spec.name)
         report = run_prove(model, target, timeout=timeout, certificate=certificate, check_libm=libm_check,
                            progress=lambda n: bar.advance(task, n))
-    if prove_:
-        if target.endswith(".py"):
-            raise AdderError("--prove needs a construction or checkpoint; a submission file is a black box")
-        from .verify.prove import prove as run_prove
-
-        report.proof = run_prove(model.cpu(), target, timeout=prove_timeout).to_json()
     console.print(render(report))
     if json_path is not None:
         json_path.write_text(json.dumps(report.to_json(), indent=1))

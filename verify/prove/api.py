@@ -26,12 +26,14 @@ from .layers import Ctx
 from .layout import StepLayout
 from .libm import check_range
 from .report import ProofReport, StepVerdict
-from .search import search_step
+from .search import n_attention, quick_refute, search_step
 from .split import root_cases
 from .weights import ModelWeights
 
 #: Share of the time budget for the float search (the rest decides real-only vs undecided).
 FLOAT_SHARE = 0.6
+#: Share of the time budget for the quick counterexample pass of deep models.
+QUICK_SHARE = 0.3
 #: Default time budget of the search (seconds); what is left open is reported undecided.
 DEFAULT_TIMEOUT = 600.0
 
@@ -84,6 +86,22 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
     ctx = Ctx(mw, mw.arithmetic)
     searches = []
     with torch.no_grad():
+        if n_attention(model) > 1:  # deep models: cheap worst-case inputs of every step first
+            for k in range(fmt.out_digits):
+                if time.perf_counter() > t0 + QUICK_SHARE * timeout:
+                    break
+                found = quick_refute(model, StepLayout(fmt, vocab, k), ctx)
+                if progress:
+                    progress(0)
+                if found:
+                    a, b, printed = found
+                    report.steps = [StepVerdict(step=j, verdict="undecided") for j in range(k)]
+                    report.steps.append(StepVerdict(step=k, verdict="refuted", reason=f"{a} + {b} prints {printed}",
+                                                    sampled_margin=float(margins[k]) if margins is not None else None))
+                    report.verdict = "refuted"
+                    report.counterexample = {"a": a, "b": b, "printed": printed, "expected": a + b, "step": k}
+                    report.seconds = time.perf_counter() - t0
+                    return report
         for k in range(fmt.out_digits):
             layout = StepLayout(fmt, vocab, k)
             res = search_step(model, layout, ctx, deadline, progress)

@@ -88,6 +88,18 @@ def _refute(model: AdderModel, step: int, pairs: list[tuple[int, int]]) -> tuple
     return None
 
 
+def quick_refute(model: AdderModel, layout: StepLayout, ctx: Ctx) -> tuple | None:
+    """Cheap counterexample search for one step, at any depth: the last attention layer's
+    worst-case paths per root case (inner layers bounded once for the step), run through the
+    module. Deep models are tried this way on every step before any case-by-case bounding."""
+    roots = root_cases(layout)
+    try:
+        quick = quick_candidates(layout, roots.cases, roots.query_token, roots.target, ctx)
+    except Unsupported:
+        return None
+    return _refute(model, layout.k, [p for c in quick for p in c[:CANDIDATES_PER_CASE]])
+
+
 def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float,
                 progress: Callable[[int], None] | None = None) -> StepSearch:
     t0 = time.perf_counter()
@@ -98,17 +110,6 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
     pending = [(res.roots, i, roots.cases.take([i]), roots.query_token[i], roots.target[i], 0, roots.labels[i])
                for i in range(len(roots.cases))]
     order = branch_order(layout)
-    if n_attention(model) > 1 and time.perf_counter() < deadline:  # deep models: cheap worst cases first
-        try:
-            quick = quick_candidates(layout, roots.cases, roots.query_token, roots.target, ctx)
-        except Unsupported:
-            quick = []
-        found = _refute(model, layout.k, [p for c in quick for p in c[:CANDIDATES_PER_CASE]])
-        if found:
-            res.counterexample = found
-            res.roots = [{"open": True}] * len(roots.cases)
-            res.seconds = time.perf_counter() - t0
-            return res
     while pending:
         if time.perf_counter() > deadline:
             for box, i, cases, *_rest, label in pending:
