@@ -34,6 +34,7 @@ class Arithmetic:
     exp_ulps: float  # assumed accuracy of exp (softmax's and torch.exp), in ulps
     rsqrt_ulps: float  # assumed accuracy of rsqrt
     act_ulps: float  # assumed accuracy of smooth activations (silu)
+    act_abs: float  # ... plus this absolute error: float32 silu returns 0 where exp(-x) overflows
 
     @property
     def exact(self) -> bool:
@@ -53,9 +54,13 @@ class Arithmetic:
 #: `libm.py` checks the installed torch against.
 LIBRARY_ULPS = 2.0
 
-FLOAT32 = Arithmetic("float32", 2.0**-24, 2.0**-149, LIBRARY_ULPS, LIBRARY_ULPS, LIBRARY_ULPS)
-FLOAT64 = Arithmetic("float64", 2.0**-53, 2.0**-1074, LIBRARY_ULPS, LIBRARY_ULPS, LIBRARY_ULPS)
-REAL = Arithmetic("real", 0.0, 0.0, 0.0, 0.0, 0.0)
+#: Absolute error allowed to activations besides the ulps: silu(x) = x / (1 + exp(-x)) in
+#: float32 is 0 for x < -88.7 (exp overflows) where the true value is ~1e-37; checked too.
+ACT_ABS = {"float32": 2.0**-100, "float64": 2.0**-1000}
+
+FLOAT32 = Arithmetic("float32", 2.0**-24, 2.0**-149, LIBRARY_ULPS, LIBRARY_ULPS, LIBRARY_ULPS, ACT_ABS["float32"])
+FLOAT64 = Arithmetic("float64", 2.0**-53, 2.0**-1074, LIBRARY_ULPS, LIBRARY_ULPS, LIBRARY_ULPS, ACT_ABS["float64"])
+REAL = Arithmetic("real", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 ARITHMETICS = {a.name: a for a in (FLOAT32, FLOAT64, REAL)}
 
 
@@ -68,11 +73,11 @@ def rounded(z: Interval, ar: Arithmetic, n: int = 1, mag: np.ndarray | None = No
     return z.widen(up(ar.gamma(n) * mag) + n * ar.eta)
 
 
-def library(z: Interval, ar: Arithmetic, ulps: float) -> Interval:
+def library(z: Interval, ar: Arithmetic, ulps: float, absolute: float = 0.0) -> Interval:
     """Enclose a library function's float result whose exact value lies in `z`."""
     if ar.exact:
         return z
-    return z.widen(up(ar.ulps(ulps) * z.mag()) + ulps * ar.eta)
+    return z.widen(up(ar.ulps(ulps) * z.mag()) + ulps * ar.eta + absolute)
 
 
 def dot_rounded(x: Interval, w: np.ndarray, ar: Arithmetic) -> Interval:

@@ -96,7 +96,7 @@ def activation(x: Interval, act: str, ctx: Ctx) -> Interval:
         right = x.lo >= SILU_ARGMIN[1]  # increasing branch
         lo = np.where(left, b.lo, np.where(right, a.lo, SILU_MIN))
         hi = np.where(left, a.hi, np.where(right, b.hi, np.maximum(a.hi, b.hi)))
-        return library(Interval(lo, hi), ctx.ar, ctx.ar.act_ulps)
+        return library(Interval(lo, hi), ctx.ar, ctx.ar.act_ulps, ctx.ar.act_abs)
     raise Unsupported(f"activation {act!r} has no bound rule yet")
 
 

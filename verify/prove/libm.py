@@ -27,9 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from ...compiler.module import _ACT
-from .floatmodel import LIBRARY_ULPS
+from .floatmodel import ACT_ABS, LIBRARY_ULPS
 
 CHUNK = 1 << 24
+#: Bumped whenever an error measure changes, so that cached results are not reused.
+MEASURES_VERSION = 2
 SAMPLES_FLOAT64 = 1 << 22
 
 
@@ -63,7 +65,7 @@ def _cache_path() -> Path:
 
 def _machine_key() -> str:
     cap = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "?")()
-    return f"torch {torch.__version__} / {platform.machine()} / {cap}"
+    return f"torch {torch.__version__} / {platform.machine()} / {cap} / measures v{MEASURES_VERSION}"
 
 
 def float32_range(lo: float, hi: float):
@@ -124,9 +126,10 @@ def _softmax_excess(got, ref, dt, exact_diff=None):
 
 
 def _silu_k(got, ref, dt, exact_diff=None):
-    """|err| <= K (2u |y| + eta): the K this needs."""
+    """|err| <= K (2u |y| + eta) + ACT_ABS: the K this needs."""
     diff = (got - ref) if exact_diff is None else exact_diff
-    return diff.abs() / (2 * _U[dt] * ref.abs() + _ETA[dt])
+    floor = ACT_ABS["float32" if dt == torch.float32 else "float64"]
+    return torch.clamp(diff.abs() - floor, min=0) / (2 * _U[dt] * ref.abs() + _ETA[dt])
 
 
 def _softmax_model(t):
