@@ -38,8 +38,9 @@ def caught(key, idx, factor):
 
 
 # a few mutants cheap enough for CI: carry hinge (row offset -94) moved 2%, the value gain's
-# sign flipped, and the subtlest boundary mutant (passes the official cases)
-FAST = [("mlp__w1", (0, 0), 1.02), ("attn__v_scale", (), -1.0), BOUNDARY[2]]
+# sign flipped, and a boundary mutant that passes the official cases (BOUNDARY[2] sits so close
+# to its boundary that on AVX-512 CPUs one official case already fails, so the embedding one)
+FAST = [("mlp__w1", (0, 0), 1.02), ("attn__v_scale", (), -1.0), BOUNDARY[0]]
 
 
 def test_fast_mutants_are_caught_by_the_adversarial_suites():
