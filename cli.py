@@ -242,6 +242,8 @@ def verify(target: str = typer.Argument(..., help="Checkpoint, construction name
         _writable(json_path, force)
     if prove_ and target.endswith(".py"):
         raise AdderError("--prove needs a construction or checkpoint; a submission file is a black box")
+    if prove_ and prove_timeout <= 0:
+        raise AdderError(f"--prove-timeout must be positive seconds, got {prove_timeout}")
     arith = parse_arithmetics(precision) if precision else None
     options = {"k": k, "window": window, "n": n}
     total = suite_count(names, options)
@@ -257,8 +259,6 @@ def verify(target: str = typer.Argument(..., help="Checkpoint, construction name
                                   search_examples=examples if (adversarial or search_) else None,
                                   precision=arith, progress=step)
     if prove_:
-        if target.endswith(".py"):
-            raise AdderError("--prove needs a construction or checkpoint; a submission file is a black box")
         from .verify.prove import prove as run_prove
 
         report.proof = run_prove(model.cpu(), target, timeout=prove_timeout).to_json()

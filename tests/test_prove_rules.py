@@ -7,7 +7,6 @@ inputs), and the automaton programmes against brute force on small cases.
 
 import mpmath
 import numpy as np
-import pytest
 import torch
 
 from adder.verify.prove.automaton import CARRY_OUT, Cases, best_paths, count_paths, path_of

@@ -27,7 +27,6 @@ from .layout import StepLayout
 from .libm import check_range
 from .report import ProofReport, StepVerdict
 from .search import n_attention, quick_refute, search_step
-from .split import root_cases
 from .weights import ModelWeights
 
 #: Share of the time budget for the float search (the rest decides real-only vs undecided).
@@ -36,12 +35,6 @@ FLOAT_SHARE = 0.6
 QUICK_SHARE = 0.3
 #: Default time budget of the search (seconds); what is left open is reported undecided.
 DEFAULT_TIMEOUT = 600.0
-
-
-def root_count(model: AdderModel) -> int:
-    """Root cases over all steps (the progress total before any branching)."""
-    fmt = model.spec.format
-    return sum(len(root_cases(StepLayout(fmt, len(model.spec.vocab), k)).cases) for k in range(fmt.out_digits))
 
 
 def sampled_margins(model: AdderModel) -> np.ndarray:

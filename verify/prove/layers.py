@@ -15,7 +15,7 @@ import numpy as np
 
 from ...compiler.spec import MLP, Linear, Norm
 from .floatmodel import Arithmetic, dot_intervals, dot_rounded, library, rounded
-from .intervals import Interval, concat, down, up
+from .intervals import Interval, concat, up
 from .rigorous import exp_enclosure
 from .weights import ModelWeights
 
@@ -131,5 +131,3 @@ def dot_scores(q: Interval, k: Interval, ctx: Ctx) -> Interval:
     """q . k over the head dimension (broadcasting leading axes)."""
     return dot_intervals(q, k, ctx.ar)
 
-
-__all__ = ["Ctx", "Unsupported", "activation", "dot_scores", "linear", "mlp", "norm", "rotate", "down", "up"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...compiler.spec import Attention
-from .automaton import Cases
+from .automaton import Cases, path_addends
 from .intervals import Interval
 from .layers import Ctx
 from .layout import StepLayout
@@ -54,7 +54,7 @@ def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, targe
     Ci = len(inner_cases)
     last = _last_attention(spec)
     x = embed_lattice(layout, ctx)  # [1, P, V, d]
-    lams, cand_paths = [], []
+    lams = []
     att_i = 0
     for block in spec.blocks[:last]:
         if not isinstance(block.layer, Attention):
@@ -88,8 +88,6 @@ def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, targe
                                       np.asarray(target), ctx, None if given is None else given.trees)
     candidates: list = [[] for _ in range(C)]
     if hb.paths is not None:
-        from .automaton import path_addends
-
         pairs, _, owner = hb.paths
         a, b = path_addends(pairs)
         for o, x_, y_ in zip(owner, a, b):

@@ -15,11 +15,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-VERDICTS = ("proven", "refuted", "real-only", "undecided")
+#: Overall verdicts: "proven", "refuted", "real-only", "undecided".
 #: A step the search bounded completely while the overall verdict is not `proven` (its
 #: bounds were not re-checked, or another step failed): never called proven on its own.
 CLOSED = "closed"
-ALL_INPUTS = 10**20
 
 
 @dataclass

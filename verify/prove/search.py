@@ -103,9 +103,8 @@ def quick_refute(model: AdderModel, layout: StepLayout, ctx: Ctx) -> tuple | Non
 def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float,
                 progress: Callable[[int], None] | None = None) -> StepSearch:
     t0 = time.perf_counter()
-    res = StepSearch(step=layout.k, roots=[None] * 0)
     roots = root_cases(layout)
-    res.roots = [None] * len(roots.cases)
+    res = StepSearch(step=layout.k, roots=[None] * len(roots.cases))
     # pending: (container, index, case row, query token, target, depth, label)
     pending = [(res.roots, i, roots.cases.take([i]), roots.query_token[i], roots.target[i], 0, roots.labels[i])
                for i in range(len(roots.cases))]
