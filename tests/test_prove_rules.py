@@ -9,14 +9,19 @@ import mpmath
 import numpy as np
 import torch
 
-from adder.verify.prove.automaton import CARRY_OUT, Cases, best_paths, count_paths, path_of
+from adder.constructions import build_spec
+from adder.verify.prove.automaton import CARRY_OUT, Cases, best_paths, count_paths, live_transitions, path_of
 from adder.verify.prove.floatmodel import FLOAT32, dot_rounded, library, rounded
 from adder.verify.prove.intervals import Interval
 from adder.verify.prove.layers import SILU_ARGMIN, SILU_MIN
+from adder.verify.prove.layout import StepLayout
 from adder.verify.prove.libm import float32_range
 from adder.verify.prove.rigorous import exp_enclosure
+from adder.verify.prove.softmax import dinkelbach, g_upper
+from adder.verify.prove.split import carry_children
 
 RNG = np.random.default_rng(0)
+FMT40 = build_spec("param40").format
 
 
 def f32(x):
@@ -109,3 +114,47 @@ def test_exp_enclosure_of_huge_arguments_stays_a_lower_bound():
     for rigorous in (True, False):
         lo, hi = exp_enclosure(np.array([800.0, 1e4]), np.array([800.0, 1e4]), rigorous)
         assert np.all(lo >= 1e307) and np.all(np.isinf(hi))
+
+
+def test_live_transitions_are_exactly_those_on_some_path():
+    cases = Cases.everything(1).fix_carry_out(3, np.array([1])).fix_pair(4, np.array([0]))
+    live, final = live_transitions(cases)
+    # group 4 is (0, 0) and receives carry 1: only (pair 0, carry 1) lies on a path
+    assert live[0, 4].sum() == 1 and live[0, 4, 0, 1]
+    # group 3 must carry out: no pair with a_3 + b_3 + c_3 < 10 is live
+    assert not live[0, 3][CARRY_OUT == 0].any()
+    assert live[0, 0, :, 1].sum() == 0  # nothing carries into group 0
+    assert final.tolist() == [[True, True]]
+
+
+def test_carry_split_children_partition_the_case():
+    a, b = 5193798811, 1806201129
+    cases = Cases.everything(1).fix_digit("s", 5, np.array([(a + b) // 10**5 % 10]))
+    kids = carry_children(cases, 0, 5)
+    assert count_paths(kids).sum() == count_paths(cases)[0]
+    pairs, carries = path_of(a, b)
+    assert kids.contains(pairs, carries).tolist() == [carries[5] == 0, carries[5] == 1]
+
+
+def test_relaxed_attention_bound_is_above_the_exact_one():
+    """The relaxation (each position any token it can hold) maximises over more sequences."""
+    layout = StepLayout(FMT40, 10, 4)
+    cases = layout.fix_token(Cases.everything(3).fix_carry_out(2, np.array([0, 1, 1])), layout.t, np.array([3, 7, 0]))
+    P, V = layout.n_pos, layout.vocab
+    e = Interval.point(np.exp(RNG.normal(size=(3, P, V))))
+    v = RNG.normal(size=(3, P, V))
+    d0 = Interval.point(np.zeros(3))
+    for lam in (-1.0, 0.0, 0.5):
+        lam = np.full(3, lam)
+        exact = g_upper(lam, e, v, d0, layout, cases)
+        relaxed = g_upper(lam, e, v, d0, layout, cases, allowed=layout.allowed_tokens(cases))
+        assert np.all(relaxed >= exact - 1e-9)
+    # and the relaxed Dinkelbach bound is certified and above every sampled sequence
+    lam, _ = dinkelbach(e, v, d0, layout, cases, layout.allowed_tokens(cases))
+    for _ in range(200):
+        a, b = (int(x) for x in RNG.integers(0, 10**10, 2))
+        pairs, carries = path_of(a, b)
+        tok = layout.tokens_of(pairs[None], carries[None])[0]
+        r = (e.hi[:, np.arange(P), tok] * v[:, np.arange(P), tok]).sum(1) / e.hi[:, np.arange(P), tok].sum(1)
+        inside = cases.contains(pairs, carries)
+        assert np.all(r[inside] <= lam[inside] + 1e-12)

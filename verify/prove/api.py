@@ -116,7 +116,7 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
             report.open_inputs += res.open_inputs
         if report.verdict != "refuted":
             _settle(report, searches, model, mw, t0 + timeout)
-    steps = [{"step": s.step, "roots": s.roots} for s in searches]
+    steps = [{"step": s.step, "inner": s.inner, "roots": s.roots} for s in searches]
     arith = ctx.ar.name
     cert = cert_mod.build(model, arith, report.assumptions, steps)
     if certificate is not None:

@@ -84,6 +84,16 @@ class Cases:
         out._mask[:, group] &= CARRY_OUT[None] == np.asarray(carry)[:, None, None]
         return out
 
+    def fix_carry_in(self, group: int, carry: np.ndarray) -> "Cases":
+        """Constrain c_group, the carry into group `group` (= the carry out of group - 1)."""
+        out = self.copy()
+        out._mask[:, group] &= np.arange(2)[None, None, :] == np.asarray(carry)[:, None, None]
+        return out
+
+    def free_carries(self, group: int) -> np.ndarray:
+        """[N, 2]: the carries into group `group` the case still allows."""
+        return self.group(group).any(1)
+
     def fix_pair(self, group: int, pair: np.ndarray) -> "Cases":
         out = self.copy()
         out._mask[:, group] &= (np.arange(PAIRS)[None, :] == np.asarray(pair)[:, None])[:, :, None]
@@ -111,6 +121,25 @@ def count_paths(cases: Cases) -> np.ndarray:
         flow = m * v[:, None, :]
         v = np.stack([(flow * (CARRY_OUT == c)).sum((1, 2)) for c in (0, 1)], 1)
     return (v * cases.final).sum(1)
+
+
+def live_transitions(cases: Cases) -> tuple[np.ndarray, np.ndarray]:
+    """The transitions and final carries that lie on at least one path of each case:
+    (mask [N, 10, 100, 2], final [N, 2]). A constraint on a few groups is consistent with a
+    case only if each constrained group keeps a live transition (necessary, not sufficient)."""
+    n = len(cases)
+    fwd = [np.zeros((n, 2), bool)]
+    fwd[0][:, 0] = True
+    for j in range(GROUPS):
+        m = cases.group(j) & fwd[j][:, None, :]
+        fwd.append(np.stack([(m & (CARRY_OUT == c)).any((1, 2)) for c in (0, 1)], 1))
+    final = cases.final & fwd[GROUPS]
+    back = final
+    live = np.zeros((n, GROUPS, PAIRS, 2), bool)
+    for j in range(GROUPS - 1, -1, -1):
+        live[:, j] = cases.group(j) & fwd[j][:, None, :] & back[:, CARRY_OUT]
+        back = np.stack([live[:, j, :, c].any(1) for c in (0, 1)], 1)
+    return live, final
 
 
 def best_paths(weights: np.ndarray, top: np.ndarray, cases: Cases, want_path: bool = False):

@@ -5,14 +5,19 @@ A certificate is JSON:
     {"format": "adder-proof-certificate", "version": 1,
      "weights_sha256": ..., "name": ..., "dtype": "float32", "arithmetic": "float32",
      "assumptions": [...],
-     "steps": [{"step": k, "roots": [node, ...]}, ...]}
+     "steps": [{"step": k, "inner": [...], "roots": [node, ...]}, ...]}
+
+where "inner" records the layers before the last attention (`inner.py`: per inner attention
+layer, the positions enumerated at each query row and the Dinkelbach bounds of every
+sub-row), bounded once per step,
 
 with one node per root case of each step (in `split.root_cases` order), each node one of
 
     {"empty": true}                       the case holds no input
     {"split": j, "children": [node...]}   one child per digit pair group j still allows
-    {"leaf": {"lam": [...], "tree": T}}   Dinkelbach bounds of every attention block and
-                                          the bisection tree of the last one's output box
+    {"carry": j, "children": [n0, n1]}    the carry into group j is 0, is 1
+    {"leaf": {"lam": [...], "tree": T}}   Dinkelbach bounds of the last attention block
+                                          and the bisection tree of its output box
     {"open": true}                        not proven (the certificate is then not a proof)
 
 `check` needs no search: it regenerates every case from the split rule itself (so the
@@ -37,13 +42,14 @@ from ...compiler.module import AdderModel
 from .automaton import Cases, count_paths, path_of
 from .floatmodel import ARITHMETICS
 from .layers import Ctx, Unsupported
+from .inner import bound_inner
 from .layout import StepLayout
 from .pipeline import Given, bound_cases
-from .split import children, root_cases
+from .split import carry_children, children, root_cases
 from .weights import ModelWeights
 
 FORMAT = "adder-proof-certificate"
-VERSION = 1
+VERSION = 2
 #: Leaves re-checked per vectorised batch.
 CHECK_BATCH = 512
 
@@ -105,6 +111,14 @@ def _walk(node, cases: Cases, qtok, target, label: str, leaves: list, problems: 
             return
         for n, (child, p) in enumerate(zip(node["children"], pairs)):
             _walk(child, kids.take([n]), qtok, target, f"{label} pair{group}={int(p):02d}", leaves, problems)
+    elif "carry" in node:
+        group = node["carry"]
+        if not isinstance(group, int) or not 1 <= group < 10 or not isinstance(node.get("children"), list) \
+                or len(node["children"]) != 2:
+            raise CertificateError(f"malformed carry split at {label}")
+        kids = carry_children(cases, 0, group)
+        for c, child in enumerate(node["children"]):
+            _walk(child, kids.take([c]), qtok, target, f"{label} c{group}={c}", leaves, problems)
     elif "leaf" in node:
         leaf = node["leaf"]
         if not isinstance(leaf, dict) or not isinstance(leaf.get("lam"), list):
@@ -123,7 +137,11 @@ def leaf_of(cert: dict, fmt, vocab: int, step: int, a: int, b: int) -> dict | No
     pairs, carries = path_of(a, b)
     i = int(np.flatnonzero(roots.cases.contains(pairs, carries))[0])
     node, cases = cert["steps"][step]["roots"][i], roots.cases.take([i])
-    while "split" in node:
+    while "split" in node or "carry" in node:
+        if "carry" in node:
+            n = int(carries[node["carry"]])
+            node, cases = node["children"][n], carry_children(cases, 0, node["carry"]).take([n])
+            continue
         kids, kid_pairs = children(cases, 0, node["split"])
         n = int(np.flatnonzero(kid_pairs == pairs[node["split"]])[0])
         node, cases = node["children"][n], kids.take([n])
@@ -154,6 +172,10 @@ def check(cert: dict, model: AdderModel, progress=None) -> CheckResult:
             roots = root_cases(layout)
             if not isinstance(st.get("roots"), list) or len(st["roots"]) != len(roots.cases):
                 return CheckResult(False, f"step {st['step']}: expected {len(roots.cases)} root cases")
+            inner = bound_inner(layout, ctx, st.get("inner"))
+            if any(np.isnan(np.asarray(r["lam"], dtype=np.float64)).any() for r in inner.record):
+                return CheckResult(False, f"step {st['step']}: a recorded bound of an inner attention layer does "
+                                          "not hold", n_leaves, ranges=ctx.ranges)
             leaves, problems = [], []
             for i, node in enumerate(st["roots"]):
                 _walk(node, roots.cases.take([i]), roots.query_token[i], roots.target[i],
@@ -163,12 +185,10 @@ def check(cert: dict, model: AdderModel, progress=None) -> CheckResult:
             for s in range(0, len(leaves), CHECK_BATCH):
                 batch = leaves[s:s + CHECK_BATCH]
                 cases = Cases(np.concatenate([b[0].mask for b in batch]), np.concatenate([b[0].final for b in batch]))
-                n_att = len(batch[0][3]["lam"])
-                lams = [np.concatenate([np.asarray(b[3]["lam"][a], dtype=np.float64).reshape(-1) for b in batch])
-                        for a in range(n_att)]
+                lams = np.concatenate([np.asarray(b[3]["lam"], dtype=np.float64).reshape(-1) for b in batch])
                 given = Given(lams=lams, trees=[b[3].get("tree") for b in batch])
                 bounds = bound_cases(layout, cases, np.array([b[1] for b in batch]), np.array([b[2] for b in batch]),
-                                     ctx, given)
+                                     ctx, inner, given)
                 bad = np.flatnonzero(~bounds.ok)
                 if len(bad):
                     return CheckResult(False, f"{batch[bad[0]][4]}: a recorded bound does not hold "

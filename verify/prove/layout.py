@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...compiler.formats import PromptFormat
-from .automaton import GROUPS, PAIRS, ROLE_DIGIT, Cases
+from .automaton import GROUPS, PAIRS, ROLE_DIGIT, Cases, live_transitions
 from .intervals import sum_up
 
 
@@ -102,9 +102,45 @@ class StepLayout:
                 out[:, p] = self.tokens[{"a": a, "b": b, "s": s}[sl.kind][:, sl.group]]
         return out
 
+    def digit_of(self, token: np.ndarray) -> np.ndarray:
+        """The digit each token id stands for."""
+        token = np.atleast_1d(token)
+        if np.all(np.diff(self.tokens) > 0):
+            return np.searchsorted(self.tokens, token)
+        return np.array([list(self.tokens).index(t) for t in token])
+
+    def with_tokens(self, cases: Cases, pos: np.ndarray, tok: np.ndarray) -> Cases:
+        """Case n constrained to token tok[n, i] at position pos[n, i] for every i (pos -1 and
+        fixed positions: no constraint). pos, tok [N, m]."""
+        mask, final = cases.mask.copy(), cases.final.copy()
+        for p in np.unique(pos):
+            if p < 0 or self.slots[p].kind == "fixed":
+                continue
+            n, i = np.nonzero(pos == p)
+            sl, digit = self.slots[p], self.digit_of(tok[n, i])
+            if sl.group == GROUPS:
+                final[n] &= np.arange(2)[None, :] == digit[:, None]
+            else:
+                mask[n, sl.group] &= ROLE_DIGIT[sl.kind][None] == digit[:, None, None]
+        return Cases(mask, final)
+
+    def allowed_tokens(self, cases: Cases) -> np.ndarray:
+        """[N, P, V]: the tokens each position can hold in some input of the case (each
+        position on its own: a superset of the case's token sequences)."""
+        live, final = live_transitions(cases)
+        out = np.zeros((len(cases), self.n_pos, self.vocab), bool)
+        for p, sl in enumerate(self.slots):
+            if sl.kind == "fixed":
+                out[:, p, sl.token] = True
+            elif sl.group == GROUPS:
+                out[:, p, self.tokens[:2]] = final
+            else:
+                role = ROLE_DIGIT[sl.kind]
+                for d in range(10):
+                    out[:, p, self.tokens[d]] = (live[:, sl.group] & (role == d)[None]).any((1, 2))
+        return out
+
     def fix_token(self, cases: Cases, p: int, token: np.ndarray) -> Cases:
         """Constrain the token at position p (a digit slot) to `token` [N]."""
-        sl = self.slots[p]
-        digit = np.searchsorted(self.tokens, token) if np.all(np.diff(self.tokens) > 0) else \
-            np.array([list(self.tokens).index(t) for t in np.atleast_1d(token)])
-        return cases.fix_digit(sl.kind, sl.group, digit)
+        token = np.atleast_1d(token)
+        return self.with_tokens(cases, np.full((len(cases), 1), p), np.broadcast_to(token, (len(cases),))[:, None])

@@ -22,7 +22,7 @@ import numpy as np
 from ...compiler.spec import Attention
 from .automaton import Cases
 from .floatmodel import dot_rounded, rounded
-from .intervals import Interval, down, up
+from .intervals import Interval, down, sum_down, up
 from .layers import Ctx, dot_scores, linear, mlp, norm, rotate
 from .layout import StepLayout
 from .softmax import dinkelbach, output_slack, upper_bound_holds, weights
@@ -73,37 +73,24 @@ def _heads(x: Interval, n: int, hd: int) -> Interval:
     return x.reshape(*x.shape[:-1], n, hd)
 
 
-def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayout, ctx: Ctx,
-              given: np.ndarray | None = None) -> HeadBounds:
-    """Bound one attention block at the query rows. x: residual lattice [C, P, V, d];
-    `row_cases` holds each row's constraints (its case, with the query token fixed)."""
+def head_inputs(x: Interval, block, rows: Rows, query_x: Interval, layout: StepLayout, ctx: Ctx,
+                normed: tuple[Interval, Interval] | None = None):
+    """Scores of one attention block at its query rows: s [Q, H, P, V] (q . k, scaled, plus
+    ALiBi or bias), live [Q, H, P, V] (keys that can occur and are not masked), and the
+    values v [C, P, V, Hkv, vd] of the lattice. query_x [Q, d]: each row's residual.
+    `normed`: the block's norm of the lattice and of the query rows, when bounded tighter
+    elsewhere (hulls of normed sub-boxes, `inner.py`)."""
     att = block.layer
-    per_row = att.n_heads * att.vd * 2 * layout.n_pos * layout.vocab
-    if len(rows) > 1 and len(rows) * per_row > MAX_CELLS:  # bound memory: rows in chunks
-        step = max(1, MAX_CELLS // per_row)
-        parts = []
-        for s in range(0, len(rows), step):
-            sl = slice(s, s + step)
-            sub = Rows(rows.case[sl], rows.pos[sl], rows.tok[sl])
-            g = None if given is None else np.asarray(given, dtype=np.float64).reshape(len(rows), -1)[sl]
-            parts.append(attention(x, block, sub, row_cases.take(np.arange(len(rows))[sl]), layout, ctx, g))
-        paths = None
-        if given is None and any(p.paths is not None for p in parts):
-            offs = np.cumsum([0] + [len(p.residual.lo) for p in parts])
-            got = [(p.paths, o) for p, o in zip(parts, offs) if p.paths is not None]
-            paths = (np.concatenate([q[0] for q, _ in got]), np.concatenate([q[1] for q, _ in got]),
-                     np.concatenate([q[2] + o for q, o in got]))
-        return HeadBounds(out=concat_rows([p.out for p in parts]), residual=concat_rows([p.residual for p in parts]),
-                          lam=np.concatenate([p.lam for p in parts]), paths=paths)
     mw, ar = ctx.mw, ctx.ar
     H, Hkv, hd, vd = att.n_heads, att.n_kv_heads, att.head_dim, att.vd
     P, V = layout.n_pos, layout.vocab
     xc = rows.case if x.shape[0] > 1 else np.zeros(len(rows), np.int64)
-    keys = norm(x, block.norm, ctx)
+    group = np.arange(H) // (H // Hkv)
+    keys = norm(x, block.norm, ctx) if normed is None else normed[0]
     k = _heads(linear(keys, att.k, ctx), Hkv, hd)  # [C, P, V, Hkv, hd]
     v = _heads(linear(keys, att.v, ctx), Hkv, vd)  # [C, P, V, Hkv, vd]
     k = norm(k, att.k_norm, ctx)
-    xq = keys[xc, rows.pos, rows.tok]  # [Q, d]
+    xq = norm(query_x, block.norm, ctx) if normed is None else normed[1]  # [Q, d]
     q = _heads(linear(xq, att.q, ctx), H, hd)  # [Q, H, hd]
     q = norm(q, att.q_norm, ctx)
     if att.rope is not None:
@@ -113,7 +100,6 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
     scale = mw.attention_scale(att)
     if att.scale_op == "mul_q":
         q = rounded(q * scale, ar)
-    group = np.arange(H) // (H // Hkv)
     kq = k[xc][:, :, :, group]  # [Q, P, V, H, hd]
     s = dot_scores(Interval(q.lo[:, None, None], q.hi[:, None, None]), kq, ctx)  # [Q, P, V, H]
     s = Interval(np.moveaxis(s.lo, -1, 1), np.moveaxis(s.hi, -1, 1))  # [Q, H, P, V]
@@ -134,7 +120,55 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
         tb = np.moveaxis(table, 1, 0)[..., None]  # [Q, H, P, 1]
         live &= np.isfinite(tb)
         s = rounded(s + np.where(np.isfinite(tb), tb, 0.0), ar)
-    e, d0 = weights(s, live, att.softmax, ctx)  # [Q, H, P, V], [Q, H]
+    return s, live, v
+
+
+def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayout, ctx: Ctx,
+              given: np.ndarray | None = None, query_x: Interval | None = None, relaxed: bool = False,
+              normed: tuple[Interval, Interval] | None = None) -> HeadBounds:
+    """Bound one attention block at the query rows. x: residual lattice [C, P, V, d];
+    `row_cases` holds each row's constraints (its case, with the query token fixed);
+    `query_x` [Q, d], when given, is each row's own residual (tighter than the lattice box);
+    `relaxed`: bound over each position's allowed tokens separately (`softmax.g_upper`);
+    `normed`: (normed lattice, normed query rows), see `head_inputs`."""
+    att = block.layer
+    per_row = att.n_heads * att.vd * 2 * layout.n_pos * layout.vocab
+    if len(rows) > 1 and len(rows) * per_row > MAX_CELLS:  # bound memory: rows in chunks
+        step = max(1, MAX_CELLS // per_row)
+        parts = []
+        for s in range(0, len(rows), step):
+            sl = slice(s, s + step)
+            sub = Rows(rows.case[sl], rows.pos[sl], rows.tok[sl])
+            g = None if given is None else np.asarray(given, dtype=np.float64).reshape(len(rows), -1)[sl]
+            qx = None if query_x is None else query_x[sl]
+            nm = None if normed is None else (normed[0], normed[1][sl])
+            parts.append(attention(x, block, sub, row_cases.take(np.arange(len(rows))[sl]), layout, ctx, g, qx, relaxed,
+                                   nm))
+        paths = None
+        if given is None and any(p.paths is not None for p in parts):
+            offs = np.cumsum([0] + [len(p.residual.lo) for p in parts])
+            got = [(p.paths, o) for p, o in zip(parts, offs) if p.paths is not None]
+            paths = (np.concatenate([q[0] for q, _ in got]), np.concatenate([q[1] for q, _ in got]),
+                     np.concatenate([q[2] + o for q, o in got]))
+        return HeadBounds(out=concat_rows([p.out for p in parts]), residual=concat_rows([p.residual for p in parts]),
+                          lam=np.concatenate([p.lam for p in parts]), paths=paths)
+    ar = ctx.ar
+    H, Hkv, vd = att.n_heads, att.n_kv_heads, att.vd
+    P, V = layout.n_pos, layout.vocab
+    xc = rows.case if x.shape[0] > 1 else np.zeros(len(rows), np.int64)
+    residual = x[xc, rows.pos, rows.tok] if query_x is None else query_x
+    if query_x is None and normed is None:  # rows that share (case, position, token) share their scores
+        key = np.stack([xc, rows.pos, rows.tok], 1)
+        _, first, back = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        back = back.reshape(-1)
+    else:
+        first, back = np.arange(len(rows)), np.arange(len(rows))
+    urows = Rows(xc[first], rows.pos[first], rows.tok[first])
+    s, live, v = head_inputs(x, block, urows, residual[first], layout, ctx,
+                             None if normed is None else (normed[0], normed[1][first]))
+    group = np.arange(H) // (H // Hkv)
+    e, d0 = weights(s, live, att.softmax, ctx)  # [U, H, P, V], [U, H]
+    e, d0, live = e[back], d0[back], live[back]
     e = Interval(np.where(live, e.lo, 0.0), np.where(live, e.hi, 0.0))
 
     vq = v[xc][:, :, :, group]  # [Q, P, V, H, vd]
@@ -155,18 +189,21 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
     rep = np.repeat(np.arange(len(rows)), int(np.prod(shape[1:])))
     caseN = qcases.take(rep)
     todo = ~np.broadcast_to(zero[..., None], shape).reshape(-1)
+    allowed = layout.allowed_tokens(qcases)[rep] if relaxed else None
     lam = np.zeros(len(rep))
     paths = None
     if given is None:
         if todo.any():
             sub = np.flatnonzero(todo)
-            found, p = dinkelbach(eN[sub], vN[sub], dN[sub], layout, caseN.take(sub))
+            found, p = dinkelbach(eN[sub], vN[sub], dN[sub], layout, caseN.take(sub),
+                                  None if allowed is None else allowed[sub])
             lam[sub] = found
-            paths = (p[0], p[1], rep[sub])
+            paths = None if p is None else (p[0], p[1], rep[sub])
     else:
         lam = np.asarray(given, dtype=np.float64).reshape(-1)
         sub = np.flatnonzero(todo)
-        ok = upper_bound_holds(lam[sub], eN[sub], vN[sub], dN[sub], layout, caseN.take(sub)) if len(sub) else []
+        ok = upper_bound_holds(lam[sub], eN[sub], vN[sub], dN[sub], layout, caseN.take(sub),
+                               None if allowed is None else allowed[sub]) if len(sub) else []
         bad = np.ones(len(lam), bool)
         bad[sub] = ~np.asarray(ok, bool)
         bad[~todo] = lam[~todo] != 0
@@ -175,7 +212,6 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
     slack = output_slack(vmax, P, ar)
     out = Interval(down(-lam[..., 1] - slack), up(lam[..., 0] + slack))  # [Q, H, vd]
     out = Interval(np.where(np.isnan(out.lo), -np.inf, out.lo), np.where(np.isnan(out.hi), np.inf, out.hi))
-    residual = x[xc, rows.pos, rows.tok]
     return HeadBounds(out=out.reshape(len(rows), H * vd), residual=residual, lam=lam, paths=paths)
 
 
@@ -184,7 +220,24 @@ def after_attention(hb_out: Interval, residual: Interval, att: Attention, ctx: C
     return rounded(residual + linear(hb_out, att.o, ctx), ctx.ar)
 
 
-def mlp_block(x: Interval, block, ctx: Ctx) -> Interval:
+def mlp_block(x: Interval, block, ctx: Ctx, pieces: int = 1) -> Interval:
+    """Residual after an MLP block: x + mlp(norm(x)). With `pieces` > 1 the box is cut into
+    that many slices along its widest coordinate and the result is the hull of the slices'
+    bounds: interval arithmetic forgets that norm(x) divides every coordinate by the same
+    number and that two near-equal gates subtract, and the loss shrinks with the width."""
+    if pieces > 1:
+        dim = np.argmax(x.hi - x.lo, axis=-1)[..., None]  # [..., 1]
+        lo0, hi0 = np.take_along_axis(x.lo, dim, -1), np.take_along_axis(x.hi, dim, -1)
+        # shared cut points: each slice ends exactly where the next begins
+        cuts = [lo0] + [lo0 + (hi0 - lo0) * (i / pieces) for i in range(1, pieces)] + [hi0]
+        out = None
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            lo, hi = x.lo.copy(), x.hi.copy()
+            np.put_along_axis(lo, dim, a, -1)
+            np.put_along_axis(hi, dim, b, -1)
+            y = mlp_block(Interval(lo, hi), block, ctx)
+            out = y if out is None else Interval(np.minimum(out.lo, y.lo), np.maximum(out.hi, y.hi))
+        return out
     return rounded(x + mlp(norm(x, block.norm, ctx), block.layer, ctx), ctx.ar)
 
 
@@ -203,9 +256,13 @@ def margin_lower(h: Interval, target: np.ndarray, ctx: Ctx) -> np.ndarray:
     W = mw(spec.unembed.weights[-1])  # [V, n]
     V = W.shape[0]
     b = mw(spec.unembed.bias) if spec.unembed.bias is not None else np.zeros(V)
-    diff = Interval.point(W[target])[:, None, :] - W[None]  # [N, V, n]
-    zz = Interval(z.lo[:, None, :], z.hi[:, None, :])
-    real = (zz * diff).sum(-1) + (Interval.point(b[target])[:, None] - b[None])  # [N, V]
+    diff = Interval.point(W[target])[:, None, :] - W[None]  # [N, V, n], rounded outward
+    # lower bound only: each product's minimum over z's box and the difference's interval
+    corners = np.stack([z.lo[:, None, :] * diff.lo, z.lo[:, None, :] * diff.hi,
+                        z.hi[:, None, :] * diff.lo, z.hi[:, None, :] * diff.hi])
+    prod_lo = down(np.where(np.isnan(corners), 0.0, corners).min(0))
+    bias = Interval.point(b[target])[:, None] - b[None]
+    real = Interval(down(sum_down(prod_lo) + bias.lo), np.full(bias.lo.shape, np.inf))  # [N, V]
     if not ar.exact:
         n = W.shape[1]
         mag = up((z.mag()[:, None, :] * np.abs(W)[None]).sum(-1) * (1 + 2.0**-50))  # [N, V]

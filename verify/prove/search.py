@@ -24,8 +24,9 @@ from ...compiler.spec import Attention
 from .automaton import GROUPS, Cases, count_paths
 from .layers import Ctx, Unsupported
 from .layout import StepLayout
+from .inner import bound_inner
 from .pipeline import bound_cases, quick_candidates
-from .split import children, root_cases
+from .split import carry_children, children, root_cases
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,6 @@ log = logging.getLogger(__name__)
 MAX_SPLIT_DEPTH = 2
 #: Cases bounded per vectorised batch (bounds memory).
 BATCH = 256
-#: ... for models with more than one attention layer (each case has a row per position and token).
-BATCH_DEEP = 8
 #: Worst-case inputs run through the module per unproven case.
 CANDIDATES_PER_CASE = 8
 
@@ -45,6 +44,7 @@ class StepSearch:
 
     step: int
     roots: list  # certificate nodes, one per root case (see certificate.py)
+    inner: list = field(default_factory=list)  # the inner layers' record (see inner.py)
     open_inputs: float = 0.0  # inputs in cases left open
     open_regions: list = field(default_factory=list)  # labels of open cases (first few)
     certified_margin: float = np.inf  # smallest margin lower bound over proven leaves
@@ -68,6 +68,18 @@ def branch_order(layout: StepLayout) -> list[int]:
     (whose carries reach it), then the ones above."""
     j = min(layout.target_group, GROUPS - 1)
     return [j] + list(range(j - 1, -1, -1)) + list(range(j + 1, GROUPS))
+
+
+def next_split(case: Cases, order: list[int], depth: int) -> tuple[str, int] | None:
+    """How to split a case that is not proven: along `order`, the first group whose carry in
+    is still free (two children; only the first MAX_SPLIT_DEPTH groups), else whose digit
+    pair is (one child per pair, up to MAX_SPLIT_DEPTH such splits). None: leave it open."""
+    for n, g in enumerate(order):
+        if n < MAX_SPLIT_DEPTH and 1 <= g < GROUPS and case.free_carries(g)[0].sum() > 1:
+            return "carry", g
+        if depth < MAX_SPLIT_DEPTH and case.free_pairs(g)[0].sum() > 1:
+            return "pair", g
+    return None
 
 
 def _refute(model: AdderModel, step: int, pairs: list[tuple[int, int]]) -> tuple | None:
@@ -94,10 +106,19 @@ def quick_refute(model: AdderModel, layout: StepLayout, ctx: Ctx) -> tuple | Non
     module. Deep models are tried this way on every step before any case-by-case bounding."""
     roots = root_cases(layout)
     try:
-        quick = quick_candidates(layout, roots.cases, roots.query_token, roots.target, ctx)
+        inner = bound_inner(layout, ctx)
+        quick = quick_candidates(layout, roots.cases, roots.query_token, roots.target, ctx, inner)
     except Unsupported:
         return None
     return _refute(model, layout.k, [p for c in quick for p in c[:CANDIDATES_PER_CASE]])
+
+
+def _unsupported(res: StepSearch, why: str, pending: list) -> StepSearch:
+    res.unsupported = why
+    for box, i, *_ in pending:
+        box[i] = {"open": True}
+    res.open_inputs = float("nan")
+    return res
 
 
 def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float,
@@ -109,6 +130,11 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
     pending = [(res.roots, i, roots.cases.take([i]), roots.query_token[i], roots.target[i], 0, roots.labels[i])
                for i in range(len(roots.cases))]
     order = branch_order(layout)
+    try:
+        inner = bound_inner(layout, ctx)
+    except Unsupported as e:
+        return _unsupported(res, str(e), pending)
+    res.inner = inner.record
     while pending:
         if time.perf_counter() > deadline:
             for box, i, cases, *_rest, label in pending:
@@ -116,18 +142,14 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
                 res.open_inputs += float(count_paths(cases)[0])
                 res.open_regions.append(f"step {layout.k}: {label}")
             break
-        size = BATCH if n_attention(model) == 1 else BATCH_DEEP
-        batch, pending = pending[:size], pending[size:]
+        batch, pending = pending[:BATCH], pending[BATCH:]
         cases = Cases(np.concatenate([p[2].mask for p in batch]), np.concatenate([p[2].final for p in batch]))
         counts = count_paths(cases)
         try:
-            bounds = bound_cases(layout, cases, np.array([p[3] for p in batch]), np.array([p[4] for p in batch]), ctx)
+            bounds = bound_cases(layout, cases, np.array([p[3] for p in batch]), np.array([p[4] for p in batch]), ctx,
+                                 inner)
         except Unsupported as e:
-            res.unsupported = str(e)
-            for box, i, *_ in batch + pending:
-                box[i] = {"open": True}
-            res.open_inputs = float("nan")
-            return res
+            return _unsupported(res, str(e), batch + pending)
         if progress:
             progress(len(batch))
         failing = []
@@ -135,7 +157,7 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
             if counts[r] == 0:
                 box[i] = {"empty": True}
             elif bounds.ok[r]:
-                box[i] = {"leaf": {"lam": [lam[r].tolist() for lam in bounds.lams], "tree": bounds.trees[r],
+                box[i] = {"leaf": {"lam": bounds.lams[r].tolist(), "tree": bounds.trees[r],
                                    "margin": float(bounds.worst[r])}}
                 res.leaves += 1
                 res.certified_margin = min(res.certified_margin, float(bounds.worst[r]))
@@ -150,17 +172,24 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
             break
         for r in failing:
             box, i, c, q, y, depth, label = batch[r]
-            group = next((g for g in order if c.free_pairs(g)[0].sum() > 1), None)
-            if depth >= MAX_SPLIT_DEPTH or group is None:
+            how = next_split(c, order, depth)
+            if how is None:
                 box[i] = {"open": True}
                 res.open_inputs += float(counts[r])
                 if len(res.open_regions) < 20:
                     res.open_regions.append(f"step {layout.k}: {label} (margin bound {bounds.worst[r]:.3g})")
                 continue
-            kids, pairs = children(c, 0, group)
-            node = {"split": group, "children": [None] * len(pairs)}
+            kind, group = how
+            if kind == "carry":
+                kids = carry_children(c, 0, group)
+                node = {"carry": group, "children": [None, None]}
+                pending += [(node["children"], n, kids.take([n]), q, y, depth, f"{label} c{group}={n}")
+                            for n in range(2)]
+            else:
+                kids, pairs = children(c, 0, group)
+                node = {"split": group, "children": [None] * len(pairs)}
+                pending += [(node["children"], n, kids.take([n]), q, y, depth + 1, f"{label} pair{group}={int(p):02d}")
+                            for n, p in enumerate(pairs)]
             box[i] = node
-            pending += [(node["children"], n, kids.take([n]), q, y, depth + 1, f"{label} pair{group}={int(p):02d}")
-                        for n, p in enumerate(pairs)]
     res.seconds = time.perf_counter() - t0
     return res

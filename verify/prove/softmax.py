@@ -23,7 +23,7 @@ import numpy as np
 
 from .automaton import Cases, best_paths
 from .floatmodel import Arithmetic
-from .intervals import Interval, down, up
+from .intervals import Interval, down, sum_up, up
 from .layers import Ctx, Unsupported
 from .layout import StepLayout
 
@@ -81,32 +81,46 @@ def output_slack(vmax: np.ndarray, n_keys: int, ar: Arithmetic) -> np.ndarray:
 def _terms(lam: np.ndarray, e: Interval, v_hi: np.ndarray) -> np.ndarray:
     """Upper bound of max_{e in box} e (v - lam) per key [N, P, V] (0 for dead keys)."""
     diff = up(v_hi - lam[:, None, None])
-    return np.where(diff >= 0, up(e.hi * diff), up(e.lo * diff))
+    return up(np.where(diff >= 0, e.hi, e.lo) * diff)
 
 
 def g_upper(lam: np.ndarray, e: Interval, v_hi: np.ndarray, d0: Interval, layout: StepLayout, cases: Cases,
-            want_path: bool = False):
-    """Rigorous upper bound of G(lam) = max over paths of sum_j e_j (v_j - lam) - lam d0."""
-    const, w, top = layout.group_weights(_terms(lam, e, v_hi))
+            want_path: bool = False, allowed: np.ndarray | None = None):
+    """Rigorous upper bound of G(lam) = max over paths of sum_j e_j (v_j - lam) - lam d0.
+
+    With `allowed` [N, P, V] the maximum is relaxed to every position choosing any allowed
+    token on its own (a superset of the paths, so still an upper bound): no dynamic
+    programme, used where the automaton's coupling is not needed (inner layers, whose
+    dominant keys are fixed by enumeration). With `want_path` also returns the maximising
+    tokens [N, P] and, exact mode only, the path (pairs, carries)."""
+    terms = _terms(lam, e, v_hi)
     d0_term = np.where(-lam >= 0, up(d0.hi * -lam), up(d0.lo * -lam))
+    if allowed is not None:
+        t = np.where(allowed, terms, -np.inf)
+        best = t.max(-1)  # [N, P]
+        empty = ~np.isfinite(best).all(1)  # a position no input fills: the case is empty
+        g = np.where(empty, -np.inf, up(d0_term + sum_up(np.where(empty[:, None], 0.0, best), 1)))
+        return (g, t.argmax(-1), None) if want_path else g
+    const, w, top = layout.group_weights(terms)
     out = best_paths(w, top, cases, want_path)
     best = out[0] if want_path else out
     g = up(up(const + d0_term) + best)
-    return (g, out[1]) if want_path else g
+    return (g, layout.tokens_of(*out[1]), out[1]) if want_path else g
 
 
 def upper_bound_holds(lam: np.ndarray, e: Interval, v_hi: np.ndarray, d0: Interval, layout: StepLayout,
-                      cases: Cases) -> np.ndarray:
+                      cases: Cases, allowed: np.ndarray | None = None) -> np.ndarray:
     """True where `lam` is a proven upper bound of the head output over the case's paths."""
-    return g_upper(lam, e, v_hi, d0, layout, cases) <= 0
+    return g_upper(lam, e, v_hi, d0, layout, cases, allowed=allowed) <= 0
 
 
-def dinkelbach(e: Interval, v_hi: np.ndarray, d0: Interval, layout: StepLayout, cases: Cases):
+def dinkelbach(e: Interval, v_hi: np.ndarray, d0: Interval, layout: StepLayout, cases: Cases,
+               allowed: np.ndarray | None = None):
     """Search: the maximum of sum e v / (d0 + sum e) over paths and e in its box.
 
     Returns (lam [N], paths): lam is a certified upper bound (checked with `upper_bound_holds`;
     NaN where certification failed) and paths the last maximising path of each problem
-    (a concrete worst-case input: the prover's counterexample candidates).
+    (a concrete worst-case input: the prover's counterexample candidates; None when relaxed).
     """
     n = e.shape[0]
     vmax = np.abs(v_hi).max((1, 2))
@@ -114,13 +128,13 @@ def dinkelbach(e: Interval, v_hi: np.ndarray, d0: Interval, layout: StepLayout, 
     done = np.zeros(n, bool)
     paths = None
     for it in range(MAX_ITERATIONS):
-        g, path = g_upper(lam, e, v_hi, d0, layout, cases, want_path=True)
-        if paths is None:
-            paths = path
-        else:
-            for dst, src in zip(paths, path):
-                dst[~done] = src[~done]
-        tokens = layout.tokens_of(*path)  # [N, P]
+        g, tokens, path = g_upper(lam, e, v_hi, d0, layout, cases, want_path=True, allowed=allowed)
+        if path is not None:
+            if paths is None:
+                paths = path
+            else:
+                for dst, src in zip(paths, path):
+                    dst[~done] = src[~done]
         rows = np.arange(n)[:, None]
         cols = np.arange(layout.n_pos)[None, :]
         vh = v_hi[rows, cols, tokens]
@@ -142,7 +156,7 @@ def dinkelbach(e: Interval, v_hi: np.ndarray, d0: Interval, layout: StepLayout, 
     ok = np.zeros(n, bool)
     for slack in (1e-12, 1e-10, 1e-8, 1e-6):
         trial = up(cert + slack * (np.abs(cert) + vmax + 1e-300))
-        holds = upper_bound_holds(trial, e, v_hi, d0, layout, cases) & ~ok
+        holds = upper_bound_holds(trial, e, v_hi, d0, layout, cases, allowed) & ~ok
         cert = np.where(holds, trial, cert)
         ok |= holds
         if ok.all():

@@ -10,7 +10,10 @@ attention box and the bound cannot separate them (PROVE.md). Roots with no input
 they are proven vacuously.
 
 Children. A case that is not proven may be split on one digit group: one child per digit
-pair (a_j, b_j) that the case still allows, in increasing order.
+pair (a_j, b_j) that the case still allows, in increasing order; or on the carry into a
+group: two children, c_j = 0 and c_j = 1 (a child the case rules out holds no input and is
+proven vacuously). A carry split is the cheap one: it separates exactly what the fed-back
+sum digit leaves ambiguous (s_{j-1} alone does not say whether a_{j-1} + b_{j-1} wrapped).
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ def root_cases(layout: StepLayout) -> Roots:
         cases = cases.fix_carry_out(j, np.array([c[2] for c in combos]))
     labels = [f"query={int(qt)} y={y}" + ("" if c is None else f" carry_out={c}") for qt, y, c in combos]
     return Roots(cases, np.array([c[0] for c in combos]), tokens[np.array([c[1] for c in combos])], labels)
+
+
+def carry_children(cases: Cases, index: int, group: int) -> Cases:
+    """Split case `index` on the carry into `group`: children c = 0 and c = 1."""
+    return cases.take([index, index]).fix_carry_in(group, np.arange(2))
 
 
 def children(cases: Cases, index: int, group: int) -> tuple[Cases, np.ndarray]:
