@@ -19,6 +19,7 @@ import time
 import torch
 
 from adder.compiler import compile_spec
+from adder.compiler.spec import Attention
 from adder.constructions import REGISTRY, build_spec
 from adder.verify.prove import prove
 
@@ -33,9 +34,9 @@ def row(name: str, timeout: float) -> str:
     why = "" if r.verdict == "proven" else r.summary().split(": ", 1)[-1].replace("|", "/")
     if r.verdict == "refuted":
         why = f"{r.counterexample['a']} + {r.counterexample['b']} prints {r.counterexample['printed']}"
-    return (f"| {name} | {model.spec.dtype} | {len(model.spec.blocks)} blocks | **{r.verdict}** | {secs:.1f} | "
-            f"{min(cert):.3g} | {min(samp):.3g} | {why[:300]} |" if cert else
-            f"| {name} | {model.spec.dtype} | {len(model.spec.blocks)} blocks | **{r.verdict}** | {secs:.1f} | - | "
+    layers = sum(isinstance(b.layer, Attention) for b in model.spec.blocks)
+    certified = f"{min(cert):.3g}" if cert else "-"
+    return (f"| {name} | {model.spec.dtype} | {layers} | **{r.verdict}** | {timeout:g} | {secs:.1f} | {certified} | "
             f"{min(samp):.3g} | {why[:300]} |")
 
 
@@ -47,8 +48,9 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"<!-- bench/prove.py --timeout {args.timeout:g} on {platform.machine()}, torch {torch.__version__}, "
           f"1 thread -->")
-    print("| name | dtype | depth | verdict | seconds | certified margin >= | smallest sampled margin | reason |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| name | dtype | attention layers | verdict | budget (s) | seconds | certified margin >= | "
+          "smallest sampled margin | reason |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in args.names or sorted(REGISTRY):
         print(row(name, args.timeout), flush=True)
 

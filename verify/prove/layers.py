@@ -39,11 +39,13 @@ class Ctx:
     rigorous: bool = False
     ranges: dict = field(default_factory=dict)
 
-    def note(self, fn: str, x: Interval) -> None:
+    def note(self, fn: str, x: Interval, gap: float = 0.0) -> None:
+        """Record that `fn` meets inputs in x's range; `gap` > 0: none of them lies in
+        (-gap, 0) or (0, gap) (see `softmax.shift_gap`). Ranges: fn -> (lo, hi, gap)."""
         lo, hi = float(np.min(x.lo)), float(np.max(x.hi))
         if np.isfinite(lo) and np.isfinite(hi):
-            old = self.ranges.get(fn, (lo, hi))
-            self.ranges[fn] = (min(old[0], lo), max(old[1], hi))
+            old = self.ranges.get(fn, (lo, hi, gap))
+            self.ranges[fn] = (min(old[0], lo), max(old[1], hi), min(old[2], gap))
 
     def exp(self, x: Interval) -> Interval:
         lo, hi = exp_enclosure(x.lo, x.hi, self.rigorous)

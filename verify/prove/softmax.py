@@ -50,7 +50,10 @@ def weights(scores: Interval, live: np.ndarray, softmax: str, ctx: Ctx) -> tuple
         raise Unsupported(f"softmax1 scores reach {float(m.max()):.4g}: exp may overflow in {ar.name}")
     shifted = Interval(np.where(live, down(s_lo - m), -np.inf), np.where(live, up(s_hi - m), -np.inf))
     if softmax == "softmax":  # the max-shifted inputs of softmax's exp
-        ctx.note("exp", Interval(np.where(live, shifted.lo, 0.0), np.where(live, shifted.hi, 0.0)))
+        m_lo = np.where(live, scores.lo, -np.inf).max(axis=(-2, -1))
+        gap = shift_gap(m_lo, m[..., 0, 0], ar) if not ar.exact else np.zeros(m_lo.shape)
+        ctx.note("exp", Interval(np.where(live, shifted.lo, 0.0), np.where(live, shifted.hi, 0.0)),
+                 gap=float(gap.min()) if gap.size else 0.0)
     else:  # softmax1 calls torch.exp on the scores themselves
         ctx.note("exp1", Interval(np.where(live, scores.lo, s_hi.max()), np.where(live, scores.hi, s_hi.max())))
     e = ctx.exp(shifted)
@@ -65,6 +68,23 @@ def weights(scores: Interval, live: np.ndarray, softmax: str, ctx: Ctx) -> tuple
         f_lo = down(down(1 - rel) / shift.hi)
         e = Interval(down(e.lo * f_lo[..., None, None]), up(e.hi * f_hi[..., None, None]))
     return e, d0
+
+
+def shift_gap(m_lo: np.ndarray, m_hi: np.ndarray, ar: Arithmetic) -> np.ndarray:
+    """Per row, a q > 0 such that no float fl(s_j - m) lies in (-q, 0) or (0, q), given that
+    the row's float maximum score m lies in [m_lo, m_hi] (0 where that interval reaches 0).
+
+    Let 2^E <= |m| and q = max(2^E u, eta). Every float with |x| >= 2^(E-1) is a multiple of
+    2^E u, so s_j != m of that size differs from m by a non-zero multiple of it; a smaller
+    |s_j| differs by more than 2^E - 2^(E-1) >= q. Rounding is monotone and q is a float, so
+    fl(s_j - m) is 0 or at least q in magnitude. Softmax's exp thus never meets the ~10^9
+    float32 values of tiny magnitude, and the exhaustive library check can skip them."""
+    mag = np.where((m_lo > 0) | (m_hi < 0), np.minimum(np.abs(m_lo), np.abs(m_hi)), 0.0)
+    with np.errstate(divide="ignore"):
+        e = np.floor(np.log2(np.where(mag > 0, mag, 1.0)))
+    # log2 of a float64 may round up across a power of two: step E down once if 2^E > mag
+    e = np.where(np.exp2(e) > mag, e - 1, e)
+    return np.where(mag > 0, np.maximum(np.exp2(e) * ar.u, ar.eta), 0.0)
 
 
 def output_slack(vmax: np.ndarray, n_keys: int, ar: Arithmetic) -> np.ndarray:
