@@ -30,7 +30,7 @@ from .search import n_attention, quick_refute, search_step
 from .weights import ModelWeights
 
 #: Share of the time budget for the float search (the rest decides real-only vs undecided).
-FLOAT_SHARE = 0.6
+FLOAT_SHARE = 0.75
 #: Share of the time budget for the quick counterexample pass of deep models.
 QUICK_SHARE = 0.3
 #: Default time budget of the search (seconds); what is left open is reported undecided.

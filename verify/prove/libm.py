@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ...compiler.module import _ACT
 from .floatmodel import ACT_ABS, LIBRARY_ULPS
 
-CHUNK = 1 << 24
+CHUNK = 1 << 20
 #: Bumped whenever an error measure changes, so that cached results are not reused.
 MEASURES_VERSION = 2
 SAMPLES_FLOAT64 = 1 << 22
