@@ -39,7 +39,7 @@ import numpy as np
 from ...compiler.checkpoint import weights_hash
 from ...compiler.errors import AdderError
 from ...compiler.module import AdderModel
-from .automaton import Cases, count_paths, path_of
+from .automaton import GROUPS, Cases, count_paths, path_of
 from .floatmodel import ARITHMETICS
 from .layers import Ctx, Unsupported
 from .inner import bound_inner
@@ -146,6 +146,38 @@ def leaf_of(cert: dict, fmt, vocab: int, step: int, a: int, b: int) -> dict | No
         n = int(np.flatnonzero(kid_pairs == pairs[node["split"]])[0])
         node, cases = node["children"][n], kids.take([n])
     return node
+
+
+def leaf_margins(cert: dict, fmt, vocab: int, step: int, pairs: np.ndarray, carries: np.ndarray) -> np.ndarray:
+    """The certified margin bound of the leaf covering each input at `step` (NaN where the
+    node is not a leaf), for many inputs at once: pairs [N, 10], carries [N, 11]."""
+    roots = root_cases(StepLayout(fmt, vocab, step))
+    inside = roots.cases.final[:, carries[:, GROUPS]]  # [R, N]
+    for j in range(GROUPS):
+        inside &= roots.cases.mask[:, j, pairs[:, j], carries[:, j]]
+    root = inside.argmax(0)
+    out = np.full(len(pairs), np.nan)
+
+    def walk(node, cases: Cases, idx: np.ndarray) -> None:
+        if not len(idx):
+            return
+        if "leaf" in node:
+            out[idx] = node["leaf"]["margin"]
+        elif "carry" in node:
+            g = node["carry"]
+            kids = carry_children(cases, 0, g)
+            for c in (0, 1):
+                walk(node["children"][c], kids.take([c]), idx[carries[idx, g] == c])
+        elif "split" in node:
+            g = node["split"]
+            kids, kid_pairs = children(cases, 0, g)
+            where = np.searchsorted(kid_pairs, pairs[idx, g])
+            for n in np.unique(where):
+                walk(node["children"][n], kids.take([n]), idx[where == n])
+
+    for i, node in enumerate(cert["steps"][step]["roots"]):
+        walk(node, roots.cases.take([i]), np.flatnonzero(inside.any(0) & (root == i)))
+    return out
 
 
 def check(cert: dict, model: AdderModel, progress=None) -> CheckResult:

@@ -1,0 +1,86 @@
+"""Containment: a proof's leaf bounds must lie at or below the margins the model really has.
+
+For each construction: prove it (writing its certificate), then run 10^5 random inputs plus
+the worst case per answer digit of every adversarial suite through the compiled module and
+compare, at every answer step, each input's float margin with the certified lower bound of
+the leaf that covers it. Prints the count of inputs, the smallest slack (margin - bound) and
+the number of violations, which must be 0 (a violation would be a soundness bug).
+
+    python bench/prove_containment.py param40 zcbtrak6
+    python bench/prove_containment.py --n 100000 --timeout 1200 qwen87
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adder.compiler import compile_spec, teacher_forced
+from adder.constructions import build_spec
+from adder.verify.cases import ADVERSARIAL
+from adder.verify.prove import prove, read
+from adder.verify.prove.automaton import path_of
+from adder.verify.prove.certificate import leaf_margins
+from adder.verify.runner import run_suite
+
+
+def inputs(model, n: int, seed: int) -> list[tuple[int, int]]:
+    rng = np.random.default_rng(seed)
+    pairs = [(int(a), int(b)) for a, b in rng.integers(0, 10**10, (n, 2))]
+    for suite in ADVERSARIAL:
+        pairs += [tuple(c) for c in run_suite(model, suite, seed=seed).worst_case if c]
+    return pairs
+
+
+def contain(name: str, n: int, seed: int, timeout: float, out: Path) -> str:
+    model = compile_spec(build_spec(name))
+    cert_path = out / f"{name}.json"
+    report = prove(model, name, certificate=cert_path, timeout=timeout, sampled=False)
+    if report.verdict != "proven":
+        return f"| {name} | {report.verdict} | - | - | - |"
+    cert, fmt = read(cert_path), model.spec.format
+    pairs = inputs(model, n, seed)
+    paths = [path_of(a, b) for a, b in pairs]
+    p = np.stack([x for x, _ in paths])
+    c = np.stack([y for _, y in paths])
+    margins = []
+    for s in range(0, len(pairs), 8192):
+        a = torch.tensor([x for x, _ in pairs[s:s + 8192]])
+        b = torch.tensor([y for _, y in pairs[s:s + 8192]])
+        with torch.no_grad():
+            margins.append(teacher_forced(model, a, b).margin.double().numpy())
+    margins = np.concatenate(margins)
+    slack, bad = np.inf, 0
+    for k in range(fmt.out_digits):
+        bound = leaf_margins(cert, fmt, len(model.spec.vocab), k, p, c)
+        if np.isnan(bound).any():
+            return f"| {name} | proven | {len(pairs):,} | inputs outside every leaf at step {k} | ? |"
+        slack = min(slack, float((margins[:, k] - bound).min()))
+        bad += int((margins[:, k] < bound).sum())
+    return f"| {name} | proven | {len(pairs):,} | {slack:.3g} | {bad} |"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="+")
+    ap.add_argument("--n", type=int, default=100_000, help="random inputs per construction")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=1200.0, help="proof budget per construction (s)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(f"<!-- bench/prove_containment.py --n {args.n} --seed {args.seed} on {platform.machine()}, "
+          f"torch {torch.__version__} -->")
+    print("| name | verdict | inputs (random + adversarial worst) | smallest margin - bound | violations |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.names:
+            print(contain(name, args.n, args.seed, args.timeout, Path(tmp)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
