@@ -17,7 +17,7 @@ from adder.verify.prove.layers import SILU_ARGMIN, SILU_MIN
 from adder.verify.prove.layout import StepLayout
 from adder.verify.prove.libm import float32_range
 from adder.verify.prove.rigorous import exp_enclosure
-from adder.verify.prove.softmax import dinkelbach, g_upper, shift_gap
+from adder.verify.prove.softmax import dinkelbach, g_upper, shift_grid
 from adder.verify.prove.split import carry_children
 
 RNG = np.random.default_rng(0)
@@ -160,8 +160,8 @@ def test_relaxed_attention_bound_is_above_the_exact_one():
         assert np.all(r[inside] <= lam[inside] + 1e-12)
 
 
-def test_shift_gap_holds_for_float32_scores():
-    """No max-shifted float32 score lies strictly between 0 and the gap, in magnitude."""
+def test_shift_grid_holds_for_float32_scores():
+    """Every max-shifted float32 score is a multiple of the grid (so 0 or at least the grid)."""
     for scale in (1e-30, 1e-3, 1.0, 7.0, 1e5, 1e38):
         m = np.float32(scale * RNG.uniform(0.5, 2.0))
         near = np.nextafter(np.full(50, m), np.float32(0)) if m > 0 else np.zeros(50, np.float32)
@@ -173,8 +173,9 @@ def test_shift_gap_holds_for_float32_scores():
         with np.errstate(over="ignore"):  # -inf is a float result too (and far from 0)
             d = (s - m).astype(np.float32)  # what softmax's exp receives
         for lo, hi in ((m, m), (m * 0.9, m * 1.1)):
-            gap = shift_gap(np.array([lo], np.float64), np.array([hi], np.float64), FLOAT32)[0]
-            assert gap > 0
-            assert np.all((d == 0) | (np.abs(d.astype(np.float64)) >= gap)), (scale, gap)
-    # a maximum that may be 0 gives no gap
-    assert shift_gap(np.array([-1.0]), np.array([1.0]), FLOAT32)[0] == 0
+            grid = shift_grid(np.array([lo], np.float64), np.array([hi], np.float64), FLOAT32)[0]
+            assert grid > 0
+            finite = np.isfinite(d)
+            assert np.all(np.fmod(d[finite].astype(np.float64), grid) == 0), (scale, grid)
+    # a maximum that may be 0 gives no grid
+    assert shift_grid(np.array([-1.0]), np.array([1.0]), FLOAT32)[0] == 0

@@ -129,10 +129,10 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
             report.verdict, report.reason = "undecided", f"the certificate check failed: {checked.reason}"
         elif check_libm:
             report.verdict = "proven"
-            for fn, (lo, hi, gap) in sorted(checked.ranges.items()):
+            for fn, (lo, hi, grid) in sorted(checked.ranges.items()):
                 if progress:
                     progress(0)
-                lib = check_range(fn, lo, hi, dtype, gap=gap)
+                lib = check_range(fn, lo, hi, dtype, grid=grid)
                 report.libm.append(lib.to_json())
                 report.assumptions.append("checked: " + lib.describe())
                 if not lib.holds:

@@ -39,13 +39,13 @@ class Ctx:
     rigorous: bool = False
     ranges: dict = field(default_factory=dict)
 
-    def note(self, fn: str, x: Interval, gap: float = 0.0) -> None:
-        """Record that `fn` meets inputs in x's range; `gap` > 0: none of them lies in
-        (-gap, 0) or (0, gap) (see `softmax.shift_gap`). Ranges: fn -> (lo, hi, gap)."""
+    def note(self, fn: str, x: Interval, grid: float = 0.0) -> None:
+        """Record that `fn` meets inputs in x's range; `grid` > 0 (a power of two): every one
+        of them is a multiple of it (see `softmax.shift_grid`). Ranges: fn -> (lo, hi, grid)."""
         lo, hi = float(np.min(x.lo)), float(np.max(x.hi))
         if np.isfinite(lo) and np.isfinite(hi):
-            old = self.ranges.get(fn, (lo, hi, gap))
-            self.ranges[fn] = (min(old[0], lo), max(old[1], hi), min(old[2], gap))
+            old = self.ranges.get(fn, (lo, hi, grid))
+            self.ranges[fn] = (min(old[0], lo), max(old[1], hi), min(old[2], grid))
 
     def exp(self, x: Interval) -> Interval:
         lo, hi = exp_enclosure(x.lo, x.hi, self.rigorous)

@@ -43,7 +43,7 @@ class LibmCheck:
     inputs: int
     worst_ulps: float
     exhaustive: bool
-    gap: float = 0.0  # inputs in (-gap, 0) and (0, gap) cannot occur and were not checked
+    grid: float = 0.0  # > 0: only the multiples of `grid` can occur, and only those were checked
 
     @property
     def holds(self) -> bool:
@@ -51,13 +51,12 @@ class LibmCheck:
 
     def describe(self) -> str:
         how = "every float32 of" if self.exhaustive else "a random sample of"
-        skip = (f" outside +-(0, {self.gap:.3g}) (a max-shifted float score is 0 or at least that large)"
-                if self.gap > 0 else "")
-        return (f"{self.fn}: {how} {self.inputs:,} inputs in [{self.lo:.6g}, {self.hi:.6g}]{skip}: worst "
+        which = f" that are multiples of {self.grid:.3g} (all a max-shifted float score can be)" if self.grid > 0 else ""
+        return (f"{self.fn}: {how} {self.inputs:,} inputs in [{self.lo:.6g}, {self.hi:.6g}]{which}: worst "
                 f"{self.worst_ulps:.3f} ulp (assumed <= {LIBRARY_ULPS:g})")
 
     def to_json(self) -> dict:
-        return {"fn": self.fn, "lo": self.lo, "hi": self.hi, "gap": self.gap, "inputs": self.inputs,
+        return {"fn": self.fn, "lo": self.lo, "hi": self.hi, "grid": self.grid, "inputs": self.inputs,
                 "worst_ulps": self.worst_ulps, "exhaustive": self.exhaustive, "holds": self.holds}
 
 
@@ -167,14 +166,26 @@ CHECKS = {"exp": _check(_softmax_model, _softmax_ref, _softmax_excess),
 
 
 def check_range(fn: str, lo: float, hi: float, dtype: str = "float32", use_cache: bool = True,
-                gap: float = 0.0) -> LibmCheck:
-    """Worst error of `fn` over [lo, hi] (float32: every input; float64: a sample), except
-    the inputs in (-gap, 0) and (0, gap), which the proof showed cannot occur."""
-    if gap > 0:
-        parts = [(a, b) for a, b in ((lo, min(hi, -gap)), (max(lo, 0.0), min(hi, 0.0)), (max(lo, gap), hi)) if a <= b]
-        got = [check_range(fn, a, b, dtype, use_cache) for a, b in parts]
+                grid: float = 0.0) -> LibmCheck:
+    """Worst error of `fn` over [lo, hi] (float32: every input; float64: a sample); with
+    `grid` > 0 (a power of two), only its multiples, the only inputs the proof showed occur."""
+    if grid > 0:
+        u = 2.0**-24 if dtype == "float32" else 2.0**-53
+        edge = grid / u / 2  # 2^(E-1): from here on every float is a multiple of the grid
+        got = [check_range(fn, a, b, dtype, use_cache) for a, b in ((lo, min(hi, -edge)), (max(lo, edge), hi))
+               if a <= b]
+        if dtype == "float32":  # below the edge: k * grid, k < 2^23, each exact in float32
+            err = CHECKS[fn]
+            for s in range(0, 1 << 23, CHUNK):
+                k = np.arange(s, min(s + CHUNK, 1 << 23), dtype=np.float64) * grid
+                x = np.concatenate([-k[::-1], k])
+                x = x[(x >= lo) & (x <= hi)].astype(np.float32)
+                if len(x):
+                    got.append(LibmCheck(fn, lo, hi, len(x), err(x), True))
+        else:
+            got.append(check_range(fn, max(lo, -edge), min(hi, edge), dtype, use_cache))
         return LibmCheck(fn, lo, hi, sum(g.inputs for g in got), max((g.worst_ulps for g in got), default=0.0),
-                         all(g.exhaustive for g in got), gap)
+                         all(g.exhaustive for g in got), grid)
     key = f"{_machine_key()} / {fn}"
     path = _cache_path()
     cache = {}

@@ -51,9 +51,9 @@ def weights(scores: Interval, live: np.ndarray, softmax: str, ctx: Ctx) -> tuple
     shifted = Interval(np.where(live, down(s_lo - m), -np.inf), np.where(live, up(s_hi - m), -np.inf))
     if softmax == "softmax":  # the max-shifted inputs of softmax's exp
         m_lo = np.where(live, scores.lo, -np.inf).max(axis=(-2, -1))
-        gap = shift_gap(m_lo, m[..., 0, 0], ar) if not ar.exact else np.zeros(m_lo.shape)
+        grid = shift_grid(m_lo, m[..., 0, 0], ar) if not ar.exact else np.zeros(m_lo.shape)
         ctx.note("exp", Interval(np.where(live, shifted.lo, 0.0), np.where(live, shifted.hi, 0.0)),
-                 gap=float(gap.min()) if gap.size else 0.0)
+                 grid=float(grid.min()) if grid.size else 0.0)
     else:  # softmax1 calls torch.exp on the scores themselves
         ctx.note("exp1", Interval(np.where(live, scores.lo, s_hi.max()), np.where(live, scores.hi, s_hi.max())))
     e = ctx.exp(shifted)
@@ -70,15 +70,17 @@ def weights(scores: Interval, live: np.ndarray, softmax: str, ctx: Ctx) -> tuple
     return e, d0
 
 
-def shift_gap(m_lo: np.ndarray, m_hi: np.ndarray, ar: Arithmetic) -> np.ndarray:
-    """Per row, a q > 0 such that no float fl(s_j - m) lies in (-q, 0) or (0, q), given that
-    the row's float maximum score m lies in [m_lo, m_hi] (0 where that interval reaches 0).
+def shift_grid(m_lo: np.ndarray, m_hi: np.ndarray, ar: Arithmetic) -> np.ndarray:
+    """Per row, a power of two q > 0 of which every float fl(s_j - m) is a multiple, given
+    that the row's float maximum score m lies in [m_lo, m_hi] (0: none, where that interval
+    reaches 0).
 
     Let 2^E <= |m| and q = max(2^E u, eta). Every float with |x| >= 2^(E-1) is a multiple of
-    2^E u, so s_j != m of that size differs from m by a non-zero multiple of it; a smaller
-    |s_j| differs by more than 2^E - 2^(E-1) >= q. Rounding is monotone and q is a float, so
-    fl(s_j - m) is 0 or at least q in magnitude. Softmax's exp thus never meets the ~10^9
-    float32 values of tiny magnitude, and the exhaustive library check can skip them."""
+    q, so if |s_j| >= 2^(E-1), d = s_j - m is a multiple of q, and so is fl(d) (it is d itself
+    when |d| < 2^E, else a float of ulp >= q). If |s_j| < 2^(E-1), |d| > 2^(E-1) and fl(d),
+    by monotone rounding, is a float of magnitude >= 2^(E-1): a multiple of q again. So
+    softmax's exp only meets 0 and non-zero multiples of q, and the exhaustive library check
+    enumerates only those (below 2^(E-1), 2^23 of them instead of ~10^9 float32 values)."""
     mag = np.where((m_lo > 0) | (m_hi < 0), np.minimum(np.abs(m_lo), np.abs(m_hi)), 0.0)
     with np.errstate(divide="ignore"):
         e = np.floor(np.log2(np.where(mag > 0, mag, 1.0)))
