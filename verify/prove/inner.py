@@ -87,14 +87,19 @@ def last_attention(spec) -> int:
     return max(i for i, b in enumerate(spec.blocks) if isinstance(b.layer, Attention))
 
 
+def _reach(s: Interval, live: np.ndarray) -> np.ndarray:
+    """[Q, P]: how close each key position's score may come to the row's best key (the best
+    case over heads); 0 for a position that may hold the maximum."""
+    best = np.where(live, s.lo, -np.inf).max((-2, -1))  # [Q, H]
+    top = np.where(live, s.hi, -np.inf).max(-1)  # [Q, H, P]
+    return (top - best[..., None]).max(1)
+
+
 def dominant(x: Interval, block, rows: Rows, layout: StepLayout, ctx: Ctx) -> list[tuple[int, ...]]:
     """Per query row, the digit positions (other than its own) whose keys may carry a weight
     within e^-DOMINANT_GAP of the best key's in some head, strongest first; () when there are
     more than MAX_ENUMERATED (diffuse attention: enumeration would not pay)."""
-    s, live, _ = head_inputs(x, block, rows, x[rows.case, rows.pos, rows.tok], layout, ctx)
-    best = np.where(live, s.lo, -np.inf).max((-2, -1))  # [Q, H]
-    top = np.where(live, s.hi, -np.inf).max(-1)  # [Q, H, P]
-    reach = (top - best[..., None]).max(1)  # [Q, P]: best case of each position over heads
+    reach = _reach(*head_inputs(x, block, rows, x[rows.case, rows.pos, rows.tok], layout, ctx)[:2])
     digit = np.array([sl.kind != "fixed" for sl in layout.slots])
     out = []
     for q in range(len(rows)):
@@ -171,10 +176,8 @@ def attended(inner: Inner, block, layout: StepLayout, ctx: Ctx) -> list[int]:
     rows = Rows(np.zeros(len(tok), np.int64), np.full(len(tok), layout.t), tok)
     qx = inner.lattice[rows.case, rows.pos, rows.tok]
     normed = None if inner.keys is None else (inner.keys, inner.keys[rows.case, rows.pos, rows.tok])
-    s, live, _ = head_inputs(inner.lattice, block, rows, qx, layout, ctx, normed)
-    best = np.where(live, s.lo, -np.inf).max((-2, -1))  # [Q, H]
-    top = np.where(live, s.hi, -np.inf).max(-1)  # [Q, H, P]
-    return [int(p) for p in np.flatnonzero(((top - best[..., None]) >= -DOMINANT_GAP).any((0, 1)))]
+    reach = _reach(*head_inputs(inner.lattice, block, rows, qx, layout, ctx, normed)[:2])
+    return [int(p) for p in np.flatnonzero((reach >= -DOMINANT_GAP).any(0))]
 
 
 def _bound(layout: StepLayout, ctx: Ctx, choose, lams: list | None) -> Inner:
