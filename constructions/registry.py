@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..compiler.errors import AdderError, did_you_mean
+from ..compiler.registry import Registry
 from ..compiler.spec import ModelSpec
 
 
@@ -25,14 +25,13 @@ class Entry:
     summary: str
 
 
-REGISTRY: dict[str, Entry] = {}
+REGISTRY: Registry[Entry] = Registry("construction", hint="`adder list` shows them")
 
 
 def register(name: str, *, claimed_params: int, author: str, source: str, summary: str):
+    """Register a zero-argument spec builder as construction `name`, with its published claim."""
     def deco(fn: Callable[[], ModelSpec]) -> Callable[[], ModelSpec]:
-        if name in REGISTRY:
-            raise ValueError(f"construction {name!r} registered twice")
-        REGISTRY[name] = Entry(name, fn, claimed_params, author, source, summary)
+        REGISTRY.add(name, Entry(name, fn, claimed_params, author, source, summary))
         return fn
 
     return deco
@@ -40,10 +39,7 @@ def register(name: str, *, claimed_params: int, author: str, source: str, summar
 
 def get(name: str) -> Entry:
     """The registered construction `name`, or a one-line error that suggests the closest names."""
-    if name not in REGISTRY:
-        raise AdderError(f"unknown construction {name!r}.{did_you_mean(name, REGISTRY)} Run `adder list` to see all "
-                         f"({', '.join(sorted(REGISTRY))}).")
-    return REGISTRY[name]
+    return REGISTRY.lookup(name)
 
 
 def build_spec(name: str) -> ModelSpec:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from ...compiler.errors import AdderError, did_you_mean
+from ...compiler.errors import AdderError
+from ...compiler.registry import Registry
 from ...compiler.spec import ModelSpec
 
 
@@ -74,25 +75,21 @@ class Recipe:
     notes: str = ""
 
 
-RECIPES: dict[str, Recipe] = {}
+RECIPES: Registry[Recipe] = Registry("recipe", hint="`adder train --list` shows them")
 
 
 def recipe(name: str, *, hyper: Hyper, summary: str, params: int, notes: str = ""):
     """Register a zero-argument spec builder as recipe `name` (`params`: its AdderBoard count)."""
     def deco(fn):
-        if name in RECIPES:
-            raise ValueError(f"recipe {name!r} registered twice")
-        RECIPES[name] = Recipe(name, fn, hyper, summary, params, notes)
+        RECIPES.add(name, Recipe(name, fn, hyper, summary, params, notes))
         return fn
 
     return deco
 
 
 def get_recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise AdderError(f"unknown recipe {name!r}.{did_you_mean(name, RECIPES)} "
-                         f"Recipes: {', '.join(sorted(RECIPES))} (adder train --list)")
-    return RECIPES[name]
+    """The registered recipe `name`, or a one-line error that suggests the closest names."""
+    return RECIPES.lookup(name)
 
 
 # Families register themselves on import (after the registry above exists).
