@@ -2,7 +2,9 @@
 
     {"format": "adder-checkpoint", "format_version": 1,
      "spec": "<ModelSpec JSON>", "dtype": "float32",
-     "state": {param name: tensor}, "meta": {name, source, claimed/counted params, hash, seed, ...}}
+     "state": {storage key: tensor}, "meta": {name, source, claimed/counted params, hash, seed, ...}}
+
+A storage key is a declared parameter name with "." written "__" (`AdderModel.stored_params`).
 
 Nothing is ever unpickled into code: a file holding pickled objects is refused with one
 line, as is a truncated file or one written by an incompatible version. Loading needs only

@@ -5,6 +5,7 @@ import torch
 
 from adder.compiler import compile_spec, ledger
 from adder.compiler.decode import add, generate, teacher_forced
+from adder.compiler.errors import SpecError
 from adder.constructions import build_spec
 
 from conftest import CORE, as_tensors, official_cases
@@ -39,6 +40,16 @@ def test_tied_weights_are_one_parameter_and_get_gradient_from_both_uses():
     # the embedding is tied to the head: the head's use alone reaches it
     emb = m.param("embed")
     assert emb.grad is not None and emb.grad.abs().sum() > 0
+
+
+def test_parameters_are_reached_by_their_declared_names(compiled):
+    m = compiled("param40")
+    named = dict(m.named_spec_params())
+    assert list(named) == [p.name for p in m.spec.params]  # declaration order
+    assert sum(p.numel() for p in named.values()) == sum(p.numel() for p in m.parameters())
+    assert m.param("attn.w_qk") is named["attn.w_qk"]
+    with pytest.raises(SpecError, match="no parameter 'attn.w_kq'.*Did you mean attn.w_qk"):
+        m.param("attn.w_kq")
 
 
 @pytest.mark.parametrize("name", CORE)
