@@ -31,7 +31,7 @@ BISECT_STEPS = 14
 def mutant(key: str, idx: tuple, factor: float):
     m = compile_spec(build_spec("param40"))
     with torch.no_grad():
-        m.params[key][idx] *= factor
+        m.param(key)[idx] *= factor
     return m
 
 
@@ -41,7 +41,7 @@ def adversarial_failures(m) -> int:
 
 def weights():
     base = compile_spec(build_spec("param40"))
-    return [(k, tuple(i)) for k, p in base.params.items() for i in torch.nonzero(p.detach() != 0).tolist()]
+    return [(k, tuple(i)) for k, p in base.named_spec_params() for i in torch.nonzero(p.detach() != 0).tolist()]
 
 
 def boundary(key: str, idx: tuple, sign: int) -> float | None:

@@ -29,12 +29,12 @@ from adder.verify.runner import run_suite
 
 def mutant(name: str, rng: random.Random):
     m = compile_spec(build_spec(name))
-    keys = [k for k, p in m.params.items() if p.numel()]
+    keys = [k for k, p in m.named_spec_params() if p.numel()]
     key = rng.choice(keys)
-    idx = rng.randrange(m.params[key].numel())
+    idx = rng.randrange(m.param(key).numel())
     factor = -1.0 if rng.random() < 0.1 else 1 + rng.choice((-1, 1)) * 10 ** rng.uniform(-4, -0.52)
     with torch.no_grad():
-        m.params[key].view(-1)[idx] *= factor
+        m.param(key).view(-1)[idx] *= factor
     return m, f"{key}[{idx}] x {factor:.6g}"
 
 

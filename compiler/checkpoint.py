@@ -2,7 +2,9 @@
 
     {"format": "adder-checkpoint", "format_version": 1,
      "spec": "<ModelSpec JSON>", "dtype": "float32",
-     "state": {param name: tensor}, "meta": {name, source, claimed/counted params, hash, seed, ...}}
+     "state": {storage key: tensor}, "meta": {name, source, claimed/counted params, hash, seed, ...}}
+
+A storage key is a declared parameter name with "." written "__" (`AdderModel.stored_params`).
 
 Nothing is ever unpickled into code: a file holding pickled objects is refused with one
 line, as is a truncated file or one written by an incompatible version. Loading needs only
@@ -12,16 +14,15 @@ line, as is a truncated file or one written by an incompatible version. Loading 
 from __future__ import annotations
 
 import hashlib
-import io
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from .errors import CheckpointError
-from .module import AdderModel, param_key
+from .ledger import ledger
+from .module import AdderModel, dtype_named, place
 from .spec import spec_from_text, spec_to_text
 
 FORMAT = "adder-checkpoint"
@@ -34,18 +35,22 @@ def weights_hash(model: AdderModel) -> str:
     A loaded model hashes the spec text *as stored in its file*, so the hash of a checkpoint
     does not change when a newer adder serialises specs with extra (defaulted) fields.
     """
-    h = hashlib.sha256((getattr(model, "stored_spec_text", None) or spec_to_text(model.spec)).encode())
-    for name in sorted(model.params.keys()):
-        t = model.params[name].detach().to("cpu").contiguous()
-        h.update(name.encode())
+    h = hashlib.sha256(_spec_text(model).encode())
+    for key, p in sorted(model.stored_params().items()):
+        t = p.detach().to("cpu").contiguous()
+        h.update(key.encode())
         h.update(str(t.dtype).encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()
 
 
-def to_checkpoint(model: AdderModel, meta: dict | None = None) -> dict:
-    from .ledger import ledger
+def _spec_text(model: AdderModel) -> str:
+    """The spec as the checkpoint stores it: the text it was read from, if it was read from one."""
+    return model.spec_text or spec_to_text(model.spec)
 
+
+def to_checkpoint(model: AdderModel, meta: dict | None = None) -> dict:
+    """The checkpoint dict of `model` (see the module docstring); `meta` adds to its metadata."""
     led = ledger(model)
     spec = model.spec
     info = {
@@ -63,9 +68,9 @@ def to_checkpoint(model: AdderModel, meta: dict | None = None) -> dict:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "spec": getattr(model, "stored_spec_text", None) or spec_to_text(spec),
+        "spec": _spec_text(model),
         "dtype": info["dtype"],
-        "state": {k: p.detach().to("cpu").clone() for k, p in model.params.items()},
+        "state": {k: p.detach().to("cpu").clone() for k, p in model.stored_params().items()},
         "meta": info,
     }
 
@@ -113,27 +118,29 @@ def read(path: str | Path) -> dict:
 
 
 def from_checkpoint(ck: dict, *, dtype: str | None = None, device: str = "cpu", where: str = "checkpoint") -> AdderModel:
-    spec = spec_from_text(ck["spec"])
-    model = AdderModel(spec, dtype=ck["dtype"], device="cpu")
-    model.stored_spec_text = ck["spec"]
-    state = ck["state"]
-    expected = set(model.params.keys())
-    if set(state) != expected:
-        raise CheckpointError(f"{where}: parameters {sorted(set(state) ^ expected)} do not match its spec")
-    with torch.no_grad():
-        for k, t in state.items():
-            if tuple(t.shape) != tuple(model.params[k].shape):
-                raise CheckpointError(f"{where}: parameter {k} has shape {list(t.shape)}, spec says {list(model.params[k].shape)}")
-            model.params[k].copy_(t)
+    """The model a checked checkpoint dict (`read`) holds, its weights checked against the
+    recorded hash; `dtype`: convert from the stored one."""
+    model = AdderModel(spec_from_text(ck["spec"]), dtype=dtype_named(ck["dtype"], CheckpointError),
+                       spec_text=ck["spec"])
+    load_state(model, ck["state"], where)
     recorded = ck["meta"].get("weights_sha256")
     if recorded and recorded != weights_hash(model):
         raise CheckpointError(f"{where}: weights do not match the recorded hash (file corrupted or edited by hand)")
     if dtype is not None and dtype != ck["dtype"]:
-        from .module import DTYPES
-        if dtype not in DTYPES:
-            raise CheckpointError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-        model = model.to(DTYPES[dtype])
-    return model.to(device).eval()
+        model = model.to(dtype_named(dtype, CheckpointError))
+    return place(model, device)
+
+
+def load_state(model: AdderModel, state: dict, where: str = "checkpoint") -> None:
+    """Copy a checkpoint's `state` into `model`; CheckpointError unless its keys and shapes are the model's."""
+    params = model.stored_params()
+    if set(state) != set(params):
+        raise CheckpointError(f"{where}: parameters {sorted(set(state) ^ set(params))} do not match its spec")
+    with torch.no_grad():
+        for k, t in state.items():
+            if tuple(t.shape) != tuple(params[k].shape):
+                raise CheckpointError(f"{where}: parameter {k} has shape {list(t.shape)}, spec says {list(params[k].shape)}")
+            params[k].copy_(t)
 
 
 def load(path: str | Path, *, dtype: str | None = None, device: str = "cpu") -> AdderModel:

@@ -1,157 +1,34 @@
-"""Weight expressions: exact scalars and small tensor-valued expression trees.
+"""Tensor expressions: the weights of a spec as small trees over named parameters (the second pass).
 
 Why a tree and not a tensor: a construction's weights are *derived* quantities
 (`omega = 2*pi/19`, "Q is K rotated by a phase", "O is V transposed"). Keeping the
 derivation lets a checkpoint be inspected, re-counted and re-evaluated in another
-arithmetic (float32, float64, 50-digit) without the construction's source.
+arithmetic without the construction's source.
 
-Two layers:
-
-* **Scalars** are sympy expressions (exact: integers, rationals, pi, log(10), e^80, and
-  binary floats written as Python floats). They serialise to a JSON tree over a fixed
-  whitelist of operations (`scalar_to_json` / `scalar_from_json`): no pickle, no eval.
-* **Tensor expressions** (`TExpr`) combine named parameters and constant tensors with a
-  handful of operations (matmul, elementwise arithmetic, transpose, stack, index, place).
-  Shapes are checked when the expression is built, so a construction with a shape
-  mismatch fails at the line that made it.
+A `TExpr` combines named parameters (`param`) and constant tensors of exact scalars
+(`const`, see `scalars.py`) with a handful of operations (matmul, elementwise arithmetic,
+transpose, stack, index, place). Shapes are checked when the expression is built, so a
+construction with a shape mismatch fails at the line that made it. `texpr_to_json` /
+`texpr_from_json` write a tree as JSON over the whitelist `TENSOR_OPS`; `evaluate.py` turns
+a tree into numbers.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from fractions import Fraction
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import sympy
 
 from .errors import SpecError
+from .scalars import as_scalar, scalar_from_json, scalar_to_json
 
-Scalar = sympy.Expr
-
-# ----------------------------------------------------------------------------------------
-# Exact scalars
-# ----------------------------------------------------------------------------------------
-
-#: Functions a serialized scalar may use. Anything else is refused on load.
-SCALAR_FUNCTIONS: dict[str, Callable[..., sympy.Expr]] = {
-    "exp": sympy.exp,
-    "log": sympy.log,
-    "sin": sympy.sin,
-    "cos": sympy.cos,
-    "tan": sympy.tan,
-    "atan": sympy.atan,
-    "abs": sympy.Abs,
-}
-_FUNC_NAMES = {sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos",
-               sympy.tan: "tan", sympy.atan: "atan", sympy.Abs: "abs"}
-_NAMED_CONSTANTS = {"pi": sympy.pi, "E": sympy.E, "oo": sympy.oo, "-oo": -sympy.oo}
-
-#: Digits used when an exact scalar is rounded to a float (well past float64's 17).
-EVAL_DIGITS = 40
-
-
-def as_scalar(x: Any) -> Scalar:
-    """Turn a Python number or sympy expression into an exact sympy scalar.
-
-    Python floats keep their exact binary value (0.1 stays the double nearest 1/10);
-    write `Rational(1, 10)` for an exact tenth.
-    """
-    if isinstance(x, sympy.Basic):
-        if x.free_symbols:
-            raise SpecError(f"scalar {x} has free symbols {sorted(map(str, x.free_symbols))}; "
-                            "use dsl parameters for named values")
-        return x
-    if isinstance(x, bool):
-        raise SpecError("booleans are not weights; use 0 or 1")
-    if isinstance(x, int):
-        return sympy.Integer(x)
-    if isinstance(x, Fraction):
-        return sympy.Rational(x.numerator, x.denominator)
-    if isinstance(x, float):
-        if math.isinf(x):
-            return sympy.oo if x > 0 else -sympy.oo
-        if math.isnan(x):
-            raise SpecError("NaN is not a valid weight")
-        return sympy.Float(x, 17) if x != int(x) or abs(x) >= 2**53 else sympy.Integer(int(x))
-    if hasattr(x, "item"):  # numpy / torch scalar
-        return as_scalar(x.item())
-    raise SpecError(f"cannot use {type(x).__name__} {x!r} as a weight value")
-
-
-def scalar_to_json(x: Scalar) -> Any:
-    """Serialise an exact scalar as a JSON tree (see module docstring)."""
-    x = as_scalar(x)
-    if x.is_Integer:
-        return {"i": str(int(x))}
-    if x.is_Rational:
-        return {"q": [str(x.p), str(x.q)]}
-    if x.is_Float:
-        return {"f": float(x).hex()}
-    if x == sympy.pi:
-        return {"c": "pi"}
-    if x == sympy.E:
-        return {"c": "E"}
-    if x == sympy.oo:
-        return {"c": "oo"}
-    if x == -sympy.oo:
-        return {"c": "-oo"}
-    if isinstance(x, sympy.Add):
-        return {"o": "add", "a": [scalar_to_json(t) for t in x.args]}
-    if isinstance(x, sympy.Mul):
-        return {"o": "mul", "a": [scalar_to_json(t) for t in x.args]}
-    if isinstance(x, sympy.Pow):
-        return {"o": "pow", "a": [scalar_to_json(t) for t in x.args]}
-    if x.func in _FUNC_NAMES:
-        return {"o": _FUNC_NAMES[x.func], "a": [scalar_to_json(t) for t in x.args]}
-    raise SpecError(f"scalar {x} uses an operation outside the whitelist "
-                    f"(add, mul, pow, {', '.join(SCALAR_FUNCTIONS)})")
-
-
-def scalar_from_json(node: Any) -> Scalar:
-    """Inverse of `scalar_to_json`; refuses anything outside the whitelist."""
-    if not isinstance(node, dict) or len(node) not in (1, 2):
-        raise SpecError(f"malformed scalar node {node!r}")
-    if "i" in node:
-        return sympy.Integer(int(node["i"]))
-    if "q" in node:
-        p, q = node["q"]
-        return sympy.Rational(int(p), int(q))
-    if "f" in node:
-        return sympy.Float(float.fromhex(node["f"]), 17)
-    if "c" in node:
-        if node["c"] not in _NAMED_CONSTANTS:
-            raise SpecError(f"unknown constant {node['c']!r}")
-        return _NAMED_CONSTANTS[node["c"]]
-    op, args = node.get("o"), [scalar_from_json(a) for a in node.get("a", [])]
-    if op == "add":
-        return sympy.Add(*args)
-    if op == "mul":
-        return sympy.Mul(*args)
-    if op == "pow":
-        return sympy.Pow(*args)
-    if op in SCALAR_FUNCTIONS:
-        return SCALAR_FUNCTIONS[op](*args)
-    raise SpecError(f"scalar operation {op!r} is not in the whitelist")
-
-
-def scalar_to_float(x: Scalar) -> float:
-    """Round an exact scalar to the nearest float64."""
-    x = as_scalar(x)
-    if x == sympy.oo:
-        return math.inf
-    if x == -sympy.oo:
-        return -math.inf
-    return float(x.evalf(EVAL_DIGITS))
-
-
-# ----------------------------------------------------------------------------------------
-# Tensor expressions
-# ----------------------------------------------------------------------------------------
-
+#: The leaves of a tree: a declared parameter (by name) and a constant tensor of exact scalars.
+LEAF_OPS = ("param", "const")
 #: Tensor operations and the number of tensor arguments each takes (None: any).
 TENSOR_OPS: dict[str, int | None] = {
-    "param": 0, "const": 0,
+    **{leaf: 0 for leaf in LEAF_OPS},
     "add": 2, "sub": 2, "mul": 2, "div": 2, "neg": 1, "matmul": 2, "transpose": 1,
     "fn": 1, "stack": None, "cat": None, "index": 1, "reshape": 1, "place": None,
 }
@@ -374,7 +251,12 @@ def _flatten(values: Any) -> tuple[list, tuple[int, ...]]:
 # JSON
 # ----------------------------------------------------------------------------------------
 
+#: Keys every JSON node has (`args` only when the op takes arguments); the rest are the op's attrs.
+_NODE_KEYS = ("op", "shape", "args")
+
+
 def texpr_to_json(e: TExpr) -> dict:
+    """A tree as JSON: {"op", "shape", the op's attrs, "args"}; constants' values as exact scalars."""
     node: dict[str, Any] = {"op": e.op, "shape": list(e.shape)}
     if e.op == "const":
         node["values"] = [scalar_to_json(v) for v in e.attrs["values"]]
@@ -386,6 +268,7 @@ def texpr_to_json(e: TExpr) -> dict:
 
 
 def texpr_from_json(node: Any) -> TExpr:
+    """Inverse of `texpr_to_json`; refuses ops outside `TENSOR_OPS` and functions outside the whitelist."""
     if not isinstance(node, dict) or node.get("op") not in TENSOR_OPS:
         raise SpecError(f"malformed or non-whitelisted tensor node: {str(node)[:80]}")
     op = node["op"]
@@ -399,80 +282,7 @@ def texpr_from_json(node: Any) -> TExpr:
         if len(values) != math.prod(shape):
             raise SpecError(f"constant of shape {shape} has {len(values)} values")
         return TExpr("const", (), {"values": values}, shape)
-    attrs = {k: v for k, v in node.items() if k not in ("op", "shape", "args")}
+    attrs = {k: v for k, v in node.items() if k not in _NODE_KEYS}
     if op == "fn" and attrs.get("name") not in ELEMENTWISE_FUNCTIONS:
         raise SpecError(f"elementwise function {attrs.get('name')!r} is not in the whitelist")
     return TExpr(op, args, attrs, shape)
-
-
-# ----------------------------------------------------------------------------------------
-# Evaluation (torch)
-# ----------------------------------------------------------------------------------------
-
-def evaluate(e: TExpr, lookup: Callable[[TExpr], Any], backend: "Backend") -> Any:
-    """Evaluate `e`; `lookup(node)` returns the tensor of a param or const leaf.
-
-    `backend` supplies the array operations, so the same tree evaluates in torch (any
-    dtype) and in high-precision mpmath arithmetic (see `adder.verify.exact`).
-    """
-    memo: dict[int, Any] = {}
-    for n in e.walk():
-        if n.op in ("param", "const"):
-            memo[id(n)] = lookup(n)
-            continue
-        a = [memo[id(x)] for x in n.args]
-        memo[id(n)] = backend.apply(n, a)
-    return memo[id(e)]
-
-
-class Backend:
-    """Array operations for `evaluate`: torch here; `adder.verify.exact` swaps in mpmath arrays.
-
-    Arithmetic is shared; a subclass overrides the array-specific methods below.
-    """
-
-    def apply(self, n: TExpr, a: list):
-        op = n.op
-        if op == "add": return a[0] + a[1]
-        if op == "sub": return a[0] - a[1]
-        if op == "mul": return a[0] * a[1]
-        if op == "div": return a[0] / a[1]
-        if op == "neg": return -a[0]
-        if op == "transpose": return a[0].T
-        if op == "matmul": return self.matmul(a[0], a[1])
-        if op == "fn": return self.fn(n.attrs["name"], a[0])
-        if op == "stack": return self.stack(a, n.attrs["axis"])
-        if op == "cat": return self.cat(a, n.attrs["axis"])
-        if op == "reshape": return a[0].reshape(n.attrs["to"])
-        if op == "index":
-            return a[0][tuple(i if isinstance(i, int) else slice(*i) for i in n.attrs["index"])]
-        if op == "place": return self.place(n.attrs["out_shape"], n.attrs["positions"], a)
-        raise SpecError(f"unknown tensor op {op!r}")
-
-    def matmul(self, x, y):
-        return x @ y
-
-    def fn(self, name: str, x):
-        import torch
-
-        return getattr(torch, name)(x)
-
-    def stack(self, xs: list, axis: int):
-        import torch
-
-        return torch.stack(xs, dim=axis)
-
-    def cat(self, xs: list, axis: int):
-        import torch
-
-        return torch.cat(xs, dim=axis)
-
-    def place(self, shape: list, positions: list, values: list):
-        import torch
-
-        ref = values[0] if values else None
-        out = torch.zeros(shape, dtype=ref.dtype if ref is not None else None, device=ref.device if ref is not None else None)
-        if values:
-            idx = tuple(torch.tensor(c, device=out.device) for c in zip(*positions))
-            out = out.index_put(idx, torch.stack(values))
-        return out

@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 import sympy
 import torch
 
-from .expr import scalar_to_float
-from .module import AdderModel, param_key
+from .module import AdderModel
+from .scalars import scalar_to_float
 from .spec import Attention
 
-#: Two hard-coded values closer than this (relative) count as the same value.
-SAME_VALUE_RTOL = 0.0
+#: Hard-coded values that are structure, not weights: the strict count leaves them out.
+#: Values are compared exactly (as float64): two different values count twice.
+UNCOUNTED_VALUES = (0.0, 1.0, -1.0)
+#: Why a constant tensor is listed among the buffers.
+BUFFER_NOTE = "hard-coded constant (not learned)"
 
 
 @dataclass
@@ -59,7 +62,14 @@ class Ledger:
         }
 
 
+def _is_architectural_scale(att: Attention) -> bool:
+    """1, or the usual 1/sqrt(head_dim) (as a multiplier; sqrt(head_dim) as a divisor)."""
+    root = sympy.sqrt(att.head_dim)
+    return att.scale in (1, 1 / root, root)
+
+
 def ledger(model: AdderModel) -> Ledger:
+    """The ledger of `model`: one row per declared parameter, the counts, the hard-coded values."""
     spec = model.spec
     uses: dict[str, list[str]] = {p.name: [] for p in spec.params}
     consts: set[float] = set()
@@ -72,17 +82,16 @@ def ledger(model: AdderModel) -> Ledger:
             elif n.op == "const":
                 vals = {scalar_to_float(v) for v in n.attrs["values"]}
                 consts |= vals
-                if n.shape and len(n.shape) > 0:
-                    buffers.append((where, n.shape, "hard-coded constant (not learned)"))
+                if n.shape:
+                    buffers.append((where, n.shape, BUFFER_NOTE))
     for b in spec.blocks:
-        if isinstance(b.layer, Attention) and b.layer.scale not in (1, 1 / sympy.sqrt(b.layer.head_dim),
-                                                                    sympy.sqrt(b.layer.head_dim)):
+        if isinstance(b.layer, Attention) and not _is_architectural_scale(b.layer):
             consts.add(scalar_to_float(b.layer.scale))
-    hard = sorted(v for v in consts if v not in (0.0, 1.0, -1.0))
+    hard = sorted(v for v in consts if v not in UNCOUNTED_VALUES)
     rows = []
     learned_values: list[torch.Tensor] = []
     for p in spec.params:
-        t = model.params[param_key(p.name)]
+        t = model.param(p.name)
         learned_values.append(t.detach().reshape(-1).double().cpu())
         rows.append(TensorRow(p.name, tuple(p.shape), t.numel(), p.trainable, uses[p.name], p.note))
     allv = torch.cat(learned_values) if learned_values else torch.zeros(0)

@@ -1,11 +1,19 @@
-"""`AdderModel`: the one PyTorch module every spec compiles to.
+"""`compile_spec`, the compiler's pipeline, and `AdderModel`, the one PyTorch module every
+spec compiles to.
 
-Read `forward` top to bottom: embed, residual blocks (attention / MLP), final norm,
-unembed. Nothing in it knows about addition: the prompt format, the greedy loop and the
-answer check live outside (`formats.py`, `decode.py`, `adder.verify`).
+The compiler is a chain of passes, each in its own module:
+
+    exact scalars (`scalars.py`) -> expressions (`expr.py`) -> spec (`spec.py`, written with
+    `dsl.py`) -> validation (`validate.py`) -> module (this file)
+
+`compile_spec` reads as the last steps of that list. Read `AdderModel.forward` top to
+bottom: embed, residual blocks (attention / MLP), final norm, unembed. Nothing in it knows
+about addition: the prompt format, the greedy loop and the answer check live outside
+(`formats.py`, `decode.py`, `adder.verify`).
 
 Parameters and buffers (DESIGN invariant 2): every declared parameter is one
-`nn.Parameter` in `self.params`; every constant leaf of a weight expression is a buffer in
+`nn.Parameter`, reached by its declared name with `model.param("attn.w_qk")` (and listed by
+`model.named_spec_params()`); every constant leaf of a weight expression is a buffer in
 `self.consts`. Weights are *computed* from them on each forward (cached while nothing
 needs gradients), so a tied weight is literally the same Parameter and
 `sum(p.numel() for p in model.parameters())` is the AdderBoard count.
@@ -13,20 +21,61 @@ needs gradients), so a tied weight is literally the same Parameter and
 
 from __future__ import annotations
 
-import math
+from typing import Iterator
 
-import sympy
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import SpecError
-from .expr import Backend, TExpr, evaluate, scalar_to_float
-from .spec import MLP, Attention, Linear, ModelSpec, Norm, RoPE
+from .errors import AdderError, SpecError, did_you_mean
+from .evaluate import TORCH, evaluate, exact_tensor
+from .expr import TExpr
+from .inits import init_tensor
+from .scalars import scalar_to_float
+from .spec import MLP, Attention, Linear, ModelSpec, Norm
+from .validate import validate
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+# ---------------------------------------------------------------------------- the pipeline
+def compile_spec(spec: ModelSpec, dtype: str | None = None, device: str = "cpu", seed: int = 0) -> AdderModel:
+    """Compile a spec into an `AdderModel`.
+
+    The whole pipeline is exact scalars -> expressions -> spec -> validation -> module; the
+    first three are how a spec is written (`scalars.py`, `expr.py`, `spec.py` via `dsl.py`).
+    From a finished spec, in order:
+
+    1. `validate(spec)`: every problem of the spec, as one `SpecError`;
+    2. `choose_dtype`: the arithmetic, the spec's own unless `dtype` is given;
+    3. `AdderModel(...)`: the parameters (declared values, or initialisers drawn from `seed`)
+       and the constants as buffers;
+    4. `place` it on `device`, in eval mode.
+    """
+    validate(spec)
+    torch_dtype = choose_dtype(spec, dtype)
+    model = AdderModel(spec, dtype=torch_dtype, seed=seed)
+    return place(model, device)
+
+
+def choose_dtype(spec: ModelSpec, dtype: str | None = None) -> torch.dtype:
+    """The arithmetic to compile in: `dtype` when given, else the one the spec is correct in."""
+    return dtype_named(dtype or spec.dtype)
+
+
+def dtype_named(name: str, error: type[AdderError] = SpecError) -> torch.dtype:
+    """The torch dtype called `name` (a key of DTYPES), else `error` saying which exist."""
+    if name not in DTYPES:
+        raise error(f"dtype must be one of {sorted(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
+
+def place(model: AdderModel, device: str | torch.device) -> AdderModel:
+    """`model` on `device`, in eval mode (it has no dropout; eval says it is not training)."""
+    return model.to(device).eval()
+
+
+# ---------------------------------------------------------------------------- the module
 def _silu_mlx(x: torch.Tensor) -> torch.Tensor:
     """SiLU as MLX evaluates it: x * sigmoid(x), sigmoid split at 0 (y = 1 / (1 + e^|x|);
     y for x < 0, 1 - y otherwise). Where e^|x| overflows, y is 0 as in MLX; the exponent is
@@ -39,76 +88,91 @@ def _silu_mlx(x: torch.Tensor) -> torch.Tensor:
 
 
 _ACT = {"relu": F.relu, "silu": F.silu, "silu_mlx": _silu_mlx, "gelu": F.gelu, "identity": lambda x: x}
-_TORCH = Backend()
 
 
-def param_key(name: str) -> str:
-    """`nn.ParameterDict` keys cannot hold dots: "attn.w_qk" is stored as "attn__w_qk"."""
+def _storage_key(name: str) -> str:
+    """`nn.ParameterDict` keys cannot hold dots: "attn.w_qk" is stored as "attn__w_qk".
+
+    Checkpoints store parameters under these keys (`AdderModel.stored_params`), and the
+    weights hash covers them: this spelling is part of the checkpoint format."""
     return name.replace(".", "__")
 
 
-def init_tensor(init: str, shape: tuple, gen: torch.Generator) -> torch.Tensor:
-    """A float64 draw of a free tensor's initialiser (see `dsl.INITS`)."""
-    if init == "zeros":
-        return torch.zeros(shape, dtype=torch.float64)
-    if init == "ones":
-        return torch.ones(shape, dtype=torch.float64)
-    if init == "linear":  # nn.Linear's default: U(+-1/sqrt(fan_in))
-        bound = 1 / math.sqrt(shape[-1] if shape else 1)
-        return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
-    if init == "xavier":  # Glorot uniform of an [out, in] matrix (a vector: fan_in = fan_out = 1)
-        fan_in, fan_out = (shape[-1], shape[0]) if len(shape) >= 2 else (1, 1)
-        bound = math.sqrt(6 / (fan_in + fan_out))
-        return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
-    std = float(init.partition(":")[2] or 0.02)  # "normal" or "normal:S"
-    return torch.randn(shape, generator=gen, dtype=torch.float64) * std
+def _declare_parameters(spec: ModelSpec, dtype: torch.dtype, seed: int) -> nn.ParameterDict:
+    """One `nn.Parameter` per declared parameter: its exact value rounded to `dtype`, or a draw
+    of its initialiser (a generator seeded by `seed`, in declaration order). Frozen values
+    are parameters without gradient."""
+    gen = torch.Generator().manual_seed(seed)
+    params = nn.ParameterDict()
+    for p in spec.params:
+        t = exact_tensor(p.values, p.shape) if p.values is not None else init_tensor(p.init, p.shape, gen)
+        params[_storage_key(p.name)] = nn.Parameter(t.to(dtype), requires_grad=p.trainable)
+    return params
+
+
+def _constant_buffers(spec: ModelSpec, dtype: torch.dtype) -> tuple[nn.Module, dict[int, str]]:
+    """Every constant leaf of the spec's weights as a (non-persistent) buffer, and id(leaf) -> its name."""
+    consts, key_of = nn.Module(), {}
+    for _, e in spec.all_exprs():
+        for n in e.walk():
+            if n.op == "const" and id(n) not in key_of:
+                key_of[id(n)] = f"c{len(key_of)}"
+                consts.register_buffer(key_of[id(n)], exact_tensor(n.attrs["values"], n.shape).to(dtype), persistent=False)
+    return consts, key_of
 
 
 class AdderModel(nn.Module):
-    """A compiled spec. `forward(tokens[B, T]) -> logits[B, T, V]`."""
+    """A compiled spec. `forward(tokens[B, T]) -> logits[B, T, V]`.
 
-    def __init__(self, spec: ModelSpec, dtype: str | torch.dtype = "float32", device: str | torch.device = "cpu",
-                 seed: int = 0):
+    `spec_text` is the exact spec text a checkpoint was read from (None for a spec compiled
+    here): saving and hashing use it as stored, so that re-saving a loaded checkpoint and
+    its weights hash are byte-stable even where this adder would serialise the spec with
+    more (defaulted) fields.
+    """
+
+    def __init__(self, spec: ModelSpec, dtype: torch.dtype = torch.float32, seed: int = 0,
+                 spec_text: str | None = None):
         super().__init__()
         self.spec = spec
-        torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
-        self.params = nn.ParameterDict()
-        gen = torch.Generator().manual_seed(seed)  # initialises free tensors, in declaration order
-        for p in spec.params:
-            if p.values is not None:
-                t = torch.tensor([scalar_to_float(v) for v in p.values], dtype=torch.float64).reshape(p.shape)
-            else:
-                t = init_tensor(p.init, p.shape, gen)
-            self.params[param_key(p.name)] = nn.Parameter(t.to(torch_dtype), requires_grad=p.trainable)
-        self.consts = nn.Module()
-        self._const_key: dict[int, str] = {}
-        for _, e in spec.all_exprs():
-            for n in e.walk():
-                if n.op == "const" and id(n) not in self._const_key:
-                    key = f"c{len(self._const_key)}"
-                    self._const_key[id(n)] = key
-                    vals = [scalar_to_float(v) for v in n.attrs["values"]]
-                    self.consts.register_buffer(
-                        key, torch.tensor(vals, dtype=torch.float64).reshape(n.shape).to(torch_dtype), persistent=False)
+        self.spec_text = spec_text
+        self._keys = {p.name: _storage_key(p.name) for p in spec.params}  # declared name -> storage key
+        self._params = _declare_parameters(spec, dtype, seed)
+        self.consts, self._const_key = _constant_buffers(spec, dtype)
         self._last_attention = max((i for i, b in enumerate(spec.blocks) if isinstance(b.layer, Attention)), default=-1)
         self._scales = {id(b.layer): scalar_to_float(b.layer.scale) for b in spec.blocks if isinstance(b.layer, Attention)}
         self._cache: tuple | None = None
-        self.to(device)
+
+    # ------------------------------------------------------------------ parameters by name
+    def param(self, name: str) -> nn.Parameter:
+        """The parameter declared as `name` in the spec (e.g. "attn.w_qk")."""
+        if name not in self._keys:
+            raise SpecError(f"{self.spec.name} has no parameter {name!r}.{did_you_mean(name, self._keys)}")
+        return self._params[self._keys[name]]
+
+    def named_spec_params(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """(declared name, parameter) for every parameter, in declaration order."""
+        for name, key in self._keys.items():
+            yield name, self._params[key]
+
+    def stored_params(self) -> dict[str, nn.Parameter]:
+        """Every parameter under the key a checkpoint's `state` stores it by (the weights hash
+        covers these keys; they are the declared names with "." written "__")."""
+        return dict(self._params.items())
 
     # ------------------------------------------------------------------ weights
     def _leaf(self, n: TExpr) -> torch.Tensor:
         if n.op == "param":
-            return self.params[param_key(n.attrs["name"])]
+            return self._params[self._keys[n.attrs["name"]]]
         return getattr(self.consts, self._const_key[id(n)])
 
     def w(self, e: TExpr | None) -> torch.Tensor | None:
         """Evaluate one weight expression in the module's dtype and device."""
-        return None if e is None else evaluate(e, self._leaf, _TORCH)
+        return None if e is None else evaluate(e, self._leaf, TORCH)
 
     def weights(self) -> dict[int, torch.Tensor]:
         """All weight expressions, evaluated: id(expr) -> tensor. Cached while no gradient flows."""
-        needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.params.values())
-        key = tuple((k, p._version, p.data_ptr(), p.dtype) for k, p in self.params.items())
+        needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in self._params.values())
+        key = tuple((k, p._version, p.data_ptr(), p.dtype) for k, p in self._params.items())
         if not needs_grad and self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         with torch.set_grad_enabled(needs_grad):
@@ -118,11 +182,15 @@ class AdderModel(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(iter(self.consts.buffers()), next(iter(self.params.values()))).dtype
+        return self._reference_tensor().dtype
 
     @property
     def device(self) -> torch.device:
-        return next(iter(self.consts.buffers()), next(iter(self.params.values()))).device
+        return self._reference_tensor().device
+
+    def _reference_tensor(self) -> torch.Tensor:
+        """A buffer (or, if there is none, a parameter): what the module's dtype and device are read from."""
+        return next(iter(self.consts.buffers()), next(iter(self._params.values())))
 
     def _apply(self, fn, recurse=True):  # .to()/.double()/.cuda() invalidate the weight cache
         self._cache = None
@@ -261,12 +329,3 @@ def _rotate(x: torch.Tensor, pos: torch.Tensor, omegas: torch.Tensor, convention
         return torch.stack([x0 * c - x1 * s, x0 * s + x1 * c], dim=-1).flatten(-2)
     x0, x1 = x[..., :half], x[..., half:]  # GPT-NeoX / HF form: first half pairs with second half
     return torch.cat([x0 * c - x1 * s, x0 * s + x1 * c], dim=-1)
-
-
-def compile_spec(spec: ModelSpec, dtype: str | None = None, device: str = "cpu", seed: int = 0) -> AdderModel:
-    """Compile a spec into an `AdderModel` (dtype defaults to the spec's own; `seed`
-    initialises free tensors)."""
-    dtype = dtype or spec.dtype
-    if dtype not in DTYPES:
-        raise SpecError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    return AdderModel(spec, dtype=dtype, device=device, seed=seed).eval()

@@ -1,4 +1,4 @@
-"""The intermediate representation: `ModelSpec` and its blocks.
+"""The intermediate representation: `ModelSpec` and its blocks (what the DSL builds).
 
 A spec is everything needed to rebuild a model: vocabulary, prompt format, residual
 layout (named slots), declared parameters with their values, and an ordered list of
@@ -26,8 +26,9 @@ from typing import Any
 import sympy
 
 from .errors import SpecError
-from .expr import TExpr, scalar_from_json, scalar_to_json, texpr_from_json, texpr_to_json
+from .expr import TExpr, texpr_from_json, texpr_to_json
 from .formats import PromptFormat
+from .scalars import scalar_from_json, scalar_to_json
 
 SPEC_VERSION = 1
 ACTIVATIONS = ("relu", "silu", "silu_mlx", "gelu", "identity")
@@ -35,6 +36,9 @@ NORM_KINDS = ("rms", "layer")
 SOFTMAX_KINDS = ("softmax", "softmax1")
 SCALE_OPS = ("mul", "div", "mul_q")
 ROPE_CONVENTIONS = ("half", "interleaved")
+REDUCTIONS = ("matmul", "sum")  # how a `Linear` evaluates each product (see its docstring)
+RMS_EPS = 1e-6  # RMSNorm's default epsilon (Llama's, Qwen's)
+LAYERNORM_EPS = 1e-5  # LayerNorm's default epsilon (PyTorch's)
 
 
 @dataclass(eq=False)
@@ -49,7 +53,7 @@ class ParamDecl:
     shape: tuple[int, ...]
     values: tuple[sympy.Expr, ...] | None  # None: free tensor, initialised by `init`
     trainable: bool = True
-    init: str = "normal"  # free tensors: "normal" (std 0.02) | "normal:S" | "zeros" | "ones" | "linear" | "xavier"
+    init: str = "normal"  # free tensors: one of `inits.INITS` or "normal:S"
     note: str = ""
 
 
@@ -80,7 +84,7 @@ class Norm:
     """RMSNorm (`x * rsqrt(mean(x^2) + eps) * weight`) or LayerNorm. Weight: None, [d] or []."""
 
     kind: str = "rms"
-    eps: float = 1e-6
+    eps: float = RMS_EPS
     weight: TExpr | None = None
     bias: TExpr | None = None
 
@@ -155,6 +159,8 @@ class Block:
 
 @dataclass(eq=False)
 class ModelSpec:
+    """A whole model as data (see the module docstring); equal specs have equal JSON."""
+
     name: str
     vocab: list[str]
     d_model: int

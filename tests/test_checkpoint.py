@@ -1,7 +1,6 @@
 """Checkpoints: bit-identical round trips, self-contained loading, refusal of bad files."""
 
 import os
-import pickle
 import subprocess
 import sys
 import zipfile
@@ -33,6 +32,7 @@ def test_build_save_load_gives_bit_identical_logits(compiled, name, tmp_path):
     ck = torch.load(p, weights_only=True)
     assert ck["meta"]["counted_params"] == sum(x.numel() for x in m.parameters())
     assert ck["meta"]["weights_sha256"] == checkpoint.weights_hash(m)
+    assert m.spec_text is None and back.spec_text == ck["spec"]  # a loaded model keeps the text it was read from
 
 
 def test_loads_in_a_fresh_process_without_construction_code(compiled, tmp_path):

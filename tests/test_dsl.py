@@ -9,6 +9,7 @@ from adder.compiler.errors import SpecError
 from adder.compiler.expr import param, zeros
 from adder.compiler.formats import PromptFormat
 from adder.compiler.spec import spec_from_json, spec_to_json
+from adder.compiler.validate import find_problems
 
 from conftest import CORE
 
@@ -58,6 +59,22 @@ def test_projection_shape_mismatch_names_the_place():
         tiny(up=zeros(2, 4)).build()
     with pytest.raises(SpecError, match="unembed: maps to 9 features, expected 10"):
         tiny(head=zeros(9, 3)).build()
+
+
+def test_validation_reports_every_problem_on_one_line():
+    c = tiny(head=zeros(9, 3))  # a head of the wrong width ...
+    c.param("unused", 1.0)      # ... and a parameter nothing uses
+    with pytest.raises(SpecError) as e:
+        c.build()
+    msg = str(e.value)
+    assert msg.startswith("spec 'tiny' has 2 problems: (1) ") and "; (2) " in msg and "\n" not in msg
+    assert "unembed: maps to 9 features, expected 10" in msg and "never used" in msg and "'unused'" in msg
+
+
+def test_every_unknown_symbol_is_reported_not_only_the_first():
+    with pytest.raises(SpecError, match=r"problems: \(1\) .*unknown symbol 'ghost'.*; \(2\) .*unknown symbol 'phantom'"):
+        tiny(up=param("ghost", (2, 3)), down=param("phantom", (3, 2))).build()
+    assert find_problems(tiny().build()) == []
 
 
 def test_tying_is_reuse_of_one_parameter():

@@ -8,9 +8,10 @@ import torch
 from sympy import E, Rational, exp, log, pi, sqrt
 
 from adder.compiler.errors import SpecError
-from adder.compiler.expr import (Backend, const, evaluate, param, place, scalar_from_json, scalar_to_float,
-                                 scalar_to_json, texpr_from_json, texpr_to_json)
 from adder.compiler.dsl import rotation
+from adder.compiler.evaluate import TORCH, evaluate, exact_tensor
+from adder.compiler.expr import const, param, place, texpr_from_json, texpr_to_json
+from adder.compiler.scalars import scalar_from_json, scalar_to_float, scalar_to_json
 
 
 @pytest.mark.parametrize("x", [Rational(3, 10), 2 * pi / 19, log(10), exp(80), sqrt(2) / 2, -sympy.oo,
@@ -57,9 +58,9 @@ def test_tensor_expression_round_trip_and_evaluation():
     def leaf(n):
         if n.op == "param":
             return env[n.attrs["name"]]
-        return torch.tensor([scalar_to_float(v) for v in n.attrs["values"]], dtype=torch.float64).reshape(n.shape)
+        return exact_tensor(n.attrs["values"], n.shape)
 
     c, s = math.cos(0.3), math.sin(0.3)
     expected = torch.tensor([[c, -s], [s, c]], dtype=torch.float64) @ env["w"].T * 3 + torch.tensor([[1, 0], [0, 0.5]], dtype=torch.float64)
     for tree in (e, back):
-        assert torch.allclose(evaluate(tree, leaf, Backend()), expected)
+        assert torch.allclose(evaluate(tree, leaf, TORCH), expected)

@@ -5,6 +5,7 @@ import torch
 
 from adder.compiler import compile_spec, ledger
 from adder.compiler.decode import add, generate, teacher_forced
+from adder.compiler.errors import SpecError
 from adder.constructions import build_spec
 
 from conftest import CORE, as_tensors, official_cases
@@ -34,11 +35,21 @@ def test_tied_weights_are_one_parameter_and_get_gradient_from_both_uses():
     a, b = as_tensors([(123, 456), (9_999_999_999, 1)])
     tokens = torch.cat([fmt.encode(a, b), fmt.answer(a, b)[:, :-1]], 1)
     m(tokens).sum().backward()
-    w_qk = m.params["attn__w_qk"]
+    w_qk = m.param("attn.w_qk")
     assert w_qk.grad is not None and w_qk.grad.abs().sum() > 0
     # the embedding is tied to the head: the head's use alone reaches it
-    emb = m.params["embed"]
+    emb = m.param("embed")
     assert emb.grad is not None and emb.grad.abs().sum() > 0
+
+
+def test_parameters_are_reached_by_their_declared_names(compiled):
+    m = compiled("param40")
+    named = dict(m.named_spec_params())
+    assert list(named) == [p.name for p in m.spec.params]  # declaration order
+    assert sum(p.numel() for p in named.values()) == sum(p.numel() for p in m.parameters())
+    assert m.param("attn.w_qk") is named["attn.w_qk"]
+    with pytest.raises(SpecError, match="no parameter 'attn.w_kq'.*Did you mean attn.w_qk"):
+        m.param("attn.w_kq")
 
 
 @pytest.mark.parametrize("name", CORE)
@@ -87,7 +98,7 @@ def test_teacher_forcing_agrees_with_greedy_decoding_on_a_broken_model():
     """Break the carry hinge: teacher-forced verdicts must match what greedy decoding outputs."""
     m = compile_spec(build_spec("param40"))
     with torch.no_grad():
-        m.params["mlp__w1"][0, 0] *= 1.03
+        m.param("mlp.w1")[0, 0] *= 1.03
     pairs = [(9_999_999_999, 1), (5, 5), (1234, 8766), (0, 0), (4_999_999_999, 5_000_000_001)] + official_cases(100)
     a, b = as_tensors(pairs)
     tf = teacher_forced(m, a, b)
@@ -141,7 +152,7 @@ def test_scale_at_q_scales_the_queries_before_the_dot_product():
 
     mq, ms = build("q"), build("scores")
     tokens = torch.randint(0, 10, (64, 21), generator=torch.Generator().manual_seed(0))
-    W = {k: p.detach() for k, p in mq.params.items()}
+    W = {k: p.detach() for k, p in mq.named_spec_params()}
     x = W["embed"][tokens]
     s = torch.tensor(0.7071067811865476, dtype=torch.float32)
     q, k, v = x @ W["q"].T, x @ W["k"].T, x @ W["v"].T

@@ -64,7 +64,7 @@ def test_certificate_is_bound_to_the_weights(param40, compiled):
     model, _, cert = param40
     other = compile_spec(build_spec("param40"))  # a fresh copy: the session's compiled models stay intact
     with torch.no_grad():
-        other.params["mlp__w2"][1, 0] *= 1.0005624972128714861  # a boundary mutant
+        other.param("mlp.w2")[1, 0] *= 1.0005624972128714861  # a boundary mutant
     result = check(cert, other)
     assert not result.passed and "sha256" in result.reason
     # even with the hash forged, the mutant's bounds do not hold
@@ -117,7 +117,7 @@ def test_tinyadder36_is_refuted_by_the_prover_itself(compiled):
 def test_boundary_mutants_are_never_proven(compiled, key, idx, factor):
     model = compile_spec(build_spec("param40"))
     with torch.no_grad():
-        model.params[key][idx] *= factor
+        model.param(key)[idx] *= factor
     report = prove(model, "mutant", timeout=30, sampled=False)
     assert report.verdict != "proven", (key, idx, factor)
 

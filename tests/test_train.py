@@ -38,7 +38,7 @@ def test_same_seed_same_metrics(tmp_path):
     torch.set_num_threads(1)
     a, b = tiny_run(tmp_path, name="a"), tiny_run(tmp_path, name="b")
     assert a.rows[-1]["loss"] == b.rows[-1]["loss"] and a.rows[-1]["token_acc"] == b.rows[-1]["token_acc"]
-    assert torch.equal(checkpoint.load(a.checkpoint).params["head"], checkpoint.load(b.checkpoint).params["head"])
+    assert torch.equal(checkpoint.load(a.checkpoint).param("head"), checkpoint.load(b.checkpoint).param("head"))
 
 
 def test_samplers_respect_curriculum_and_carry_mix():

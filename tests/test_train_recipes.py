@@ -7,16 +7,15 @@ import pytest
 import torch
 
 from adder.compiler import checkpoint, compile_spec, ledger
-from adder.compiler.dsl import check_init
 from adder.compiler.errors import AdderError, SpecError
-from adder.compiler.module import init_tensor
+from adder.compiler.inits import check_init, init_tensor
 from adder.train.loop import answer_loss, train, warm_start_from
 from adder.train.recipes import RECIPES, Hyper, get_recipe
 
 NAMES = sorted(RECIPES)
 #: Read only at the position after the last sum digit, where MicroAdder trains an end token;
 #: our formats end at the last digit, so these count (as published) but get no gradient.
-UNREACHED = {n: {"pos__top_digit"} for n in ("micro57", "micro67", "micro74", "split-d6", "split-d6-260")}
+UNREACHED = {n: {"pos.top_digit"} for n in ("micro57", "micro67", "micro74", "split-d6", "split-d6-260")}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -26,11 +25,11 @@ def test_layout_counts_its_claim_and_every_parameter_learns(name):
     assert ledger(m).adderboard == r.params
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():  # away from zero inits (a zero factor hides its partner's gradient)
-        for p in m.params.values():
+        for p in m.parameters():
             p.add_(0.3 * torch.randn(p.shape, generator=g))
     a, b = torch.randint(0, 10**10, (32,), generator=g), torch.randint(0, 10**10, (32,), generator=g)
     answer_loss(m, a, b).backward()
-    dead = [k for k, p in m.params.items() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+    dead = [k for k, p in m.named_spec_params() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
     assert set(dead) == UNREACHED.get(name, set()), f"parameters without gradient: {dead}"
 
 
@@ -69,7 +68,7 @@ def test_warm_start_copies_same_named_parameters_only():
     donor = compile_spec(get_recipe("micro67").build(), seed=9)
     copied = warm_start_from(m, donor)
     assert "head" in copied and "mlp.fc2" not in copied and "attn.q_phase" in copied
-    assert torch.equal(m.params["head"], donor.params["head"])
+    assert torch.equal(m.param("head"), donor.param("head"))
     with pytest.raises(AdderError, match="none of its parameters"):
         warm_start_from(m, compile_spec(get_recipe("qwen3-d3").build()))
 

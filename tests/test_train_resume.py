@@ -27,8 +27,8 @@ def test_resume_continues_exactly(tmp_path):
     resumed = train(r, seed=0, out=tmp_path / "p", hyper=replace(r.hyper, steps=120, **FLAT),
                     resume=tmp_path / "p" / "last.pt")
     assert resumed.seed == 5  # the seed comes from the checkpoint
-    a = checkpoint.load(tmp_path / "s" / "last.pt").params
-    b = checkpoint.load(tmp_path / "p" / "last.pt").params
+    a = dict(checkpoint.load(tmp_path / "s" / "last.pt").named_spec_params())
+    b = dict(checkpoint.load(tmp_path / "p" / "last.pt").named_spec_params())
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert straight.rows[-1]["loss"] == resumed.rows[-1]["loss"]
     meta = torch.load(tmp_path / "p" / "last.pt", weights_only=True)["meta"]
@@ -40,10 +40,10 @@ def test_resume_continues_exactly(tmp_path):
 def test_xavier_init_is_seeded_and_bounded():
     spec = _spec_with_xavier()
     m1, m2 = compile_spec(spec, seed=1), compile_spec(spec, seed=1)
-    t, bound = m1.params["w"].detach().double(), math.sqrt(6 / 700)  # U(+-sqrt(6 / (fan_in + fan_out)))
+    t, bound = m1.param("w").detach().double(), math.sqrt(6 / 700)  # U(+-sqrt(6 / (fan_in + fan_out)))
     assert float(t.abs().max()) <= bound and float(t.std()) == pytest.approx(bound / math.sqrt(3), rel=0.05)
-    assert torch.equal(m1.params["w"], m2.params["w"])
-    assert not torch.equal(m1.params["w"], compile_spec(spec, seed=2).params["w"])
+    assert torch.equal(m1.param("w"), m2.param("w"))
+    assert not torch.equal(m1.param("w"), compile_spec(spec, seed=2).param("w"))
 
 
 def _spec_with_xavier():

@@ -23,24 +23,24 @@ def one_thread():
     yield
     torch.set_num_threads(before)
 
-GRID_WEIGHTS = [("attn__w_qk", (0, 0)), ("attn__q_phase", ()), ("attn__v_scale", ()), ("mlp__w1", (0, 0)), ("mlp__w1", (1, 0))]
+GRID_WEIGHTS = [("attn.w_qk", (0, 0)), ("attn.q_phase", ()), ("attn.v_scale", ()), ("mlp.w1", (0, 0)), ("mlp.w1", (1, 0))]
 GRID = (-1.0, 0.94, 0.98, 1.02, 1.06)
 # found by `python bench/mutations.py` (bisection on the adversarial suites)
-BOUNDARY = [("embed", (9, 1), 1 - 0.003746253446585285), ("attn__w_qk", (0, 0), 1 - 0.05962203063016604),
-            ("mlp__w2", (1, 0), 1 + 0.0005624972128714861), ("final_norm__weight", (1,), 1 - 0.03789059050829962)]
+BOUNDARY = [("embed", (9, 1), 1 - 0.003746253446585285), ("attn.w_qk", (0, 0), 1 - 0.05962203063016604),
+            ("mlp.w2", (1, 0), 1 + 0.0005624972128714861), ("final_norm.weight", (1,), 1 - 0.03789059050829962)]
 
 
 def caught(key, idx, factor):
     m = compile_spec(build_spec("param40"))
     with torch.no_grad():
-        m.params[key][idx] *= factor
+        m.param(key)[idx] *= factor
     return run_suite(m, "adderboard").failed, run_suite(m, "carry").failed + run_suite(m, "chains").failed
 
 
 # a few mutants cheap enough for CI: carry hinge (row offset -94) moved 2%, the value gain's
 # sign flipped, and a boundary mutant that passes the official cases (BOUNDARY[2] sits so close
 # to its boundary that on AVX-512 CPUs one official case already fails, so the embedding one)
-FAST = [("mlp__w1", (0, 0), 1.02), ("attn__v_scale", (), -1.0), BOUNDARY[0]]
+FAST = [("mlp.w1", (0, 0), 1.02), ("attn.v_scale", (), -1.0), BOUNDARY[0]]
 
 
 def test_fast_mutants_are_caught_by_the_adversarial_suites():

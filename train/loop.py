@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 from ..compiler import checkpoint
 from ..compiler.decode import teacher_forced
-from ..compiler.errors import AdderError
-from ..compiler.module import AdderModel, compile_spec, param_key
+from ..compiler.errors import AdderError, CheckpointError
+from ..compiler.module import AdderModel, compile_spec
 from . import data
 from .optim import OPTIMIZERS
 from .recipes import Hyper, Recipe
@@ -87,16 +87,15 @@ def warm_start_from(model: AdderModel, source: AdderModel) -> list[str]:
 
     A compiled construction shares names with a recipe only where both were written that way,
     so this is explicit: nothing copied is an error, and the caller reports what was."""
-    names = {param_key(p.name): p.name for p in (*model.spec.params, *source.spec.params)}
-    copied = [k for k, t in source.params.items() if k in model.params and model.params[k].shape == t.shape]
+    mine, theirs = dict(model.named_spec_params()), dict(source.named_spec_params())
+    copied = [n for n, t in theirs.items() if n in mine and mine[n].shape == t.shape]
     if not copied:
         raise AdderError(f"--warm-start {source.spec.name}: none of its parameters "
-                         f"({', '.join(sorted(names[k] for k in source.params)) or 'none'}) matches "
-                         f"{model.spec.name}'s by name and shape ({', '.join(sorted(names[k] for k in model.params))})")
+                         f"({', '.join(sorted(theirs)) or 'none'}) matches "
+                         f"{model.spec.name}'s by name and shape ({', '.join(sorted(mine))})")
     with torch.no_grad():
-        for k in copied:
-            model.params[k].copy_(source.params[k].to(model.params[k].dtype))
-    copied = [names[k] for k in copied]
+        for n in copied:
+            mine[n].copy_(theirs[n].to(mine[n].dtype))
     return copied
 
 
@@ -126,12 +125,11 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
         # the recipe's own spec, not the stored copy: a spec read back from JSON evaluates its
         # tied expressions in another order, so gradients would differ in the last bit
         model = compile_spec(recipe.build())
-        if set(ck["state"]) != set(model.params.keys()) or any(
-                tuple(t.shape) != tuple(model.params[k].shape) for k, t in ck["state"].items()):
-            raise AdderError(f"{resume} does not match recipe {recipe.name!r}'s parameters; resume it with its own recipe")
-        with torch.no_grad():
-            for k, t in ck["state"].items():
-                model.params[k].copy_(t)
+        try:
+            checkpoint.load_state(model, ck["state"], where=str(resume))
+        except CheckpointError:
+            raise AdderError(f"{resume} does not match recipe {recipe.name!r}'s parameters; "
+                             "resume it with its own recipe") from None
         start = int(meta.get("step", 0))
         seed = int(meta.get("seed", seed))
         if start >= h.steps:

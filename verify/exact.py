@@ -17,8 +17,9 @@ import mpmath
 import numpy as np
 import torch
 
-from ..compiler.expr import Backend, TExpr, evaluate
-from ..compiler.module import AdderModel, param_key
+from ..compiler.evaluate import Backend, evaluate
+from ..compiler.expr import TExpr
+from ..compiler.module import AdderModel
 from ..compiler.spec import Attention, Linear, Norm
 
 DIGITS = 50
@@ -69,7 +70,7 @@ class ExactModel:
             self.W = {id(e): evaluate(e, self._leaf, backend) for _, e in self.spec.all_exprs()}
 
     def _param_value(self, p) -> np.ndarray:
-        stored = self.model.params[param_key(p.name)].detach().cpu().double()
+        stored = self.model.param(p.name).detach().cpu().double()
         if p.values is not None:
             exact = np.array([mpmath.mpmathify(str(v.evalf(self.digits + 5))) if v.is_finite else
                               mpmath.mpf("inf") * (1 if v > 0 else -1) for v in p.values], dtype=object).reshape(p.shape)

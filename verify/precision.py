@@ -52,9 +52,9 @@ def in_dtype(model: AdderModel, dtype: str) -> AdderModel:
     as_declared = compile_spec(model.spec, dtype=str(model.dtype).replace("torch.", ""))
     other = compile_spec(model.spec, dtype=dtype, device=str(model.device))
     with torch.no_grad():
-        for k, p in model.params.items():
-            if not torch.equal(as_declared.params[k], p.detach().cpu()):
-                other.params[k].copy_(p.detach().to(other.dtype))
+        for name, p in model.named_spec_params():
+            if not torch.equal(as_declared.param(name), p.detach().cpu()):
+                other.param(name).copy_(p.detach().to(other.dtype))
     return other
 
 
