@@ -23,6 +23,7 @@ import torch
 
 from adder.compiler import checkpoint, compile_spec
 from adder.constructions import build_spec
+from adder.verify.cases import SuiteOptions
 from adder.verify.runner import run_suite
 
 
@@ -32,10 +33,10 @@ def peak_rss_mb() -> float:
 
 def random_suite(name: str, cases: int, chunk: int) -> None:
     m = compile_spec(build_spec(name))
-    run_suite(m, "random", options={"n": 2000}, chunk=chunk)  # warm-up
+    run_suite(m, "random", options=SuiteOptions(n=2000), chunk=chunk)  # warm-up
     before = peak_rss_mb()
     t = time.perf_counter()
-    r = run_suite(m, "random", options={"n": cases // 2}, chunk=chunk)
+    r = run_suite(m, "random", options=SuiteOptions(n=cases // 2), chunk=chunk)
     dt = time.perf_counter() - t
     print(f"{name} random suite: {r.cases:,} cases in {dt:.1f}s = {r.cases / dt:,.0f} verified additions/s "
           f"(chunk {chunk}, {torch.get_num_threads()} threads, {str(m.dtype)}); failed {r.failed}; "

@@ -11,7 +11,8 @@ result.
 from .checkpoint import load, save
 from .decode import add, generate, teacher_forced
 from .errors import AdderError, CheckpointError, OperandError, SpecError
-from .formats import MAX_ADDEND, PromptFormat
+from .digits import MAX_ADDEND
+from .formats import PromptFormat
 from .ledger import ledger
 from .module import AdderModel, compile_spec
 from .spec import ModelSpec, spec_from_json, spec_to_json

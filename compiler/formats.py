@@ -11,15 +11,14 @@ prompts is a few tensor operations rather than a Python loop per example.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from .digits import BASE, DIGITS, MAX_ADDEND, SUM_DIGITS, digits_of
 from .errors import OperandError, SpecError
 
-MAX_ADDEND = 9_999_999_999
-DIGITS = 10
 ORDERS = ("lsb", "msb")
 
 
@@ -34,9 +33,9 @@ class PromptFormat:
 
     prompt: tuple[Any, ...]
     out_order: str = "lsb"
-    out_digits: int = 11
+    out_digits: int = SUM_DIGITS
     digits: int = DIGITS
-    digit_tokens: tuple[int, ...] = tuple(range(10))
+    digit_tokens: tuple[int, ...] = tuple(range(BASE))
 
     def __post_init__(self):
         slots = [p for p in self.prompt if not isinstance(p, int)]
@@ -47,8 +46,8 @@ class PromptFormat:
                 raise SpecError(f"operand slot {s!r} must be ('a'|'b', 'lsb'|'msb')")
         if self.out_order not in ORDERS:
             raise SpecError(f"out_order must be one of {ORDERS}, got {self.out_order!r}")
-        if len(self.digit_tokens) != 10:
-            raise SpecError("digit_tokens must list the token id of each digit 0..9")
+        if len(self.digit_tokens) != BASE:
+            raise SpecError(f"digit_tokens must list the token id of each digit 0..{BASE - 1}")
 
     @property
     def prompt_len(self) -> int:
@@ -114,13 +113,6 @@ class PromptFormat:
         return out
 
 
-def digits_of(x: torch.Tensor, n: int, order: str) -> torch.Tensor:
-    """Decimal digits of int64 tensor `x` [B] -> [B, n], least or most significant first."""
-    powers = 10 ** torch.arange(n, dtype=torch.long, device=x.device)
-    d = (x[:, None] // powers) % 10
-    return d if order == "lsb" else d.flip(1)
-
-
 def check_addend(x: Any, name: str = "addend") -> int:
     """One addend from the user: an int in [0, MAX_ADDEND], or an `OperandError`."""
     if isinstance(x, bool) or not isinstance(x, int):
@@ -129,7 +121,7 @@ def check_addend(x: Any, name: str = "addend") -> int:
         else:
             raise OperandError(f"{name} must be an integer in [0, {MAX_ADDEND}], got {x!r}")
     if not 0 <= x <= MAX_ADDEND:
-        raise OperandError(f"{name} must be in [0, {MAX_ADDEND}] (10 digits), got {x}")
+        raise OperandError(f"{name} must be in [0, {MAX_ADDEND}] ({DIGITS} digits), got {x}")
     return x
 
 

@@ -1,14 +1,25 @@
-"""Shared fixtures: compiled constructions (built once per session) and the official cases."""
+"""Shared fixtures: compiled constructions (built once per session), the official cases, and
+one torch thread for the test modules that ask for it."""
 
 import pytest
 import torch
 
+from adder.verify.cases import OFFICIAL_RANDOM, official_pairs
 
-def official_cases(n_random: int = 10_000) -> list[tuple[int, int]]:
+
+def official_cases(n_random: int = OFFICIAL_RANDOM) -> list[tuple[int, int]]:
     """AdderBoard's qualification cases (edge cases, then Random(2025) pairs)."""
-    from adder.verify.cases import official_pairs
-
     return official_pairs(n=n_random)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`):
+    on a shared 2-core machine, two spin-waiting threads run ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 CORE = ["param40", "tinyadder36", "qwen87", "zcbtrak6", "lokimorty10", "wonderfall27"]

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from adder.compiler import compile_spec
+from adder.compiler.digits import carries_in, longest_chain
 from adder.constructions import build_spec
-from adder.verify.compare import (CLASSES, POSITION_ONLY_STD, carries_in, carry_balanced_pairs, compare,
-                                  digit_class_map, longest_chain)
+from adder.verify.compare import CLASSES, POSITION_ONLY_STD, carry_balanced_pairs, compare, digit_class_map
 
 
 @pytest.fixture(scope="module")

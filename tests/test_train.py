@@ -47,7 +47,7 @@ def test_samplers_respect_curriculum_and_carry_mix():
     a, b = data.training_batch(50, 2000, phases, 0.0, (0, 1), g)
     assert int(a.max()) < 1000 and int(b.max()) < 1000
     ha, hb = data.carry_heavy_pairs(2000, 10, g)
-    from adder.verify.cases import longest_chain
+    from adder.compiler.digits import longest_chain
     uniform_chain = longest_chain(*data.uniform_pairs(2000, 10, 10, g)).double().mean()
     assert longest_chain(ha, hb).double().mean() > 1.5 * uniform_chain  # carry-heavy really is
     assert data.carry_mix_at(0, 0.8, (10, 20)) == 0.8 and data.carry_mix_at(15, 0.8, (10, 20)) == pytest.approx(0.4)

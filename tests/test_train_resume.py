@@ -57,7 +57,7 @@ def _spec_with_xavier():
 
 
 def test_family_sampler_keeps_the_phase_and_carries():
-    from adder.verify.cases import longest_chain
+    from adder.compiler.digits import longest_chain
 
     g = torch.Generator().manual_seed(0)
     a, b = data.carry_family_pairs(4000, 1, 3, g)

@@ -15,13 +15,7 @@ from adder.constructions import build_spec
 from adder.verify.runner import run_suite
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, two spin-waiting threads run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 GRID_WEIGHTS = [("attn.w_qk", (0, 0)), ("attn.q_phase", ()), ("attn.v_scale", ()), ("mlp.w1", (0, 0)), ("mlp.w1", (1, 0))]
 GRID = (-1.0, 0.94, 0.98, 1.02, 1.06)

@@ -16,13 +16,7 @@ from adder.verify.precision import check_precision
 from adder.verify.runner import run_suite
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, two spin-waiting threads run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_failures_are_real_and_show_the_models_output():
@@ -136,7 +130,7 @@ def test_blackbox_submission_reports_wrong_crashing_and_hanging_calls(tmp_path, 
 
     monkeypatch.setitem(cases.SUITES, "tiny", cases.Suite(
         "tiny", "test", lambda o: 6,
-        lambda seed, size, o: iter([(torch.tensor([1, 11, 13, 17, 5, 6]), torch.tensor([2, 2, 2, 2, 2, 2]))])))
+        lambda seed, o: iter([(torch.tensor([1, 11, 13, 17, 5, 6]), torch.tensor([2, 2, 2, 2, 2, 2]))])))
     rep = verify_submission(sub, suites=["tiny"], timeout=1.0)
     s = rep.suites[0]
     assert (s.cases, s.passed) == (6, 3)

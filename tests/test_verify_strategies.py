@@ -6,19 +6,13 @@ from hypothesis import given, settings
 from hypothesis.errors import InvalidArgument
 
 from adder.compiler import compile_spec
+from adder.compiler.digits import Carry, longest_chain, pair_classes
 from adder.constructions import build_spec
-from adder.verify.cases import longest_chain
 from adder.verify.search import search
-from adder.verify.strategies import addend_pairs, carry_chains, digit_classes
+from adder.verify.strategies import addend_pairs, carry_chains, digit_classes, digit_pairs
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, two spin-waiting threads run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @given(addend_pairs(digits=4))
@@ -26,6 +20,20 @@ def one_thread():
 def test_addend_pairs_respects_digits(pair):
     a, b = pair
     assert 0 <= a < 10**4 and 0 <= b < 10**4
+
+
+@given(addend_pairs(digits=6, classes=digit_classes(allow=(Carry.GENERATE, Carry.KILL))))
+@settings(max_examples=100)
+def test_addend_pairs_draw_each_position_within_the_allowed_classes(pair):
+    classes = pair_classes(torch.tensor([pair[0]]), torch.tensor([pair[1]]), 6)[0].tolist()
+    assert Carry.PROPAGATE not in classes
+
+
+@given(digit_classes().flatmap(lambda c: digit_pairs(c).map(lambda p: (c, p))))
+@settings(max_examples=200)
+def test_digit_pairs_lie_in_their_class(drawn):
+    cls, (a, b) = drawn
+    assert isinstance(cls, Carry) and pair_classes(torch.tensor([a]), torch.tensor([b]), 1)[0, 0] == cls
 
 
 @given(carry_chains(min_length=3, max_length=6))
@@ -46,7 +54,8 @@ def test_runs_of_nines_without_carry(pair):
 @pytest.mark.parametrize("make", [
     lambda: addend_pairs(digits=0), lambda: addend_pairs(digits=11), lambda: addend_pairs(digits=True),
     lambda: carry_chains(min_length=5, max_length=2), lambda: carry_chains(min_length=0),
-    lambda: digit_classes(allow=()), lambda: digit_classes(allow=("carry",)),
+    lambda: digit_classes(allow=()), lambda: digit_classes(allow=("carry",)), lambda: digit_classes(allow=("kill",)),
+    lambda: digit_pairs(2),
 ])
 def test_impossible_options_raise_at_once(make):
     with pytest.raises(InvalidArgument):

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import torch
 
+from ..compiler.digits import BASE, DIGITS, MAX_ADDEND, Carry, from_digits, pairs_for_classes
 from ..compiler.errors import AdderError
-from ..compiler.formats import MAX_ADDEND
-from ..verify.cases import GENERATE, KILL, PROPAGATE, pairs_for_classes
 
 #: Seed of the held-out validation pairs: never AdderBoard's 2025.
 VALIDATION_SEED = 31_337
-#: Class odds of a carry-heavy position: generate, propagate, kill.
+#: Carry classes of a carry-heavy position, and their odds.
+CARRY_HEAVY_CLASSES = (Carry.GENERATE, Carry.PROPAGATE, Carry.KILL)
 CARRY_HEAVY_ODDS = (0.35, 0.45, 0.20)
 
 
@@ -24,8 +24,8 @@ def parse_curriculum(text: str) -> list[tuple[int, int, float]]:
         for part in text.split(","):
             rng, steps = part.strip().split(":")
             lo, hi = (int(x) for x in rng.split("-"))
-            if not 1 <= lo <= hi <= 10:
-                raise ValueError(f"digit range {rng} must satisfy 1 <= lo <= hi <= 10")
+            if not 1 <= lo <= hi <= DIGITS:
+                raise ValueError(f"digit range {rng} must satisfy 1 <= lo <= hi <= {DIGITS}")
             if steps.strip() == "rest":
                 phases.append((lo, hi, float("inf")))
             else:
@@ -49,18 +49,18 @@ def digit_range(step: int, phases) -> tuple[int, int]:
 
 def uniform_pairs(n: int, lo: int, hi: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Operands uniform in [10^(lo-1) (or 0), 10^hi - 1]."""
-    low = 0 if lo == 1 else 10 ** (lo - 1)
-    return (torch.randint(low, 10**hi, (n,), generator=gen), torch.randint(low, 10**hi, (n,), generator=gen))
+    low = 0 if lo == 1 else BASE ** (lo - 1)
+    return (torch.randint(low, BASE**hi, (n,), generator=gen), torch.randint(low, BASE**hi, (n,), generator=gen))
 
 
 def carry_heavy_pairs(n: int, hi: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Pairs whose first `hi` digit positions are mostly generate/propagate: long chains."""
     odds = torch.tensor(CARRY_HEAVY_ODDS)
-    cls = torch.multinomial(odds, n * 10, replacement=True, generator=gen).view(n, 10)
-    cls = torch.tensor([GENERATE, PROPAGATE, KILL])[cls]
-    cls[:, hi:] = KILL  # keep the digit count of the phase
+    cls = torch.multinomial(odds, n * DIGITS, replacement=True, generator=gen).view(n, DIGITS)
+    cls = torch.tensor(CARRY_HEAVY_CLASSES)[cls]
+    cls[:, hi:] = Carry.KILL  # keep the digit count of the phase
     a, b = pairs_for_classes(cls, gen)
-    top = 10**hi
+    top = BASE**hi
     return a % top, b % top  # kill class may hold non-zero digits: cut to `hi` digits
 
 
@@ -73,22 +73,23 @@ def carry_family_pairs(n: int, lo: int, hi: int, gen: torch.Generator) -> tuple[
     * boundary — a just below a power of ten (10^k - 1..10), plus 1..20.
     """
     k = torch.randint(lo, hi + 1, (n,), generator=gen)
-    top = 10**k
+    top = BASE**k
     family = torch.randint(0, 4, (n,), generator=gen)
     at = (torch.rand(n, generator=gen) * k).long()  # one digit position below k
-    one_hot = torch.arange(10)[None, :] == at[:, None]  # [n, 10]
-    inside = torch.arange(10)[None, :] < k[:, None]
-    pw = 10 ** torch.arange(10)
+    one_hot = torch.arange(DIGITS)[None, :] == at[:, None]  # [n, DIGITS]
+    inside = torch.arange(DIGITS)[None, :] < k[:, None]
+    half = BASE // 2  # two digits >= half always carry, two below it never do
 
     def single_operand():
-        d = torch.where(one_hot, torch.randint(5, 10, (n, 10), generator=gen), torch.randint(0, 5, (n, 10), generator=gen))
-        return (d * pw * inside).sum(1)
+        d = torch.where(one_hot, torch.randint(half, BASE, (n, DIGITS), generator=gen),
+                        torch.randint(0, half, (n, DIGITS), generator=gen))
+        return from_digits(d * inside)
 
     sa, sb = single_operand(), single_operand()
-    ca, cb = top - 1, 1 + (torch.rand(n, generator=gen) * 10 ** k.clamp(max=3)).long()
-    low = torch.where(k > 1, 10 ** (k - 1), torch.zeros_like(k))
+    ca, cb = top - 1, 1 + (torch.rand(n, generator=gen) * BASE ** k.clamp(max=3)).long()
+    low = torch.where(k > 1, BASE ** (k - 1), torch.zeros_like(k))
     pa = low + (torch.rand(n, generator=gen, dtype=torch.float64) * (top - low)).long()
-    pb = torch.randint(1, 10, (n,), generator=gen) * 10**at
+    pb = torch.randint(1, BASE, (n,), generator=gen) * BASE**at
     ba, bb = top - torch.randint(1, 11, (n,), generator=gen), torch.randint(1, 21, (n,), generator=gen)
     pick = family[:, None]
     a = torch.stack([sa, ca, pa, ba], 1).gather(1, pick).squeeze(1)
@@ -127,4 +128,4 @@ def training_batch(step: int, batch: int, phases, carry_mix: float, fade, gen: t
 
 def validation_pairs(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Held-out uniform 10-digit pairs (seed VALIDATION_SEED, not the official 2025)."""
-    return uniform_pairs(n, 1, 10, torch.Generator().manual_seed(VALIDATION_SEED))
+    return uniform_pairs(n, 1, DIGITS, torch.Generator().manual_seed(VALIDATION_SEED))

@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import Callable
 
 from ..compiler.checkpoint import weights_hash
-from ..compiler.errors import AdderError
 from ..compiler.ledger import ledger
 from ..compiler.module import AdderModel
 from ..compiler.spec import Attention
-from .cases import get_suite
+from .cases import SuiteOptions, get_suite, official_pairs
 from .precision import check_precision
 from .report import Report
-from .runner import DEFAULT_CHUNK, SuiteResult, run_suite
+from .runner import DEFAULT_CHUNK, MAX_DECODED_FAILURES, MAX_KEPT_FAILURES, SuiteResult, run_suite
 from .search import search
 
 #: Failing cases re-evaluated in other arithmetics to class them.
@@ -23,7 +22,13 @@ MAX_CLASSIFIED = 40
 PRECISION_SAMPLE = 200
 
 
-def suite_count(names: list[str], options: dict) -> int:
+def _suite_options(options: SuiteOptions | dict) -> SuiteOptions:
+    return SuiteOptions(**options) if isinstance(options, dict) else options  # accepted until the CLI passes SuiteOptions
+
+
+def suite_count(names: list[str], options: SuiteOptions) -> int:
+    """Cases the suites `names` hold under `options`."""
+    options = _suite_options(options)
     return sum(get_suite(n).count(options) for n in names)
 
 
@@ -42,11 +47,13 @@ def audit(model: AdderModel) -> dict:
     }
 
 
-def verify_model(model: AdderModel, target: str, *, suites: list[str], seed: int = 0, options: dict | None = None,
-                 search_examples: int | None = None, precision: list[str] | None = None,
-                 chunk: int = DEFAULT_CHUNK, progress: Callable[[int], None] | None = None) -> Report:
+def verify_model(model: AdderModel, target: str, *, suites: list[str], seed: int = 0,
+                 options: SuiteOptions = SuiteOptions(), search_examples: int | None = None,
+                 precision: list[str] | None = None, chunk: int = DEFAULT_CHUNK,
+                 progress: Callable[[int], None] | None = None) -> Report:
+    """Run `suites` (then the Hypothesis search and precision checks, if asked for) on `model`."""
     t0 = time.perf_counter()
-    options = options or {}
+    options = _suite_options(options)
     report = Report(target=target, kind="compiled", name=model.spec.name, weights_sha256=weights_hash(model),
                     device=str(model.device), dtype=str(model.dtype).replace("torch.", ""), seed=seed,
                     audit=audit(model))
@@ -61,8 +68,6 @@ def verify_model(model: AdderModel, target: str, *, suites: list[str], seed: int
         failing.insert(0, tuple(report.search.counterexample))
     failing = list(dict.fromkeys(failing))[:MAX_CLASSIFIED]
     if precision:
-        from .cases import official_pairs
-
         worst = [tuple(c) for s in report.suites for c in s.worst_case if c]
         pairs = list(dict.fromkeys(failing + worst + official_pairs()[:PRECISION_SAMPLE]))
         report.precision = check_precision(model, pairs, precision, set(failing))
@@ -72,28 +77,27 @@ def verify_model(model: AdderModel, target: str, *, suites: list[str], seed: int
     return report
 
 
-def verify_submission(path: Path, *, suites: list[str], seed: int = 0, options: dict | None = None,
+def verify_submission(path: Path, *, suites: list[str], seed: int = 0, options: SuiteOptions = SuiteOptions(),
                       timeout: float = 10.0, progress: Callable[[int], None] | None = None) -> Report:
     """Black-box: only the answers of `add()` are judged; margins are not available."""
     from .blackbox import run_submission
-    import torch
 
     t0 = time.perf_counter()
-    options = options or {}
+    options = _suite_options(options)
     report = Report(target=str(path), kind="submission", name=path.stem, weights_sha256=None, device="cpu",
                     dtype=None, seed=seed)
     for name in suites:
         st = time.perf_counter()
-        pairs = [(int(x), int(y)) for a, b in get_suite(name).chunks(seed, 100_000, options)
+        pairs = [(int(x), int(y)) for a, b in get_suite(name).blocks(seed, options)
                  for x, y in zip(a.tolist(), b.tolist())]
         meta, results = run_submission(path, pairs, timeout=timeout, progress=progress)
         res = SuiteResult(suite=name, seed=seed, options=options, cases=len(pairs))
         for (a, b), (status, value) in zip(pairs, results):
             if status == "ok" and value == a + b:
                 res.passed += 1
-            elif len(res.failures) < 1000:
+            elif len(res.failures) < MAX_KEPT_FAILURES:
                 res.failures.append((a, b))
-                if len(res.outputs) < 20:
+                if len(res.outputs) < MAX_DECODED_FAILURES:
                     res.outputs[f"{a}+{b}"] = value if status == "ok" else status + (f" ({value})" if value else "")
         res.seconds = time.perf_counter() - st
         report.suites.append(res)

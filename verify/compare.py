@@ -24,10 +24,10 @@ import torch
 
 from ..compiler.checkpoint import weights_hash
 from ..compiler.decode import teacher_forced
+from ..compiler.digits import carries_in, longest_chain, pairs_for_classes
 from ..compiler.ledger import ledger
 from ..compiler.module import AdderModel
 from ..compiler.spec import MLP, Attention
-from .cases import carries_in, longest_chain, pairs_for_classes
 
 #: Relative offsets of operand digits given their own class (a_{i-2} .. a_{i+2}).
 NEAR = 2

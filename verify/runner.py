@@ -16,7 +16,7 @@ import torch
 
 from ..compiler.decode import add, teacher_forced
 from ..compiler.module import AdderModel
-from .cases import get_suite
+from .cases import DRAW_BLOCK, SuiteOptions, get_suite
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,11 @@ log = logging.getLogger(__name__)
 MAX_KEPT_FAILURES = 1000
 #: Failing cases decoded greedily to show the model's actual output.
 MAX_DECODED_FAILURES = 20
-#: Default additions per forward pass (bounded memory: ~chunk x 41 x 41 attention scores).
-DEFAULT_CHUNK = 4096
+#: Default additions per forward pass (bounded memory: ~chunk x 41 x 41 attention scores);
+#: the suites' draw block, so that chunks fall where the cases were drawn.
+DEFAULT_CHUNK = DRAW_BLOCK
+#: Failing cases a suite's JSON lists (the count is always exact).
+FAILURES_IN_JSON = 100
 
 Progress = Callable[[int], None]
 
@@ -34,7 +37,7 @@ Progress = Callable[[int], None]
 class SuiteResult:
     suite: str
     seed: int
-    options: dict
+    options: SuiteOptions
     cases: int = 0
     passed: int = 0
     failures: list = field(default_factory=list)  # [(a, b)] kept failing cases
@@ -53,8 +56,9 @@ class SuiteResult:
         return self.cases / self.seconds if self.seconds > 0 else 0.0
 
     def to_json(self) -> dict:
-        return {"suite": self.suite, "seed": self.seed, "options": self.options, "cases": self.cases,
-                "passed": self.passed, "failed": self.failed, "failures": [list(f) for f in self.failures[:100]],
+        return {"suite": self.suite, "seed": self.seed, "options": self.options.to_json(), "cases": self.cases,
+                "passed": self.passed, "failed": self.failed,
+                "failures": [list(f) for f in self.failures[:FAILURES_IN_JSON]],
                 "actual_outputs": self.outputs, "worst_margin_per_digit": self.worst_margin,
                 "worst_case_per_digit": self.worst_case, "seconds": round(self.seconds, 3),
                 "seconds_to_first_failure": self.first_failure_after, "additions_per_second": round(self.throughput)}
@@ -83,11 +87,10 @@ def check_pairs(model: AdderModel, a: torch.Tensor, b: torch.Tensor, result: Sui
             result.worst_case[j] = [int(a[i]), int(b[i])]
 
 
-def run_suite(model: AdderModel, name: str, *, seed: int = 0, options: dict | None = None,
+def run_suite(model: AdderModel, name: str, *, seed: int = 0, options: SuiteOptions = SuiteOptions(),
               chunk: int = DEFAULT_CHUNK, progress: Progress | None = None) -> SuiteResult:
     """Run one named suite; `progress(n)` is called with the number of cases just checked."""
     suite = get_suite(name)
-    options = dict(options or {})
     result = SuiteResult(suite=name, seed=seed, options=options)
     order = model.spec.format.digit_order()
     t0 = time.perf_counter()

@@ -6,10 +6,11 @@
     @given(addend_pairs(digits=10))
     def test_my_model_adds(pair): ...
 
-Every pair is built digit by digit: first a *class* per position (kill: a_i + b_i <= 8,
-propagate: = 9, generate: >= 10), then the digits within it. Classes are drawn kill-first,
-so Hypothesis shrinks a failure towards the fewest carries, i.e. the shortest carry chain
-that still breaks the model, and digits shrink towards 0.
+Every pair is built digit by digit: first a carry class per position (`Carry.KILL`: a_i + b_i
+<= 8, `Carry.PROPAGATE`: = 9, `Carry.GENERATE`: >= 10; `adder.compiler.digits`), then the
+digits within it. Classes are drawn kill-first, so Hypothesis shrinks a failure towards the
+fewest carries, i.e. the shortest carry chain that still breaks the model, and digits shrink
+towards 0.
 """
 
 from __future__ import annotations
@@ -17,52 +18,62 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-KILL, PROPAGATE, GENERATE = "kill", "propagate", "generate"
-CLASS_ORDER = (KILL, PROPAGATE, GENERATE)  # shrink order: kill is "simplest"
+from ..compiler.digits import BASE, DIGITS, Carry
+
+#: The order classes are drawn in, simplest first: Hypothesis shrinks towards the first.
+SHRINK_ORDER = (Carry.KILL, Carry.PROPAGATE, Carry.GENERATE)
 
 
 def _check_digits(digits: int, name: str = "digits") -> None:
-    if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 10:
-        raise InvalidArgument(f"{name} must be an int in 1..10, got {digits!r}")
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= DIGITS:
+        raise InvalidArgument(f"{name} must be an int in 1..{DIGITS}, got {digits!r}")
 
 
-def digit_classes(*, allow: tuple[str, ...] = CLASS_ORDER) -> st.SearchStrategy[str]:
-    """One position's class: "kill", "propagate" or "generate" (shrinks towards kill)."""
-    if not allow or any(c not in CLASS_ORDER for c in allow):
-        raise InvalidArgument(f"allow must be a non-empty subset of {CLASS_ORDER}, got {allow!r}")
-    return st.sampled_from([c for c in CLASS_ORDER if c in allow])
+def _check_class(cls) -> None:
+    if not isinstance(cls, Carry):
+        raise InvalidArgument(f"a carry class must be one of {', '.join(f'Carry.{c.name}' for c in SHRINK_ORDER)}, got {cls!r}")
+
+
+def digit_classes(*, allow: tuple[Carry, ...] = SHRINK_ORDER) -> st.SearchStrategy[Carry]:
+    """One position's class: a `Carry` from `allow` (shrinks towards kill)."""
+    if not allow:
+        raise InvalidArgument("allow must name at least one carry class")
+    for cls in allow:
+        _check_class(cls)
+    return st.sampled_from([c for c in SHRINK_ORDER if c in allow])
+
+
+def digit_pairs(cls: Carry) -> st.SearchStrategy[tuple[int, int]]:
+    """Digits (a_i, b_i) uniformly within a class."""
+    _check_class(cls)
+    return _digit_pairs(cls)
 
 
 @st.composite
-def digit_pairs(draw, cls: str) -> tuple[int, int]:
-    """Digits (a_i, b_i) uniformly within a class."""
-    if cls == GENERATE:
-        a = draw(st.integers(1, 9))
-        return a, draw(st.integers(10 - a, 9))
-    if cls == PROPAGATE:
-        a = draw(st.integers(0, 9))
-        return a, 9 - a
-    a = draw(st.integers(0, 8))
-    return a, draw(st.integers(0, 8 - a))
+def _digit_pairs(draw, cls: Carry) -> tuple[int, int]:
+    a = draw(st.integers(*cls.first_digits()))
+    lo, hi = cls.second_digits(a)
+    return a, lo if cls is Carry.PROPAGATE else draw(st.integers(lo, hi))  # propagate: b = 9 - a, nothing to draw
 
 
-def addend_pairs(*, digits: int = 10, classes: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[tuple[int, int]]:
+def _from_digits(pairs: list[tuple[int, int]]) -> tuple[int, int]:
+    """Digit pairs, least significant first -> (a, b)."""
+    return (sum(da * BASE**i for i, (da, _) in enumerate(pairs)), sum(db * BASE**i for i, (_, db) in enumerate(pairs)))
+
+
+def addend_pairs(*, digits: int = DIGITS, classes: st.SearchStrategy[Carry] | None = None) -> st.SearchStrategy[tuple[int, int]]:
     """Pairs (a, b) of at most `digits` digits, each position's carry class drawn first."""
     _check_digits(digits)
     classes = digit_classes() if classes is None else classes
 
     @st.composite
     def build(draw):
-        a = b = 0
-        for i in range(digits):
-            da, db = draw(digit_pairs(draw(classes)))
-            a, b = a + da * 10**i, b + db * 10**i
-        return a, b
+        return _from_digits([draw(digit_pairs(draw(classes))) for _ in range(digits)])
 
     return build()
 
 
-def carry_chains(*, min_length: int = 1, max_length: int = 10, digits: int = 10,
+def carry_chains(*, min_length: int = 1, max_length: int = DIGITS, digits: int = DIGITS,
                  carry_in: bool | None = True) -> st.SearchStrategy[tuple[int, int]]:
     """Pairs containing a run of length L: a generate at position s, then propagates.
 
@@ -81,18 +92,17 @@ def carry_chains(*, min_length: int = 1, max_length: int = 10, digits: int = 10,
         length = draw(st.integers(min_length, max_length))
         start = draw(st.integers(0, digits - length))
         gen = draw(st.booleans()) if carry_in is None else carry_in
-        a = b = 0
+        pairs = []
         for i in range(digits):
             if i == start - 1 and not gen:
-                cls = KILL
+                cls = Carry.KILL
             elif i == start:
-                cls = GENERATE if gen else PROPAGATE
+                cls = Carry.GENERATE if gen else Carry.PROPAGATE
             elif start < i < start + length:
-                cls = PROPAGATE
+                cls = Carry.PROPAGATE
             else:
                 cls = draw(digit_classes())
-            da, db = draw(digit_pairs(cls))
-            a, b = a + da * 10**i, b + db * 10**i
-        return a, b
+            pairs.append(draw(digit_pairs(cls)))
+        return _from_digits(pairs)
 
     return build()

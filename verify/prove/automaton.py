@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...compiler.digits import BASE, DIGIT_PAIRS, DIGITS
 from .intervals import up
 
-GROUPS = 10  # digit groups (a_j, b_j); group 10 is the top sum digit s_10 = c_10
-PAIRS = 100
-PAIR_A = np.arange(PAIRS) // 10
-PAIR_B = np.arange(PAIRS) % 10
+GROUPS = DIGITS  # digit groups (a_j, b_j); group 10 is the top sum digit s_10 = c_10
+PAIRS = DIGIT_PAIRS  # pair = BASE * a_j + b_j
+PAIR_A = np.arange(PAIRS) // BASE
+PAIR_B = np.arange(PAIRS) % BASE
 TOTAL = PAIR_A[:, None] + PAIR_B[:, None] + np.arange(2)[None, :]  # [pair, carry in]
-SUM_DIGIT = TOTAL % 10
-CARRY_OUT = (TOTAL >= 10).astype(np.int64)
+SUM_DIGIT = TOTAL % BASE
+CARRY_OUT = (TOTAL >= BASE).astype(np.int64)
 ROLE_DIGIT = {"a": np.broadcast_to(PAIR_A[:, None], (PAIRS, 2)),
               "b": np.broadcast_to(PAIR_B[:, None], (PAIRS, 2)),
               "s": SUM_DIGIT}
@@ -179,17 +180,17 @@ def best_paths(weights: np.ndarray, top: np.ndarray, cases: Cases, want_path: bo
 
 def path_of(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
     """The automaton path of one input: digit pairs [10] and carries c_0..c_10 [11]."""
-    da = np.array([(a // 10**j) % 10 for j in range(GROUPS)])
-    db = np.array([(b // 10**j) % 10 for j in range(GROUPS)])
+    da = np.array([(a // BASE**j) % BASE for j in range(GROUPS)])
+    db = np.array([(b // BASE**j) % BASE for j in range(GROUPS)])
     carries = np.zeros(GROUPS + 1, np.int64)
     for j in range(GROUPS):
-        carries[j + 1] = int(da[j] + db[j] + carries[j] >= 10)
-    return da * 10 + db, carries
+        carries[j + 1] = int(da[j] + db[j] + carries[j] >= BASE)
+    return da * BASE + db, carries
 
 
 def path_addends(pairs: np.ndarray) -> tuple[list[int], list[int]]:
     """Digit pairs [N, 10] (least significant first) -> the addends a, b as Python ints."""
-    powers = [10**j for j in range(GROUPS)]
-    a = [sum(int(p) // 10 * w for p, w in zip(row, powers)) for row in pairs]
-    b = [sum(int(p) % 10 * w for p, w in zip(row, powers)) for row in pairs]
+    powers = [BASE**j for j in range(GROUPS)]
+    a = [sum(int(p) // BASE * w for p, w in zip(row, powers)) for row in pairs]
+    b = [sum(int(p) % BASE * w for p, w in zip(row, powers)) for row in pairs]
     return a, b

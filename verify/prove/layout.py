@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...compiler.digits import BASE
 from ...compiler.formats import PromptFormat
 from .automaton import GROUPS, PAIRS, ROLE_DIGIT, Cases, live_transitions
 from .intervals import sum_up
@@ -92,8 +93,8 @@ class StepLayout:
 
     def tokens_of(self, pairs: np.ndarray, carries: np.ndarray) -> np.ndarray:
         """Token at every position for concrete paths: pairs [N, 10], carries [N, 11] -> [N, P]."""
-        a, b = pairs // 10, pairs % 10
-        s = np.concatenate([(a + b + carries[:, :GROUPS]) % 10, carries[:, GROUPS:]], 1)
+        a, b = pairs // BASE, pairs % BASE
+        s = np.concatenate([(a + b + carries[:, :GROUPS]) % BASE, carries[:, GROUPS:]], 1)
         out = np.empty((pairs.shape[0], self.n_pos), np.int64)
         for p, sl in enumerate(self.slots):
             if sl.kind == "fixed":
@@ -136,7 +137,7 @@ class StepLayout:
                 out[:, p, self.tokens[:2]] = final
             else:
                 role = ROLE_DIGIT[sl.kind]
-                for d in range(10):
+                for d in range(BASE):
                     out[:, p, self.tokens[d]] = (live[:, sl.group] & (role == d)[None]).any((1, 2))
         return out
 
