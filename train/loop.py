@@ -225,7 +225,7 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
 def final_test(path: Path) -> dict:
     """The official AdderBoard 10,010 cases on a trained checkpoint: run once, after training
     (selection and early stopping never see them)."""
-    from ..verify.runner import run_suite
+    from ..verify.api import official_suite
 
-    r = run_suite(checkpoint.load(path), "adderboard")
+    r = official_suite(checkpoint.load(path))
     return {"passed": r.passed, "cases": r.cases, "accuracy": r.passed / r.cases}

@@ -32,6 +32,11 @@ def suite_count(names: list[str], options: SuiteOptions) -> int:
     return sum(get_suite(n).count(options) for n in names)
 
 
+def official_suite(model: AdderModel) -> SuiteResult:
+    """AdderBoard's 10,010 qualification cases on `model` (training's final test; never used to select)."""
+    return run_suite(model, "adderboard")
+
+
 def audit(model: AdderModel) -> dict:
     """The AdderBoard rules that can be read off a compiled model."""
     spec = model.spec
