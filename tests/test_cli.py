@@ -3,7 +3,13 @@
 import subprocess
 import sys
 
+import math
+
 import pytest
+
+from adder.compiler import checkpoint
+from adder.compiler.errors import AdderError
+from adder.train.recipes import Hyper, get_recipe
 
 
 def adder(*args, cwd=None):
@@ -46,6 +52,8 @@ def test_build_info_add_round_trip(tmp_path):
     (("add", "parm40", "1", "2"), ("unknown construction 'parm40'", "param40")),
     (("info", "missing.pt"), ("no checkpoint at",)),
     (("build", "param40", "--dtype", "float16", "-o", "x.pt"), ("dtype",)),
+    (("train", "micro57", "--lr", "inf"), ("--lr must be a positive finite number", "inf")),
+    (("export", "param40", "-o", "s.py"), ("export needs a checkpoint file", "param40 is a construction")),
 ])
 def test_bad_input_is_one_line(args, needles, tmp_path):
     one_line_error(adder(*args, cwd=tmp_path), *needles)
@@ -68,3 +76,26 @@ def test_export_writes_a_working_submission(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(sub)], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.split() == ["87", str(1234567890 + 9876543210), str(2 * 9999999999)], out.stderr
     one_line_error(adder("export", str(ck), "-o", str(sub)), "already exists")
+
+
+def test_python_dash_m_adder_runs_the_cli():
+    r = subprocess.run([sys.executable, "-m", "adder", "info", "param40", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0 and '"adderboard": 40' in r.stdout, r.stderr
+
+
+def test_hyperparameter_overrides_are_checked():
+    h = get_recipe("micro57").hyper
+    assert h.override() == h
+    short = h.override(steps=100, lr=0.5, curriculum="1-10:rest")
+    assert (short.steps, short.eval_every, short.lr, short.curriculum) == (100, 25, 0.5, "1-10:rest")
+    for bad in (dict(steps=0), dict(lr=math.inf), dict(lr=math.nan), dict(lr=0.0), dict(curriculum="1-99:5")):
+        with pytest.raises(AdderError):
+            h.override(**bad)
+
+
+def test_a_resumed_run_takes_the_hyperparameters_its_checkpoint_recorded(compiled, tmp_path):
+    default, recorded = get_recipe("micro57").hyper, get_recipe("micro57").hyper.override(steps=123)
+    plain = checkpoint.save(compiled("param40"), tmp_path / "plain.pt")
+    assert Hyper.recorded_in(plain, default) == default  # a construction's checkpoint records none
+    run = checkpoint.save(compiled("param40"), tmp_path / "run.pt", meta={"hyper": recorded.to_json()})
+    assert Hyper.recorded_in(run, default) == recorded

@@ -11,7 +11,8 @@ import torch
 from adder.compiler import compile_spec
 from adder.compiler.digits import carries_in, longest_chain
 from adder.constructions import build_spec
-from adder.verify.compare import CLASSES, POSITION_ONLY_STD, carry_balanced_pairs, compare, digit_class_map
+from adder.verify.compare import (CLASSES, POSITION_ONLY_STD, carry_balanced_pairs, compare, digit_class_map,
+                                  routing_rows)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,14 @@ def test_qwen87_layer0_fetches_the_previous_pair(p40_vs_q87):
             assert r[head]["mean"][i][CLASSES.index(cls)] > 0.95, (head, i)
     carry_stage = next(s for s in p40_vs_q87.b.probes if s["stage"] == "l0.mlp")
     assert carry_stage["carry_acc_per_dim"][3] > 0.99  # the `carry` slot holds the carry on its own
+
+
+def test_routing_rows_name_each_heads_favourite_class(p40_vs_q87):
+    rows = {(r.model, r.head): r for r in routing_rows(p40_vs_q87)}
+    assert set(rows) == {("param40", k) for k in p40_vs_q87.a.routing} | {("qwen87", k) for k in p40_vs_q87.b.routing}
+    assert rows["qwen87", "l1.attn.h0"].top_class == "a_i" and rows["qwen87", "l1.attn.h0"].mass > 0.95
+    assert rows["qwen87", "l0.attn.h1"].top_class == "b_i-1"
+    assert rows["param40", next(iter(p40_vs_q87.a.routing))].top_class in ("a_i", "b_i")  # it splits a_i / b_i
 
 
 def test_class_map_follows_the_prompt_format():

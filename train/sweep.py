@@ -6,11 +6,15 @@ On a 2-core CPU two single-thread runs give 1.2-1.7x the throughput of one two-t
 from __future__ import annotations
 
 import multiprocessing as mp
-from dataclasses import replace
 from pathlib import Path
 
 from ..compiler.errors import AdderError
+from ..compiler.module import AdderModel
+from ..constructions.targets import resolve
 from .recipes import Hyper
+
+#: Arithmetic a warm-start model is read in: the recipes train in float32.
+WARM_START_DTYPE = "float32"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -30,6 +34,11 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def warm_start_model(target: str) -> AdderModel:
+    """The model named by `target` whose parameters initialise a run (`--warm-start`), in float32 as runs train."""
+    return resolve(target).model(dtype=WARM_START_DTYPE)
+
+
 def _one(args) -> dict:
     import torch
 
@@ -39,11 +48,7 @@ def _one(args) -> dict:
 
     name, seed, out, hyper, force, test, warm_start, compile = args
     torch.set_num_threads(1)
-    warm = None
-    if warm_start:
-        from ..cli import load_target
-
-        warm = load_target(warm_start, dtype="float32")
+    warm = warm_start_model(warm_start) if warm_start else None
     r = train(get_recipe(name), seed=seed, out=Path(out), hyper=hyper, force=force, warm_start=warm, compile=compile)
     return {"seed": seed, "grokked_step": r.grokked_step, "best_exact": r.best_exact, "best_step": r.best_step,
             "steps": r.steps, "seconds": r.seconds, "checkpoint": str(r.checkpoint),

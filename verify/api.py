@@ -22,13 +22,8 @@ MAX_CLASSIFIED = 40
 PRECISION_SAMPLE = 200
 
 
-def _suite_options(options: SuiteOptions | dict) -> SuiteOptions:
-    return SuiteOptions(**options) if isinstance(options, dict) else options  # accepted until the CLI passes SuiteOptions
-
-
 def suite_count(names: list[str], options: SuiteOptions) -> int:
     """Cases the suites `names` hold under `options`."""
-    options = _suite_options(options)
     return sum(get_suite(n).count(options) for n in names)
 
 
@@ -58,7 +53,6 @@ def verify_model(model: AdderModel, target: str, *, suites: list[str], seed: int
                  progress: Callable[[int], None] | None = None) -> Report:
     """Run `suites` (then the Hypothesis search and precision checks, if asked for) on `model`."""
     t0 = time.perf_counter()
-    options = _suite_options(options)
     report = Report(target=target, kind="compiled", name=model.spec.name, weights_sha256=weights_hash(model),
                     device=str(model.device), dtype=str(model.dtype).replace("torch.", ""), seed=seed,
                     audit=audit(model))
@@ -88,7 +82,6 @@ def verify_submission(path: Path, *, suites: list[str], seed: int = 0, options: 
     from .blackbox import run_submission
 
     t0 = time.perf_counter()
-    options = _suite_options(options)
     report = Report(target=str(path), kind="submission", name=path.stem, weights_sha256=None, device="cpu",
                     dtype=None, seed=seed)
     for name in suites:

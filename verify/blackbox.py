@@ -7,7 +7,6 @@ file is checked for `build_model` and `add` by reading it (no execution) first.
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import multiprocessing as mp
 import signal
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 from ..compiler.errors import AdderError
+from ..constructions.targets import read_python, top_level_names
 
 #: Pairs sent to a worker per task.
 TASK_SIZE = 50
@@ -25,12 +25,7 @@ def check_submission(path: Path) -> None:
     """One-line errors for a file that is missing, not Python, or lacks the two functions."""
     if not path.exists():
         raise AdderError(f"no submission file at {path}")
-    try:
-        tree = ast.parse(path.read_text(), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError) as e:
-        raise AdderError(f"{path} is not valid Python ({type(e).__name__}: {e}); fix the file") from None
-    names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    names = top_level_names(read_python(path))
     missing = [f for f in ("build_model", "add") if f not in names]
     if missing:
         raise AdderError(f"{path} defines no {' and no '.join(missing)}(); an AdderBoard submission needs "

@@ -65,6 +65,11 @@ class SuiteOptions:
                 rule = f"an integer in {lo}..{hi}" if hi is not None else "a positive integer"
                 raise AdderError(f"suite option {name} (--{name}) must be {rule}, got {v!r}")
 
+    @classmethod
+    def for_run(cls, *, adversarial: bool, k: int | None = None, **given) -> "SuiteOptions":
+        """A run's options: `k` not given means ADVERSARIAL_K under --adversarial, else 1."""
+        return cls(k=k if k is not None else (ADVERSARIAL_K if adversarial else cls.k), **given)
+
     def to_json(self) -> dict:
         return asdict(self)
 

@@ -56,6 +56,38 @@ class Hyper:
             tuples["wd_drops"] = tuple(tuple(s) for s in d["wd_drops"])
         return cls(**{**d, **tuples})
 
+    @classmethod
+    def recorded_in(cls, path, default: "Hyper") -> "Hyper":
+        """The hyperparameters a checkpoint's run recorded (`default` for a checkpoint that has none)."""
+        from ...compiler import checkpoint
+
+        recorded = checkpoint.read(path)["meta"].get("hyper")
+        return cls.from_json(recorded) if recorded else default
+
+    def override(self, *, steps: int | None = None, lr: float | None = None, curriculum: str | None = None) -> "Hyper":
+        """These hyperparameters with the given ones in place (None keeps one), each checked: one-line errors.
+
+        A shorter run evaluates at least four times; the curriculum must be one the sampler can follow.
+        """
+        import math
+        from dataclasses import replace
+
+        from ..data import parse_curriculum
+
+        hyper = self
+        if steps is not None:
+            if steps < 1:
+                raise AdderError(f"--steps must be positive, got {steps}")
+            hyper = replace(hyper, steps=steps, eval_every=min(hyper.eval_every, max(1, steps // 4)))
+        if lr is not None:
+            if not (math.isfinite(lr) and lr > 0):
+                raise AdderError(f"--lr must be a positive finite number, got {lr}")
+            hyper = replace(hyper, lr=lr)
+        if curriculum is not None:
+            parse_curriculum(curriculum)
+            hyper = replace(hyper, curriculum=curriculum)
+        return hyper
+
     def weight_decay_at(self, exact: float, token_acc: float) -> float:
         """The decay after an evaluation with these held-out metrics (MicroAdder's adaptive rule)."""
         wd = self.weight_decay

@@ -12,8 +12,8 @@ import html
 import json
 from pathlib import Path
 
-from ..compiler.errors import AdderError
-from .compare import Comparison, Profile, headlines
+from ...compiler.errors import AdderError
+from .circuits import Comparison, Profile, headlines
 
 COLORS = ("#1f77b4", "#d62728")
 

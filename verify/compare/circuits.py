@@ -13,21 +13,22 @@
   accuracy by longest carry chain.
 * **parameters** — both ledgers.
 
-Everything here is numbers (`Comparison.to_json()`); `compare_plots.py` draws them.
+Everything here is numbers (`Comparison.to_json()`, `headlines`, `routing_rows`); `plots.py` draws them.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import torch
 
-from ..compiler.checkpoint import weights_hash
-from ..compiler.decode import teacher_forced
-from ..compiler.digits import carries_in, longest_chain, pairs_for_classes
-from ..compiler.ledger import ledger
-from ..compiler.module import AdderModel
-from ..compiler.spec import MLP, Attention
+from ...compiler.checkpoint import weights_hash
+from ...compiler.decode import teacher_forced
+from ...compiler.digits import carries_in, longest_chain, pairs_for_classes
+from ...compiler.ledger import ledger
+from ...compiler.module import AdderModel
+from ...compiler.spec import MLP, Attention
 
 #: Relative offsets of operand digits given their own class (a_{i-2} .. a_{i+2}).
 NEAR = 2
@@ -213,6 +214,27 @@ def headlines(c: Comparison) -> list[str]:
                    + f"; smallest margin {worst:.3g}; {p.ledger['adderboard']} params; "
                    + f"{100 * p.accuracy:.2f}% exact on the probes")
     return out
+
+
+class RoutingRow(NamedTuple):
+    """One head's favourite position class, averaged over answer digits 0..9."""
+
+    model: str
+    head: str
+    top_class: str
+    mass: float  # mean attention mass on `top_class`
+    content_dependence: float  # as `Profile.position_only`
+
+
+def routing_rows(c: Comparison) -> list[RoutingRow]:
+    """For each head of both models, the position class it attends to most, for the terminal table."""
+    rows = []
+    for p in (c.a, c.b):
+        for key, r in p.routing.items():
+            mean = torch.tensor(r["mean"][:10]).mean(0)
+            top = int(mean.argmax())
+            rows.append(RoutingRow(p.name, key, CLASSES[top], float(mean[top]), p.position_only[key]))
+    return rows
 
 
 def _digit_rows(fmt) -> list[int]:

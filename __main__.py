@@ -1,0 +1,5 @@
+"""`python -m adder`: the `adder` command."""
+
+from .cli import main
+
+main()

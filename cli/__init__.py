@@ -1,0 +1,57 @@
+"""The `adder` command line: one file per command (parse, one library call, render with rich).
+
+This file holds the typer app, the table of commands and `main()`. Errors a user can cause
+(`AdderError`) print as one red line and exit with status 2; `--debug` (or ADDER_DEBUG=1)
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from ..compiler.errors import AdderError
+from . import add, build, compare, export, info, prove, train, verify
+from . import list as list_
+from .common import err_console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Compile, train and verify tiny transformers that add two 10-digit integers.")
+app.command("list")(list_.run)
+app.command("build")(build.run)
+app.command("info")(info.run)
+app.command("add", context_settings={"ignore_unknown_options": True})(add.run)  # "-5" is an addend, not an option
+app.command("export")(export.run)
+app.command("verify")(verify.run)
+app.command("prove")(prove.run)
+app.command("train")(train.run)
+app.command("compare")(compare.run)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv or os.environ.get("ADDER_DEBUG") == "1"
+    if "--debug" in sys.argv:
+        sys.argv.remove("--debug")
+    try:
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except AdderError as e:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as e:
+        code = getattr(e, "exit_code", None)
+        sys.exit(code if code is not None else getattr(e, "code", 0))
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]")
+        sys.exit(130)
+    except Exception as e:
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # a click usage error: one line + usage hint
+            e.show()
+            sys.exit(e.exit_code)
+        if type(e).__name__ == "Abort":
+            sys.exit(1)
+        raise

@@ -1,0 +1,5 @@
+"""`python -m adder.cli`: the `adder` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,61 @@
+"""`adder prove`: prove (or refute) that a model adds correctly on all 10^20 inputs; check a certificate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..compiler.errors import AdderError
+from .common import console, err_console, write_json, writable
+
+#: Exit status by verdict; anything else (real-only, undecided) exits with UNDECIDED_EXIT.
+VERDICT_EXIT = {"proven": 0, "refuted": 1}
+UNDECIDED_EXIT = 3
+
+
+def run(target: Optional[str] = typer.Argument(None, help="Construction name or checkpoint (with --check: the checkpoint)."),
+        certificate: Optional[Path] = typer.Option(None, "--certificate", help="Write the proof certificate (JSON) here."),
+        check: Optional[Path] = typer.Option(None, "--check", help="Re-check this certificate against TARGET, no search."),
+        timeout: float = typer.Option(600.0, help="Search budget in seconds; what is left open is reported undecided."),
+        dtype: Optional[str] = typer.Option(None, help="Prove the model compiled in float32 or float64 [its own]."),
+        libm_check: bool = typer.Option(True, "--libm-check/--no-libm-check",
+                                        help="Check the library-function assumptions exhaustively (cached per machine)."),
+        json_path: Optional[Path] = typer.Option(None, "--json", help="Write the proof report as JSON here."),
+        force: bool = typer.Option(False, "--force", help="Overwrite existing --certificate / --json files.")):
+    """Prove (or refute) that a model adds correctly on all 10^20 inputs, float rounding included.
+
+    Exit status: 0 proven (or certificate check passed), 1 refuted (or check failed), 3 real-only or undecided.
+    """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ..constructions.targets import resolve
+    from ..verify.prove import check as check_certificate
+    from ..verify.prove import prove, read, render
+
+    if target is None:
+        raise AdderError("name a construction or checkpoint to prove (see `adder list`)")
+    tgt = resolve(target)
+    if timeout <= 0:
+        raise AdderError(f"--timeout must be positive seconds, got {timeout}")
+    for path in (certificate, json_path):
+        if path is not None:
+            writable(path, force)
+    cert = read(check) if check is not None else None
+    model = tgt.model(dtype=dtype)
+    if cert is not None:
+        result = check_certificate(cert, model)
+        style = "bold green" if result.passed else "bold red"
+        console.print(f"certificate {check}: " + ("check passed: " if result.passed else "check FAILED: ") + result.reason,
+                      style=style, markup=False)
+        raise typer.Exit(0 if result.passed else 1)
+    with Progress(SpinnerColumn(), TextColumn("proving {task.fields[name]}: {task.completed:,} cases bounded"),
+                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("prove", total=None, name=model.spec.name)
+        report = prove(model, target, timeout=timeout, certificate=certificate, check_libm=libm_check,
+                       progress=lambda n: bar.advance(task, n))
+    console.print(render(report))
+    if json_path is not None:
+        write_json(json_path, report.to_json())
+    raise typer.Exit(VERDICT_EXIT.get(report.verdict, UNDECIDED_EXIT))
