@@ -25,7 +25,8 @@ from torch import nn
 
 from adder.train import data
 from adder.train.loop import lr_at, train
-from adder.train.recipes import SPIRAL_AMP, SPIRAL_SLOPE, get_recipe
+from adder.train.recipes import get_recipe
+from adder.train.recipes.micro import SPIRAL_AMP, SPIRAL_SLOPE
 
 
 class PlainMicro57(nn.Module):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..compiler import checkpoint
 from ..compiler.errors import AdderError, CheckpointError
+from ..compiler.pysource import read_python, top_level_names
 from ..compiler.module import AdderModel, compile_spec
 from .registry import build_spec, get
 
@@ -103,17 +104,3 @@ def _python_kind(path: Path) -> str:
     raise AdderError(f"{path} defines no {SUBMISSION_ENTRY}(); an AdderBoard submission needs build_model() -> "
                      f"(model, metadata) and add(model, a, b) -> int, a construction file {CONSTRUCTION_ENTRY}() "
                      f"or @{REGISTER_CALL}(...)")
-
-
-def read_python(path: Path) -> ast.Module:
-    """The syntax tree of a Python file (the file does not run), or a one-line error if it is not Python."""
-    try:
-        return ast.parse(path.read_text(), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError) as e:
-        raise AdderError(f"{path} is not valid Python ({type(e).__name__}: {e}); fix the file") from None
-
-
-def top_level_names(tree: ast.Module) -> set[str]:
-    """The functions and variables a module defines at top level."""
-    names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    return names | {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}

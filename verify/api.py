@@ -79,7 +79,7 @@ def verify_model(model: AdderModel, target: str, *, suites: list[str], seed: int
 def verify_submission(path: Path, *, suites: list[str], seed: int = 0, options: SuiteOptions = SuiteOptions(),
                       timeout: float = 10.0, progress: Callable[[int], None] | None = None) -> Report:
     """Black-box: only the answers of `add()` are judged; margins are not available."""
-    from .blackbox import run_submission
+    from ..compiler.blackbox import run_submission
 
     t0 = time.perf_counter()
     report = Report(target=str(path), kind="submission", name=path.stem, weights_sha256=None, device="cpu",

@@ -22,7 +22,8 @@ import sympy
 from ...compiler.dsl import Construction, layernorm, rms
 from ...compiler.formats import PromptFormat
 from ...compiler.spec import ModelSpec
-from . import Hyper, recipe
+from .hyper import Hyper
+from .registry import recipe
 
 D, FF, SEQ, VOCAB = 7, 14, 33, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "+", "=", "<pad>", "<eos>"]
 PLUS, EQUALS = 10, 11

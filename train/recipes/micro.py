@@ -23,7 +23,8 @@ from ...compiler.dsl import Construction, rms, rotation
 from ...compiler.expr import cat, const, cos, eye, sin, stack, zeros
 from ...compiler.formats import PromptFormat
 from ...compiler.spec import ModelSpec
-from . import Hyper, recipe
+from .hyper import Hyper
+from .registry import recipe
 
 SPIRAL_AMP, SPIRAL_SLOPE = sympy.Rational(7, 2), sympy.Rational(3, 20)
 SOURCE = "https://github.com/evindor/MicroAdder"

@@ -30,7 +30,8 @@ from ...compiler.dsl import Construction, rms, rope
 from ...compiler.expr import const, cos, sin, stack
 from ...compiler.formats import PromptFormat
 from ...compiler.spec import ModelSpec
-from . import Hyper, recipe
+from .hyper import Hyper
+from .registry import recipe
 
 D, HEAD_DIM, THETA = 3, 4, 3
 SOURCE = "https://github.com/staghado/minimal-ten-digit-addition-transformer"

@@ -20,7 +20,8 @@ from ...compiler.dsl import Construction, layernorm, linear, rms
 from ...compiler.expr import cat, zeros
 from ...compiler.formats import PromptFormat
 from ...compiler.spec import ModelSpec
-from . import Hyper, recipe
+from .hyper import Hyper
+from .registry import recipe
 
 VOCAB = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "+", "=", "<eos>", "<pad>"]
 PLUS, EQUALS = 10, 11

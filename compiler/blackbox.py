@@ -10,11 +10,10 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing as mp
 import signal
-import time
 from pathlib import Path
 
-from ..compiler.errors import AdderError
-from ..constructions.targets import read_python, top_level_names
+from .errors import AdderError
+from .pysource import read_python, top_level_names
 
 #: Pairs sent to a worker per task.
 TASK_SIZE = 50

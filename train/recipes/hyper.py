@@ -1,0 +1,89 @@
+"""`Hyper`: a training run's hyperparameters, recorded in every checkpoint it writes.
+
+A recipe carries its defaults; `adder train` overrides some (`Hyper.override`, which checks
+them), and a resumed run takes the ones its checkpoint recorded (`Hyper.recorded_in`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+from ...compiler import checkpoint
+from ...compiler.errors import AdderError
+from ..data import parse_curriculum
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Hyperparameters; every field is recorded in the checkpoint."""
+
+    steps: int = 60_000
+    batch: int = 256
+    lr: float = 0.02
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup: int = 1_000
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    curriculum: str = "1-3:2000,1-6:5000,1-10:rest"  # digits of the operands, by phase
+    carry_mix: float = 0.8  # share of carry-heavy examples ...
+    carry_fade: tuple[int, int] = (15_000, 45_000)  # ... fading linearly to 0 over these steps
+    eval_every: int = 2_000
+    eval_pairs: int = 4_000
+    early_stop_evals: int = 3  # stop after this many consecutive evals at 100% held-out exact match
+    decay: str = "all"  # weight decay on "all" parameters (as MicroAdder's AdamW) or only "matrices"
+    carry_sampler: str = "classes"  # carry-heavy examples: "classes" (generate/propagate/kill per digit) or "families"
+    # adaptive weight decay: (min held-out exact, min token accuracy, multiplier of weight_decay);
+    # after each evaluation the last stage whose two thresholds are met sets the decay (none: base)
+    wd_drops: tuple[tuple[float, float, float], ...] = ()
+    optimizer: str = "adamw"  # "adamw" (torch) or "adamw-mlx" (no bias correction, MLX's default)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["carry_fade"] = list(self.carry_fade)
+        d["wd_drops"] = [list(s) for s in self.wd_drops]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Hyper":
+        """The hyperparameters recorded in a checkpoint (unknown keys are refused)."""
+        known = {f for f in cls.__dataclass_fields__}
+        if set(d) - known:
+            raise AdderError(f"unknown hyperparameters {sorted(set(d) - known)} in checkpoint")
+        tuples = {"carry_fade": tuple(d["carry_fade"])} if "carry_fade" in d else {}
+        if "wd_drops" in d:
+            tuples["wd_drops"] = tuple(tuple(s) for s in d["wd_drops"])
+        return cls(**{**d, **tuples})
+
+    @classmethod
+    def recorded_in(cls, path, default: "Hyper") -> "Hyper":
+        """The hyperparameters a checkpoint's run recorded (`default` for a checkpoint that has none)."""
+        recorded = checkpoint.read(path)["meta"].get("hyper")
+        return cls.from_json(recorded) if recorded else default
+
+    def override(self, *, steps: int | None = None, lr: float | None = None, curriculum: str | None = None) -> "Hyper":
+        """These hyperparameters with the given ones in place (None keeps one), each checked: one-line errors.
+
+        A shorter run evaluates at least four times; the curriculum must be one the sampler can follow.
+        """
+        hyper = self
+        if steps is not None:
+            if steps < 1:
+                raise AdderError(f"--steps must be positive, got {steps}")
+            hyper = replace(hyper, steps=steps, eval_every=min(hyper.eval_every, max(1, steps // 4)))
+        if lr is not None:
+            if not (math.isfinite(lr) and lr > 0):
+                raise AdderError(f"--lr must be a positive finite number, got {lr}")
+            hyper = replace(hyper, lr=lr)
+        if curriculum is not None:
+            parse_curriculum(curriculum)
+            hyper = replace(hyper, curriculum=curriculum)
+        return hyper
+
+    def weight_decay_at(self, exact: float, token_acc: float) -> float:
+        """The decay after an evaluation with these held-out metrics (MicroAdder's adaptive rule)."""
+        wd = self.weight_decay
+        for min_exact, min_tok, factor in self.wd_drops:
+            if exact >= min_exact and token_acc >= min_tok:
+                wd = self.weight_decay * factor
+        return wd
