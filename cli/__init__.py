@@ -11,6 +11,7 @@ import os
 import sys
 
 import typer
+from rich.markup import escape
 
 from ..compiler.errors import AdderError
 from . import add, build, compare, export, info, prove, train, verify
@@ -40,7 +41,7 @@ def main() -> None:
     except AdderError as e:
         if debug:
             raise
-        err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Exit, SystemExit) as e:
         code = getattr(e, "exit_code", None)

@@ -28,6 +28,11 @@ def run(a: str = typer.Argument(..., help="First model: checkpoint path or const
         raise AdderError(f"--probes must be at least {MIN_PROBES} (linear probes need data), got {probes}")
     if out is not None and out.exists() and not out.is_dir():
         raise AdderError(f"--out {out} exists and is not a folder")
+    if out is not None:
+        from ..compiler.optional import pyplot
+        from ..verify.compare.plots import PURPOSE
+
+        pyplot(PURPOSE)  # a missing matplotlib is found now, not after profiling
     with console.status(f"profiling {a} and {b} on {probes} probes"):
         c = compare(resolve(a).model(), resolve(b).model(), probes=probes, seed=seed)
     console.print(f"[bold]{c.a.name}[/] vs [bold]{c.b.name}[/] on {probes} carry-balanced probes (seed {seed})")

@@ -58,6 +58,11 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
     torch.set_num_threads(max(1, threads))
     warm_model = warm_start_model(warm_start) if warm_start else None
     run_dir = out or (resume.parent if resume else RUNS / f"{recipe}-seed{seed}")
+    if plot:
+        from ..compiler.optional import pyplot
+        from ..train.plot import PURPOSE
+
+        pyplot(PURPOSE)  # a missing matplotlib is found now, not after training
     with progress_bar("{task.fields[info]}") as bar:
         task = bar.add_task(f"{recipe} seed {seed}", total=hyper.steps, info="")
 

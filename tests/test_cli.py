@@ -99,3 +99,9 @@ def test_a_resumed_run_takes_the_hyperparameters_its_checkpoint_recorded(compile
     assert Hyper.recorded_in(plain, default) == default  # a construction's checkpoint records none
     run = checkpoint.save(compiled("param40"), tmp_path / "run.pt", meta={"hyper": recorded.to_json()})
     assert Hyper.recorded_in(run, default) == recorded
+
+
+def test_square_brackets_in_an_error_survive_rich_markup():
+    """Errors print through rich: a bracketed name (or `pip install 'adder[plot]'`) must not vanish."""
+    r = adder("verify", "param40", "--suite", "carry[plot]")
+    one_line_error(r, "unknown suite 'carry[plot]'")

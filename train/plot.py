@@ -5,16 +5,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..compiler.errors import AdderError
+from ..compiler.optional import pyplot
+
+#: What the plot is for, in the error a missing matplotlib gives.
+PURPOSE = "--plot (training curves)"
 
 
 def plot_curves(metrics: Path, out: Path, grokked_step: int | None = None) -> Path:
-    try:
-        import matplotlib
-    except ImportError:
-        raise AdderError("--plot needs matplotlib: pip install 'adder[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot(PURPOSE)
 
     rows = [r for r in csv.DictReader(open(metrics)) if r["exact"]]
     steps = [int(r["step"]) for r in rows]

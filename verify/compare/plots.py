@@ -12,25 +12,17 @@ import html
 import json
 from pathlib import Path
 
-from ...compiler.errors import AdderError
+from ...compiler.optional import pyplot
 from .circuits import Comparison, Profile, headlines
+
+#: What the plots are for, in the error a missing matplotlib gives.
+PURPOSE = "plots (compare --out)"
 
 COLORS = ("#1f77b4", "#d62728")
 
 
-def _plt():
-    try:
-        import matplotlib
-    except ImportError:
-        raise AdderError("plots need matplotlib: pip install 'adder[plot]' (or drop --out)") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def routing_figure(p: Profile, classes: list[str], path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot(PURPOSE)
     heads = list(p.routing)
     fig, axes = plt.subplots(1, len(heads), figsize=(3.2 * len(heads) + 1, 3.6), squeeze=False)
     for ax, key in zip(axes[0], heads):
@@ -48,7 +40,7 @@ def routing_figure(p: Profile, classes: list[str], path: Path) -> Path:
 
 
 def probes_figure(c: Comparison, path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot(PURPOSE)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
     for p, col in zip((c.a, c.b), COLORS):
         xs = range(len(p.probes))
@@ -67,7 +59,7 @@ def probes_figure(c: Comparison, path: Path) -> Path:
 
 
 def margins_figure(c: Comparison, path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot(PURPOSE)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.2))
     for j, (p, col) in enumerate(zip((c.a, c.b), COLORS)):
         pos = [i + (j - 0.5) * 0.35 for i in range(len(p.margin_samples))]
