@@ -9,32 +9,25 @@ A construction module registers a zero-argument function returning a `ModelSpec`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
+from ..compiler.registry import Entry as BaseEntry
 from ..compiler.registry import Registry
 from ..compiler.spec import ModelSpec
 
 
 @dataclass(frozen=True)
-class Entry:
-    name: str
-    build: Callable[[], ModelSpec]
+class Entry(BaseEntry):
+    """A construction: its builder and its published claim (count, author, source)."""
+
     claimed_params: int
     author: str
     source: str
     summary: str
 
 
-REGISTRY: Registry[Entry] = Registry("construction", hint="`adder list` shows them")
-
-
-def register(name: str, *, claimed_params: int, author: str, source: str, summary: str):
-    """Register a zero-argument spec builder as construction `name`, with its published claim."""
-    def deco(fn: Callable[[], ModelSpec]) -> Callable[[], ModelSpec]:
-        REGISTRY.add(name, Entry(name, fn, claimed_params, author, source, summary))
-        return fn
-
-    return deco
+REGISTRY: Registry[Entry] = Registry("construction", Entry, hint="`adder list` shows them")
+#: `@register(name, claimed_params=..., author=..., source=..., summary=...)` on a spec builder.
+register = REGISTRY.register
 
 
 def get(name: str) -> Entry:

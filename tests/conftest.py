@@ -42,3 +42,11 @@ def compiled():
 
 def as_tensors(pairs):
     return (torch.tensor([a for a, _ in pairs], dtype=torch.long), torch.tensor([b for _, b in pairs], dtype=torch.long))
+
+
+def official_correct(model, chunk: int = 2000) -> int:
+    """How many of the official 10,010 cases `model` adds right (teacher-forced, in chunks)."""
+    from adder.compiler.decode import teacher_forced
+
+    a, b = as_tensors(official_cases())
+    return sum(int(teacher_forced(model, a[i:i + chunk], b[i:i + chunk]).correct.sum()) for i in range(0, len(a), chunk))

@@ -8,7 +8,7 @@ from adder.compiler import checkpoint, compile_spec, ledger
 from adder.compiler.decode import add, teacher_forced
 from adder.constructions import REGISTRY, build_spec
 
-from conftest import as_tensors, official_cases
+from conftest import as_tensors, official_cases, official_correct
 
 NAMES = sorted(REGISTRY)
 # Counted differs from the board's figure, explained in the construction's docstring.
@@ -59,7 +59,4 @@ def test_every_construction_builds_fresh_and_is_registered_with_a_source():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_full_official_suite_equals_the_published_figure(compiled, name):
-    m = compiled(name)
-    a, b = as_tensors(official_cases())
-    correct = torch.cat([teacher_forced(m, a[i:i + 2000], b[i:i + 2000]).correct for i in range(0, len(a), 2000)])
-    assert int(correct.sum()) == PUBLISHED_OFFICIAL[name]
+    assert official_correct(compiled(name)) == PUBLISHED_OFFICIAL[name]

@@ -8,7 +8,7 @@ from adder.compiler.decode import add, generate, teacher_forced
 from adder.compiler.errors import SpecError
 from adder.constructions import build_spec
 
-from conftest import CORE, as_tensors, official_cases
+from conftest import CORE, as_tensors, official_cases, official_correct
 
 # what the module must count (wonderfall27 is listed as 27p but stores 26 learned values: see its docstring)
 COUNTED = {"param40": 40, "tinyadder36": 36, "qwen87": 87, "zcbtrak6": 6, "lokimorty10": 10, "wonderfall27": 26}
@@ -88,10 +88,7 @@ def test_official_sample_through_the_generic_decoder(compiled, name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CORE)
 def test_full_official_suite(compiled, name):
-    m = compiled(name)
-    a, b = as_tensors(official_cases())
-    correct = torch.cat([teacher_forced(m, a[i:i + 2000], b[i:i + 2000]).correct for i in range(0, len(a), 2000)])
-    assert int(correct.sum()) == 10_010
+    assert official_correct(compiled(name)) == 10_010
 
 
 def test_teacher_forcing_agrees_with_greedy_decoding_on_a_broken_model():

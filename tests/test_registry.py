@@ -1,28 +1,38 @@
 """The one registry type behind constructions and recipes: lookups, typos, double registration."""
 
+from dataclasses import dataclass
+
 import pytest
 
 from adder.compiler.errors import AdderError
-from adder.compiler.registry import Registry
+from adder.compiler.registry import Entry, Registry
 from adder.constructions import REGISTRY
 from adder.train.recipes import RECIPES
 
 
+@dataclass(frozen=True)
+class Widget(Entry):
+    colour: str = "red"
+
+
+def registry_of(*names):
+    r = Registry("widget", Widget, hint="`widgets --list` shows them")
+    for name in names:
+        r.register(name, colour=name.upper())(lambda: name)
+    return r
+
+
 def test_a_registry_is_a_mapping_filled_once_per_name():
-    r = Registry("widget", hint="`widgets --list` shows them")
-    r.add("alpha", 1)
-    r.add("beta", 2)
-    assert dict(r) == {"alpha": 1, "beta": 2} and len(r) == 2 and "alpha" in r
-    assert r.lookup("beta") == 2
+    r = registry_of("alpha", "beta")
+    assert sorted(r) == ["alpha", "beta"] and len(r) == 2 and "alpha" in r
+    assert r.lookup("beta").colour == "BETA" and r["alpha"].name == "alpha"
     with pytest.raises(AdderError, match="registered twice"):
-        r.add("alpha", 3)
-    assert r["alpha"] == 1
+        r.register("alpha")(lambda: None)
+    assert r["alpha"].colour == "ALPHA"
 
 
 def test_an_unknown_name_is_one_line_with_the_closest_names_and_how_to_list():
-    r = Registry("widget", hint="`widgets --list` shows them")
-    for name in ("micro57", "micro67", "qwen3-d3"):
-        r.add(name, name)
+    r = registry_of("micro57", "micro67", "qwen3-d3")
     with pytest.raises(AdderError) as e:
         r.lookup("micro75")
     msg = str(e.value)

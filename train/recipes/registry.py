@@ -9,33 +9,24 @@ A recipe module registers a zero-argument function returning a `ModelSpec` with 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
-from ...compiler.registry import Registry
-from ...compiler.spec import ModelSpec
+from ...compiler.registry import Entry, Registry
 from .hyper import Hyper
 
 
 @dataclass(frozen=True)
-class Recipe:
-    name: str
-    build: Callable[[], ModelSpec]
+class Recipe(Entry):
+    """A recipe: its builder (a spec with free tensors), hyperparameters and AdderBoard count."""
+
     hyper: Hyper
     summary: str
     params: int
     notes: str = ""
 
 
-RECIPES: Registry[Recipe] = Registry("recipe", hint="`adder train --list` shows them")
-
-
-def recipe(name: str, *, hyper: Hyper, summary: str, params: int, notes: str = ""):
-    """Register a zero-argument spec builder as recipe `name` (`params`: its AdderBoard count)."""
-    def deco(fn):
-        RECIPES.add(name, Recipe(name, fn, hyper, summary, params, notes))
-        return fn
-
-    return deco
+RECIPES: Registry[Recipe] = Registry("recipe", Recipe, hint="`adder train --list` shows them")
+#: `@recipe(name, hyper=..., summary=..., params=..., notes=...)` on a spec builder.
+recipe = RECIPES.register
 
 
 def get_recipe(name: str) -> Recipe:
