@@ -135,3 +135,14 @@ def test_the_rules_catch_an_upward_import(tmp_path):
     bad.write_text("from ..verify.cases import SUITES\n")
     found = imports_of("compiler.bad", bad, set(MODULES) | {"compiler.bad"})
     assert found == {"verify.cases"} and layer_of("verify.cases") not in MAY_IMPORT["compiler"]
+
+
+def test_docs_architecture_names_every_module():
+    """docs/architecture.md is where a newcomer finds things: every module is named there
+    (a family of constructions or recipes, which registers itself, is found by its registry)."""
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    for name, path in MODULES.items():
+        registers = "@register(" in path.read_text() or "@recipe(" in path.read_text()
+        if path.name in ("__init__.py", "__main__.py") or registers:
+            continue
+        assert f"`{path.name}`" in doc, f"{path.relative_to(ROOT)} is not in docs/architecture.md"
