@@ -163,7 +163,7 @@ def statement(target: str, d, indent: int, comment: str = "") -> list[str]:
 
 
 def comment_lines(text: str, indent: int) -> list[str]:
-    """`# text`, wrapped to the line width."""
+    """`# text` indented by `indent`, wrapped to the line width."""
     return [" " * indent + "# " + ln for ln in textwrap.wrap(text, WIDTH - indent - 2)]
 
 
@@ -546,7 +546,7 @@ class _Forward:
         spec = self.spec
         d, V = spec.d_model, len(spec.vocab)
         out = ["B, T = tokens.shape"]
-        prefixes = _Names(self.w.names.taken)
+        prefixes = _Names()  # one per block, for the names of its weights
         attn = [b.layer for b in spec.blocks if isinstance(b.layer, Attention)]
         if any(a.rope is not None for a in attn):
             out.append("pos = torch.arange(T, dtype=DTYPE, device=tokens.device)  # token positions, for RoPE")
@@ -557,7 +557,8 @@ class _Forward:
             kind = "attn" if isinstance(block.layer, Attention) else "mlp"
             p = prefixes.new(block.name or f"{kind}{i}")
             x = self.norm("h", block.norm, f"{p}_norm")
-            out += [""] + [ln[_INDENT:] for ln in comment_lines(f"block {i} ({block.name or p}): {_summary(block.layer)}", _INDENT)]
+            comment = comment_lines(f"block {i} ({block.name or p}): {_summary(block.layer)}", _INDENT)
+            out += [""] + [ln.lstrip() for ln in comment]  # `forward` indents every line
             if x != "h":
                 out.append(f"x = {x}")
                 x = "x"
