@@ -228,6 +228,7 @@ class _Weights:
     model: AdderModel
     attrs: dict[str, str]  # declared parameter name -> attribute
     names: _Names
+    keys: _Names = field(default_factory=_Names)  # the names of weights()' entries
     roots: dict[int, tuple[str, TExpr]] = field(default_factory=dict)
     buffers: dict[int, tuple[str, TExpr]] = field(default_factory=dict)
     uses_const: bool = False
@@ -238,7 +239,8 @@ class _Weights:
             return f"self.{self.attrs[e.attrs['name']]}"
         if e.op == "const" and self._is_table(e):
             return self._doc(e, {}, name).text
-        self.roots.setdefault(id(e), (name, e))
+        if id(e) not in self.roots:
+            self.roots[id(e)] = (self.keys.new(name), e)
         return f'w["{self.roots[id(e)][0]}"]'
 
     def code(self) -> list[str]:

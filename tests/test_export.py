@@ -174,7 +174,7 @@ def options_no_construction_uses():
     """A random-weight spec with what the registered constructions leave out: LayerNorm with a
     bias, a non-causal block beside causal ones, softmax1 beside softmax, scaled queries beside
     scaled scores, value heads wider than key heads, GELU and identity activations, an
-    unembedding bias."""
+    unembedding bias, two derived weights whose natural names coincide."""
     from adder.compiler.dsl import Construction, layernorm, linear, rope
     from adder.compiler.formats import PromptFormat
 
@@ -184,11 +184,13 @@ def options_no_construction_uses():
     c.attention(norm=layernorm(weight=c.free("ln0.w", [4]), bias=c.free("ln0.b", [4])), heads=2, kv_heads=1,
                 head_dim=2, v_head_dim=3, q=c.free("a0.q", [4, 4]), k=c.free("a0.k", [2, 4]),
                 v=c.free("a0.v", [3, 4]), o=c.free("a0.o", [4, 6]), softmax="softmax1", scale=0.5, scale_at="q")
-    c.mlp(norm=layernorm(), up=c.free("m1.up", [3, 4]), down=c.free("m1.down", [4, 3]), act="gelu")
+    c.mlp(norm=layernorm(weight=2 * c.free("m1.ln", [4])), up=c.free("m1.up", [3, 4]), down=c.free("m1.down", [4, 3]),
+          act="gelu", name="final")  # its norm weight and the final norm's are both "final_norm_weight"
     c.attention(head_dim=2, q=c.free("a2.q", [2, 4]), k=c.free("a2.k", [2, 4]), v=c.free("a2.v", [2, 4]),
                 o=c.free("a2.o", [4, 2]), k_norm=layernorm(), rope=rope(theta=10000, convention="interleaved"))
     c.mlp(up=c.free("m3.up", [2, 4]), gate=c.free("m3.gate", [2, 4]), down=c.free("m3.down", [4, 2]), act="identity")
-    c.unembed(linear(c.free("head", [10, 4]), bias=c.free("head.bias", [10])), final_norm=layernorm(weight=c.free("lnf.w", [4]), bias=c.free("lnf.b", [4])))
+    c.unembed(linear(c.free("head", [10, 4]), bias=c.free("head.bias", [10])),
+              final_norm=layernorm(weight=3 * c.free("lnf.w", [4]), bias=c.free("lnf.b", [4])))
     spec = c.build()
     spec.blocks[2].layer.causal = False
     return spec
