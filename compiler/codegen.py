@@ -36,7 +36,7 @@ from torch import nn
 from .evaluate import exact_tensor
 from .expr import TExpr
 from .formats import PromptFormat
-from .ledger import ledger
+from .ledger import Ledger, ledger
 from .module import AdderModel
 from .scalars import scalar_to_float
 from .spec import MLP, Attention, Linear, ModelSpec, Norm
@@ -686,8 +686,8 @@ def _prompt_text(fmt: PromptFormat) -> str:
             run.append(item)
             continue
         flush()
-        name, order = item
-        first, last = (0, fmt.digits - 1) if order == "lsb" else (fmt.digits - 1, 0)
+        name, digit_order = item
+        first, last = (0, fmt.digits - 1) if digit_order == "lsb" else (fmt.digits - 1, 0)
         parts.append(f"{name}{first}..{name}{last}")
     flush()
     order = "least" if fmt.out_order == "lsb" else "most"
@@ -719,15 +719,13 @@ def _architecture(spec: ModelSpec, dtype: torch.dtype) -> str:
     return ", ".join(parts)
 
 
-def _tricks(model: AdderModel) -> list[str]:
+def _tricks(spec: ModelSpec, led: Ledger) -> list[str]:
     """AdderBoard's tricks column, read from the spec: ties, factored maps, frozen and hard-coded values."""
-    spec, led = model.spec, ledger(model)
     tricks = []
     tied = [r.name for r in led.rows if len(r.used_in) > 1]
     if tied:
         tricks.append(f"tied tensors: {', '.join(tied)}")
-    linears = [lin for _, lin in _linears(spec)]
-    if any(len(lin.weights) > 1 for lin in linears):
+    if any(len(lin.weights) > 1 for lin in _linears(spec)):
         tricks.append("factored projections (chains of matrices)")
     frozen = sum(r.scalars for r in led.rows if not r.trainable)
     if frozen:
@@ -739,13 +737,11 @@ def _tricks(model: AdderModel) -> list[str]:
 
 
 def _linears(spec: ModelSpec):
+    """Every projection of the spec."""
     for b in spec.blocks:
-        layer = b.layer
-        names = ("q", "k", "v", "o") if isinstance(layer, Attention) else ("up", "gate", "down")
-        for n in names:
-            if getattr(layer, n) is not None:
-                yield n, getattr(layer, n)
-    yield "unembed", spec.unembed
+        fields = ("q", "k", "v", "o") if isinstance(b.layer, Attention) else ("up", "gate", "down")
+        yield from (getattr(b.layer, f) for f in fields if getattr(b.layer, f) is not None)
+    yield spec.unembed
 
 
 def _parameter_lines(model: AdderModel, attrs: dict[str, str]) -> list[str]:
@@ -762,9 +758,9 @@ def _parameter_lines(model: AdderModel, attrs: dict[str, str]) -> list[str]:
     return out
 
 
-def _header(model: AdderModel) -> str:
+def _header(model: AdderModel, led: Ledger) -> str:
     """The module docstring: what the model is, where it comes from, its counts and prompt."""
-    spec, led = model.spec, ledger(model)
+    spec = model.spec
     dtype = str(model.dtype).replace("torch.", "")
     title = f"{spec.name}: {spec.meta['description']}" if spec.meta.get("description") else spec.name
     rows = [("author", spec.meta.get("author", "unknown")), ("source", spec.meta.get("source", "")),
@@ -774,7 +770,7 @@ def _header(model: AdderModel) -> str:
     paragraphs = [
         textwrap.fill(title, WIDTH - 3),  # after the opening quotes
         textwrap.fill("An AdderBoard submission written by `adder export`: one self-contained PyTorch file "
-                      "(it imports only torch) that computes the same logits as adder's compiled model, bit "
+                      "(it needs only torch) that computes the same logits as adder's compiled model, bit "
                       f"for bit, in {dtype}.", WIDTH),
         "\n".join(textwrap.fill(str(v), WIDTH, initial_indent=f"    {k:<11}", subsequent_indent=" " * 15)
                   for k, v in rows if v),
@@ -834,9 +830,9 @@ def add(model, a, b):
 '''
 
 
-def _build_model(model: AdderModel) -> str:
-    spec, led = model.spec, ledger(model)
-    tricks = _Group("[", [_Text(_str(t)) for t in _tricks(model)], "]")
+def _build_model(model: AdderModel, led: Ledger) -> str:
+    spec = model.spec
+    tricks = _Group("[", [_Text(_str(t)) for t in _tricks(spec, led)], "]")
     meta = [f'"name": {_str(spec.name)},', f'"author": {_str(spec.meta.get("author", "unknown"))},',
             f'"params": sum(p.numel() for p in model.parameters()),  # {led.adderboard}',
             f'"architecture": {_str(_architecture(spec, model.dtype))},',
@@ -860,49 +856,53 @@ def _section(title: str) -> str:
     return f"# {'-' * (WIDTH - 3 - len(title))} {title}"
 
 
+def _class_lines(model: AdderModel, led: Ledger, attrs: dict[str, str], weights: _Weights,
+                 forward_lines: list[str]) -> list[str]:
+    """`class Adder`: parameters and buffers, `device`, `const`, `weights()` and `forward`."""
+    spec, V = model.spec, len(model.spec.vocab)
+    weight_lines = weights.code() if weights.roots else []
+    out = [f"class {CLASS_NAME}(nn.Module):",
+           f'    """{spec.name}: tokens [B, T] -> logits [B, T, {V}] (pre-norm residual stream of width {spec.d_model})."""',
+           "", "    def __init__(self):", "        super().__init__()",
+           f"        # parameters: AdderBoard counts every scalar of them ({led.adderboard}), frozen ones too"]
+    out += _parameter_lines(model, attrs) + weights.buffer_lines()
+    first = f"self.{attrs[spec.params[0].name]}.device" if spec.params else 'torch.device("cpu")'
+    out += ["", "    @property", "    def device(self):", f"        return {first}"]
+    if weights.uses_const:
+        out += ["", "    def const(self, values, shape=None):",
+                '        """A hard-coded (not learned) tensor: `values`, or one value repeated to `shape`."""',
+                "        if shape is not None:", "            return torch.full(shape, values, dtype=DTYPE, device=self.device)",
+                "        return torch.tensor(values, dtype=DTYPE, device=self.device)"]
+    if weight_lines:
+        out += ["", "    def weights(self):",
+                '        """The weight matrices that are not a parameter as is, computed from the parameters."""']
+        out += weight_lines
+    out += ["", "    def forward(self, tokens):", f'        """tokens [B, T] -> logits [B, T, {V}]."""']
+    if weight_lines:
+        out.append("        w = self.weights()")
+    return out + [("        " + ln) if ln else "" for ln in forward_lines]
+
+
 def model_source(model: AdderModel) -> str:
     """The source text of one self-contained PyTorch file computing `model` (see the module docstring)."""
-    spec = model.spec
+    spec, led = model.spec, ledger(model)
     if model.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"cannot export a model in {model.dtype}")
     names = _Names(MODULE_NAMES)
     attrs = {p.name: names.new(p.name) for p in spec.params}
     weights = _Weights(model, attrs, names)
     forward = _Forward(spec, weights)
-    forward_lines = forward.lines()  # registers the weights forward reads
-    weight_lines = weights.code() if weights.roots else []
-    V = len(spec.vocab)
+    forward_lines = forward.lines()  # registers the weights forward reads, and the helpers it calls
+    cls = _class_lines(model, led, attrs, weights, forward_lines)  # registers the constants weights() uses
 
-    cls = [f"class {CLASS_NAME}(nn.Module):",
-           f'    """{spec.name}: tokens [B, T] -> logits [B, T, {V}] (pre-norm residual stream of width {spec.d_model})."""',
-           "", "    def __init__(self):", "        super().__init__()",
-           f"        # parameters: AdderBoard counts every scalar of them ({ledger(model).adderboard}), frozen ones too"]
-    cls += _parameter_lines(model, attrs) + weights.buffer_lines()
-    first = f"self.{attrs[spec.params[0].name]}.device" if spec.params else 'torch.device("cpu")'
-    cls += ["", "    @property", "    def device(self):", f"        return {first}"]
-    if weights.uses_const:
-        cls += ["", "    def const(self, values, shape=None):",
-                '        """A hard-coded (not learned) tensor: `values`, or one value repeated to `shape`."""',
-                "        if shape is not None:", "            return torch.full(shape, values, dtype=DTYPE, device=self.device)",
-                "        return torch.tensor(values, dtype=DTYPE, device=self.device)"]
-    if weight_lines:
-        cls += ["", "    def weights(self):",
-                '        """The weight matrices that are not a parameter as is, computed from the parameters."""']
-        cls += weight_lines
-    cls += ["", "    def forward(self, tokens):", f'        """tokens [B, T] -> logits [B, T, {V}]."""']
-    if weight_lines:
-        cls.append("        w = self.weights()")
-    cls += [("        " + ln) if ln else "" for ln in forward_lines]
-
-    imports = [
-        "import torch", "import torch.nn.functional as F", "from torch import nn", "",
-        f"DTYPE = torch.{str(model.dtype).replace('torch.', '')}  # the arithmetic of every tensor below"]
-    sections = [_header(model) + "\n" + "\n".join(imports),
+    imports = ["import torch", "import torch.nn.functional as F", "from torch import nn", "",
+               f"DTYPE = torch.{str(model.dtype).replace('torch.', '')}  # the arithmetic of every tensor below"]
+    sections = [_header(model, led) + "\n" + "\n".join(imports),
                 "\n".join([_section("the prompt format")] + _format_lines(spec.format, spec.vocab)),
                 _section("layers") + "\n" + "\n\n".join(forward.helper_sources()).rstrip("\n"),
                 _section("the model") + "\n" + "\n".join(cls),
                 _section("AdderBoard's interface") + "\n" + DECODING.rstrip("\n"),
-                _build_model(model).rstrip("\n"),
+                _build_model(model, led).rstrip("\n"),
                 MAIN.rstrip("\n")]
     text = "\n\n\n".join(sections) + "\n"
     if "math." in text.split('"""', 2)[2]:  # an infinity among the values: `math.inf`
