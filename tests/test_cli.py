@@ -53,7 +53,8 @@ def test_build_info_add_round_trip(tmp_path):
     (("info", "missing.pt"), ("no checkpoint at",)),
     (("build", "param40", "--dtype", "float16", "-o", "x.pt"), ("dtype",)),
     (("train", "micro57", "--lr", "inf"), ("--lr must be a positive finite number", "inf")),
-    (("export", "param40", "-o", "s.py"), ("export needs a checkpoint file", "param40 is a construction")),
+    (("export", "param40", "-o", "s.txt"), ("must end in .py",)),
+    (("export", "missing.pt", "-o", "s.py"), ("no checkpoint at",)),
 ])
 def test_bad_input_is_one_line(args, needles, tmp_path):
     one_line_error(adder(*args, cwd=tmp_path), *needles)
@@ -76,6 +77,8 @@ def test_export_writes_a_working_submission(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(sub)], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.split() == ["87", str(1234567890 + 9876543210), str(2 * 9999999999)], out.stderr
     one_line_error(adder("export", str(ck), "-o", str(sub)), "already exists")
+    r = adder("export", "param40", "-o", str(tmp_path / "p40.py"))  # a construction name exports too
+    assert r.returncode == 0 and (tmp_path / "p40.py").exists(), r.stderr
 
 
 def test_python_dash_m_adder_runs_the_cli():
