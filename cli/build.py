@@ -1,4 +1,4 @@
-"""`adder build`: compile a construction and write its checkpoint."""
+"""`adder build`: compile a construction (registered, or from the user's own file) and write its checkpoint."""
 
 from __future__ import annotations
 
@@ -10,21 +10,22 @@ import typer
 from .common import console, dtype_name
 
 
-def run(name: str = typer.Argument(..., help="Construction name (see `adder list`)."),
-        output: Optional[Path] = typer.Option(None, "-o", "--output", help="Checkpoint path [NAME.pt]."),
+def run(target: str = typer.Argument(..., help="Construction name (see `adder list`), or a construction file "
+                                               "FILE.py or FILE.py:NAME (its code runs)."),
+        output: Optional[Path] = typer.Option(None, "-o", "--output", help="Checkpoint path [NAME.pt, NAME the "
+                                                                           "construction's]."),
         dtype: Optional[str] = typer.Option(None, help="float32 or float64 [the construction's own]."),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")):
     """Compile a construction and write its checkpoint."""
     from ..compiler import checkpoint
     from ..compiler.ledger import ledger
     from ..compiler.module import compile_spec
-    from ..constructions import build_spec
-    from ..constructions.targets import CHECKPOINT_SUFFIX
+    from ..constructions.targets import CHECKPOINT_SUFFIX, resolve
 
-    model = compile_spec(build_spec(name), dtype=dtype)
-    path = checkpoint.save(model, output or Path(name + CHECKPOINT_SUFFIX), force=force)
+    spec = resolve(target).spec()
+    model = compile_spec(spec, dtype=dtype)
+    path = checkpoint.save(model, output or Path(spec.name + CHECKPOINT_SUFFIX), force=force)
     led = ledger(model)
-    console.print(f"wrote [bold]{path}[/] ({name}, {dtype_name(model)}, "
+    console.print(f"wrote [bold]{path}[/] ({spec.name}, {dtype_name(model)}, "
                   f"{led.adderboard} AdderBoard / {led.strict} strict params, "
                   f"sha256 {checkpoint.weights_hash(model)[:12]})")
-

@@ -27,3 +27,8 @@ class CheckpointError(AdderError):
 
 class OperandError(AdderError):
     """An addend is not an integer in [0, 9_999_999_999]."""
+
+
+def exception_line(e: BaseException) -> str:
+    """'ValueError: the message' on one line, for reporting an exception raised by a user's code."""
+    return " ".join(f"{type(e).__name__}: {e}".split())

@@ -4,15 +4,23 @@ A construction module registers a zero-argument function returning a `ModelSpec`
 
     @register("param40", claimed_params=40, author="Wonderfall", source="https://...")
     def build() -> ModelSpec: ...
+
+Installed packages add constructions through the entry-point group `adder.constructions`
+(see compiler/registry.py); a user's own file registers with the same decorator
+(`constructions/userfile.py`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..compiler.errors import AdderError
 from ..compiler.registry import Entry as BaseEntry
 from ..compiler.registry import Registry
 from ..compiler.spec import ModelSpec
+
+#: The entry-point group through which installed packages add constructions.
+PLUGIN_GROUP = "adder.constructions"
 
 
 @dataclass(frozen=True)
@@ -24,8 +32,19 @@ class Entry(BaseEntry):
     source: str
     summary: str
 
+    def spec(self) -> ModelSpec:
+        """The spec its builder returns, its meta filled in with the published claim."""
+        spec = self.build()
+        if not isinstance(spec, ModelSpec):
+            raise AdderError(f"construction {self.name!r}: its builder returned {type(spec).__name__}, not a "
+                             "ModelSpec; end it with `return c.build()`")
+        spec.meta.setdefault("claimed_params", self.claimed_params)
+        spec.meta.setdefault("author", self.author)
+        spec.meta.setdefault("source", self.source)
+        return spec
 
-REGISTRY: Registry[Entry] = Registry("construction", Entry, hint="`adder list` shows them")
+
+REGISTRY: Registry[Entry] = Registry("construction", Entry, hint="`adder list` shows them", plugins=PLUGIN_GROUP)
 #: `@register(name, claimed_params=..., author=..., source=..., summary=...)` on a spec builder.
 register = REGISTRY.register
 
@@ -36,9 +55,5 @@ def get(name: str) -> Entry:
 
 
 def build_spec(name: str) -> ModelSpec:
-    e = get(name)
-    spec = e.build()
-    spec.meta.setdefault("claimed_params", e.claimed_params)
-    spec.meta.setdefault("author", e.author)
-    spec.meta.setdefault("source", e.source)
-    return spec
+    """The spec of the registered construction `name`."""
+    return get(name).spec()

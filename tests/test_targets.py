@@ -38,14 +38,23 @@ def test_a_submission_file_is_read_not_run_and_is_no_model(tmp_path):
         t.model()
 
 
-def test_a_construction_file_is_recognised_but_not_yet_supported(tmp_path):
-    for text in (CONSTRUCTION_FILE_TEXT, "def build():\n    pass\n"):
+def test_a_construction_file_is_read_when_resolved_and_run_when_built(tmp_path):
+    """Resolving reads the syntax tree only; building runs the file (tests/test_plugins.py: the rest)."""
+    for text, needle in ((CONSTRUCTION_FILE_TEXT, "construction 'mine' raised SystemExit"),
+                         ("def build():\n    pass\n", "build() returned NoneType, not a ModelSpec")):
         f = tmp_path / "mine.py"
         f.write_text(text)
         t = resolve(str(f))
-        assert t.kind == CONSTRUCTION_FILE
-        with pytest.raises(AdderError, match="user construction files are not supported yet"):
+        assert (t.kind, t.name, t.path, t.pick) == (CONSTRUCTION_FILE, "mine", f, None)
+        with pytest.raises(AdderError) as e:
             t.model()
+        assert str(e.value).startswith(f"{f}: ") and needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_checkpoint_has_no_spec_to_build(compiled, tmp_path):
+    path = checkpoint.save(compiled("param40"), tmp_path / "p.pt")
+    with pytest.raises(AdderError, match="is a checkpoint file, not a construction"):
+        resolve(str(path)).spec()
 
 
 @pytest.mark.parametrize("text, needle", [

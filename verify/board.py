@@ -18,7 +18,7 @@ from .runner import run_suite
 
 #: The suite the board reports (AdderBoard's qualification cases).
 BOARD_SUITE = "adderboard"
-LIST_COLUMNS = ["name", "author", "claimed", "AdderBoard", "strict", "dtype"]
+LIST_COLUMNS = ["name", "author", "claimed", "AdderBoard", "strict", "dtype", "from"]
 BOARD_COLUMNS = ["name", "author", "source", "layers / d_model / heads", "positions", "dtype", "AdderBoard params",
                  "strict params", "official 10,010", "smallest margin (official)"]
 PROOF_COLUMN = "proof"
@@ -32,10 +32,10 @@ def compiled_constructions() -> Iterator[tuple[Entry, ModelSpec, AdderModel]]:
 
 
 def list_rows() -> Iterator[list[str]]:
-    """One row of LIST_COLUMNS per construction."""
+    """One row of LIST_COLUMNS per construction ("from": adder itself or the plugin's distribution)."""
     for e, spec, model in compiled_constructions():
         led = ledger(model)
-        yield [e.name, e.author, str(e.claimed_params), str(led.adderboard), str(led.strict), spec.dtype]
+        yield [e.name, e.author, str(e.claimed_params), str(led.adderboard), str(led.strict), spec.dtype, e.origin]
 
 
 def board_columns(prove_timeout: float = 0.0) -> list[str]:

@@ -4,6 +4,9 @@ A recipe module registers a zero-argument function returning a `ModelSpec` with 
 
     @recipe("micro57", hyper=Hyper(...), summary="...", params=57)
     def build() -> ModelSpec: ...
+
+Installed packages add recipes through the entry-point group `adder.recipes` (see
+compiler/registry.py).
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ class Recipe(Entry):
     notes: str = ""
 
 
-RECIPES: Registry[Recipe] = Registry("recipe", Recipe, hint="`adder train --list` shows them")
+#: The entry-point group through which installed packages add recipes.
+PLUGIN_GROUP = "adder.recipes"
+
+RECIPES: Registry[Recipe] = Registry("recipe", Recipe, hint="`adder train --list` shows them", plugins=PLUGIN_GROUP)
 #: `@recipe(name, hyper=..., summary=..., params=..., notes=...)` on a spec builder.
 recipe = RECIPES.register
 
