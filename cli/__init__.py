@@ -1,8 +1,9 @@
 """The `adder` command line: one file per command (parse, one library call, render with rich).
 
-This file holds the typer app, the table of commands and `main()`. Errors a user can cause
-(`AdderError`) print as one red line and exit with status 2; `--debug` (or ADDER_DEBUG=1)
-shows the traceback instead.
+This file holds the typer app, the table of commands, `adder --version` and `main()`. Errors a
+user can cause (`AdderError`) print as one red line and exit with status 2; `--debug` (or
+ADDER_DEBUG=1) shows the traceback instead. Ctrl-C exits with INTERRUPTED_EXIT (the long
+commands catch it themselves first, to keep what they did).
 """
 
 from __future__ import annotations
@@ -16,10 +17,26 @@ from rich.markup import escape
 from ..compiler.errors import AdderError
 from . import add, build, compare, export, info, prove, train, verify
 from . import list as list_
-from .common import err_console
+from .common import INTERRUPTED_EXIT, console, err_console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Compile, train and verify tiny transformers that add two 10-digit integers.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from ..compiler.checkpoint import adder_version
+
+        console.print(f"adder {adder_version()}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print adder's version and exit.")) -> None:
+    """Compile, train and verify tiny transformers that add two 10-digit integers."""
+
+
 app.command("list")(list_.run)
 app.command("build")(build.run)
 app.command("info")(info.run)
@@ -48,7 +65,7 @@ def main() -> None:
         sys.exit(code if code is not None else getattr(e, "code", 0))
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]")
-        sys.exit(130)
+        sys.exit(INTERRUPTED_EXIT)
     except Exception as e:
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # a click usage error: one line + usage hint
             e.show()

@@ -1,55 +1,187 @@
-"""What the command files share: the two consoles, the progress bar, output-path checks, rendering.
+"""What the command files share: the two consoles, progress, output-path checks, rendering.
 
 Results go to `console` (stdout); progress and errors to `err_console` (stderr), so that
-stdout can be piped or parsed.
+stdout can be piped or parsed. Output is for scripts as much as for eyes:
+
+* a console whose stream is not a terminal (a pipe, a file) is `UNWRAPPED_WIDTH` wide, so
+  tables print whole and lines are never cut (rich would otherwise cut at 80 columns); on a
+  terminal, table cells wrap (`overflow="fold"`) instead of ending in an ellipsis;
+* table cells and user text are printed literally, never read as rich markup (`[x]` stays);
+* on a terminal, progress is a live bar; when stderr is piped it is a plain line every
+  `PLAIN_PROGRESS_SECONDS` (and one at the end), so logs show that a long run is alive;
+* `--json` flags print one JSON document on stdout (`print_json`), nothing else.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, TaskID, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
+from rich.text import Text
 
 from ..compiler.errors import AdderError
 
-console = Console()
-err_console = Console(stderr=True)
+#: Width of a console that writes to a pipe or a file: wide enough that no table cell is cut.
+UNWRAPPED_WIDTH = 100_000
+#: Seconds between two plain progress lines when stderr is not a terminal.
+PLAIN_PROGRESS_SECONDS = 10.0
+#: Exit status of a run ended by Ctrl-C (128 + SIGINT, as shells report it); what it did is kept.
+INTERRUPTED_EXIT = 130
+
+
+def is_terminal(stream: IO) -> bool:
+    """Whether `stream` is an interactive terminal (a pipe, a file or a captured stream is not)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _console(stderr: bool) -> Console:
+    """A console on stdout or stderr: terminal width on a terminal, unwrapped otherwise."""
+    return Console(stderr=stderr, width=None if is_terminal(sys.stderr if stderr else sys.stdout) else UNWRAPPED_WIDTH)
+
+
+console = _console(stderr=False)
+err_console = _console(stderr=True)
+
+
+class PlainProgress(Progress):
+    """The progress of a piped run: no live display, a plain line on stderr at the first update, then at most
+    every `every` seconds, and a last one when the run ends. The line is the text columns of the bar
+    (description, done/total, time, fields); the bar and the spinner are left out."""
+
+    def __init__(self, *columns: ProgressColumn, console: Console, every: float = PLAIN_PROGRESS_SECONDS):
+        super().__init__(*columns, console=console, disable=True)
+        self.every = every
+        self._printed: dict[TaskID, tuple[float, float]] = {}  # task -> (time, completed) of its last line
+
+    def update(self, task_id: TaskID, **kwargs: Any) -> None:
+        super().update(task_id, **kwargs)
+        self._maybe_print(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._maybe_print(task_id)
+
+    def stop(self) -> None:
+        for task_id, task in self._tasks.items():
+            if task_id in self._printed and self._printed[task_id][1] != task.completed:
+                self._print(task_id)
+        super().stop()
+
+    def _maybe_print(self, task_id: TaskID) -> None:
+        last = self._printed.get(task_id)
+        if last is None or time.monotonic() - last[0] >= self.every:
+            self._print(task_id)
+
+    def _print(self, task_id: TaskID) -> None:
+        task = self._tasks[task_id]
+        cells = (col(task) for col in self.columns if not isinstance(col, (BarColumn, SpinnerColumn)))
+        line = "  ".join(c.plain.strip() if isinstance(c, Text) else str(c) for c in cells)
+        self.console.print(line.strip(), markup=False, highlight=False, soft_wrap=True)
+        self._printed[task_id] = (time.monotonic(), task.completed)
+
+
+def progress(*columns: ProgressColumn, transient: bool = False) -> Progress:
+    """Progress on stderr with these columns: a live display on a terminal, plain lines when piped."""
+    if is_terminal(sys.stderr):
+        return Progress(*columns, console=err_console, transient=transient)
+    return PlainProgress(*columns, console=err_console)
 
 
 def progress_bar(*fields: str, transient: bool = False) -> Progress:
-    """A bar on stderr: description, bar, done/total, time left, then a text column per `fields` template."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    *map(TextColumn, fields), console=err_console, transient=transient)
+    """A bar: description, bar, done/total, time left, then a text column per `fields` template."""
+    return progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), *(TextColumn(f, markup=False) for f in fields), transient=transient)
+
+
+def progress_spinner(template: str) -> Progress:
+    """A spinner for work of unknown length: `template` (e.g. "{task.completed:,} cases"), time elapsed."""
+    return progress(SpinnerColumn(), TextColumn(template, markup=False), TimeElapsedColumn(), transient=True)
 
 
 def writable(path: Path, force: bool) -> None:
-    """Refuse, before any long work, an output path that exists (without --force) or cannot be written."""
-    if path.exists() and not force:
-        raise AdderError(f"{path} already exists; pass --force to overwrite it")
-    if not path.parent.exists():
-        raise AdderError(f"cannot write {path}: folder {path.parent} does not exist")
+    """Refuse, before any long work, an output file that exists (without --force) or cannot be written."""
     if path.is_dir():
         raise AdderError(f"cannot write {path}: it is a folder")
+    if path.exists() and not force:
+        raise AdderError(f"{path} already exists; pass --force to overwrite it")
+    if not path.parent.is_dir():
+        raise AdderError(f"cannot write {path}: folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise AdderError(f"cannot write {path}: folder {path.parent} is not writable")
+
+
+def creatable_folder(path: Path, option: str) -> None:
+    """Refuse, before any long work, an output folder (`option`, e.g. --out) that is a file or cannot be
+    created (its nearest existing parent is a file or not writable). Missing parents are created later."""
+    if path.exists() and not path.is_dir():
+        raise AdderError(f"{option} {path} exists and is not a folder")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise AdderError(f"cannot create {option} {path}: {parent} is not a writable folder")
+
+
+def writable_folder(path: Path, force: bool, option: str) -> None:
+    """`creatable_folder`, and one that already holds files is refused without --force."""
+    creatable_folder(path, option)
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise AdderError(f"{option} {path} already holds files; pass --force to write into it anyway")
 
 
 def table(title: str, columns: Iterable[str], rows: Iterable[Iterable[str]], **column_style) -> Table:
-    """A rich table with these columns (each styled with `column_style`, e.g. overflow="fold") and rows."""
-    t = Table(title=title)
+    """A table with these columns and rows, every cell printed literally (no markup). Cells wrap rather
+    than being cut (`overflow="fold"`, unless `column_style` says otherwise)."""
+    t = Table(title=Text(title))
     for col in columns:
-        t.add_column(col, **column_style)
+        t.add_column(Text(col), **{"overflow": "fold", **column_style})
     for row in rows:
-        t.add_row(*row)
+        t.add_row(*(Text(str(cell)) for cell in row))
     return t
 
 
+def json_text(data: Any) -> str:
+    """`data` as JSON text that any parser reads: a non-finite float becomes the string "nan", "inf" or "-inf"."""
+    return json.dumps(_finite(data), indent=1)
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def print_json(data: Any) -> None:
+    """Print `data` as one JSON document on stdout (the `--json` flags)."""
+    sys.stdout.write(json_text(data) + "\n")
+    sys.stdout.flush()
+
+
 def write_json(path: Path, data: dict) -> None:
-    """Write a report's JSON and say so."""
-    path.write_text(json.dumps(data, indent=1))
-    console.print(f"wrote {path}")
+    """Write a report's JSON (whole or not at all: a temporary file renamed into place) and say so."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json_text(data))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    console.print(f"wrote {escape(str(path))}", highlight=False)
 
 
 def dtype_name(model) -> str:

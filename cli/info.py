@@ -1,45 +1,63 @@
-"""`adder info`: a model's architecture summary and parameter ledger."""
+"""`adder info`: a model's architecture summary, parameter ledger and, for a checkpoint, its provenance."""
 
 from __future__ import annotations
 
-import json
-
 import typer
+from rich.markup import escape
 
-from .common import console, dtype_name, table
+from .common import console, dtype_name, print_json, table
 
 LEDGER_COLUMNS = ("tensor", "shape", "scalars", "kind", "used in", "note")
+#: How `adder info` names each provenance entry of a checkpoint's meta (`checkpoint.PROVENANCE`).
+PROVENANCE_LABELS = {"recipe": "recipe", "seed": "seed", "step": "step", "val_exact": "held-out exact",
+                     "warm_start": "warm-started from", "adder_version": "adder", "torch_version": "torch"}
 
 
 def run(target: str = typer.Argument(..., help="Checkpoint path or construction name."),
-        json_out: bool = typer.Option(False, "--json", help="Print the ledger as JSON.")):
-    """Show a model's architecture summary and parameter ledger."""
+        json_out: bool = typer.Option(False, "--json", help="Print the summary, ledger and provenance as JSON.")):
+    """Show a model's architecture summary and parameter ledger (and a checkpoint's recorded provenance)."""
     from ..compiler import checkpoint
     from ..compiler.ledger import ledger
-    from ..constructions.targets import resolve
+    from ..constructions.targets import CHECKPOINT, resolve
 
-    model = resolve(target).model()
+    tgt = resolve(target)
+    if tgt.kind == CHECKPOINT:  # read once: the model and the meta it was saved with
+        ck = checkpoint.read(tgt.path)
+        model = checkpoint.from_checkpoint(ck, where=str(tgt.path))
+        provenance = {k: ck["meta"][k] for k in checkpoint.PROVENANCE if k in ck["meta"]}
+    else:
+        model, provenance = tgt.model(), {}
     led, spec, sha = ledger(model), model.spec, checkpoint.weights_hash(model)
     if json_out:
-        console.print_json(json.dumps({"name": spec.name, "meta": spec.meta, "dtype": str(model.dtype),
-                                       "weights_sha256": sha, "ledger": led.to_json()}))
+        print_json({"name": spec.name, "meta": spec.meta, "dtype": str(model.dtype), "weights_sha256": sha,
+                    "provenance": provenance, "ledger": led.to_json()})
         return
     fmt = spec.format
-    console.print(f"[bold]{spec.name}[/]  {spec.meta.get('description', '')}")
-    console.print(f"author {spec.meta.get('author', '?')} · source {spec.meta.get('source', '?')}")
-    console.print(f"d_model {spec.d_model} (slots: {', '.join(f'{n}[{w}]' if w > 1 else n for n, w in spec.slots)}) · "
-                  f"{len(spec.blocks)} blocks ({', '.join(b.name for b in spec.blocks)}) · vocab {len(spec.vocab)} · "
-                  f"dtype {dtype_name(model)}")
-    console.print(f"prompt {fmt.prompt_len} tokens, answer {fmt.out_digits} digits {fmt.out_order}-first")
+
+    def say(text: str) -> None:  # markup is written here; every user-controlled value is escaped
+        console.print(text, highlight=False)
+
+    say(f"[bold]{escape(spec.name)}[/]  {escape(str(spec.meta.get('description', '')))}")
+    say(f"author {escape(str(spec.meta.get('author', '?')))} · source {escape(str(spec.meta.get('source', '?')))}")
+    slots = ", ".join(f"{n}[{w}]" if w > 1 else n for n, w in spec.slots)
+    say(escape(f"d_model {spec.d_model} (slots: {slots}) · {len(spec.blocks)} blocks "
+               f"({', '.join(b.name for b in spec.blocks)}) · vocab {len(spec.vocab)} · dtype {dtype_name(model)}"))
+    say(f"prompt {fmt.prompt_len} tokens, answer {fmt.out_digits} digits {fmt.out_order}-first")
+    if provenance:
+        say("recorded: " + escape(", ".join(f"{PROVENANCE_LABELS[k]} {_value(v)}" for k, v in provenance.items())))
     rows = ((r.name, "x".join(map(str, r.shape)) or "scalar", str(r.scalars),
              "learned" if r.trainable else "frozen (counted)", ", ".join(r.used_in), r.note) for r in led.rows)
-    console.print(table("parameter ledger", LEDGER_COLUMNS, rows, overflow="fold"))
+    console.print(table("parameter ledger", LEDGER_COLUMNS, rows))
     claimed = spec.meta.get("claimed_params")
-    console.print(f"AdderBoard count (unique learned scalars): [bold]{led.adderboard}[/]"
-                  + (f"  (claimed {claimed})" if claimed is not None else ""))
-    console.print(f"strict count (+ {len(led.hard_coded)} distinct hard-coded values other than 0, ±1): "
-                  f"[bold]{led.strict}[/]")
-    console.print(f"distinct learned values: {led.distinct_learned}")
+    say(f"AdderBoard count (unique learned scalars): [bold]{led.adderboard}[/]"
+        + (f"  (claimed {escape(str(claimed))})" if claimed is not None else ""))
+    say(f"strict count (+ {len(led.hard_coded)} distinct hard-coded values other than 0, ±1): [bold]{led.strict}[/]")
+    say(f"distinct learned values: {led.distinct_learned}")
     if led.hard_coded:
-        console.print("hard-coded values: " + ", ".join(f"{v:.6g}" for v in led.hard_coded))
-    console.print(f"weights sha256 {sha}")
+        say("hard-coded values: " + ", ".join(f"{v:.6g}" for v in led.hard_coded))
+    say(f"weights sha256 {sha}")
+
+
+def _value(v) -> str:
+    """A provenance value as `adder info` prints it (a held-out exact match to 4 places)."""
+    return f"{v:.4f}" if isinstance(v, float) else str(v)

@@ -1,4 +1,9 @@
-"""`adder prove`: prove (or refute) that a model adds correctly on all 10^20 inputs; check a certificate."""
+"""`adder prove`: prove (or refute) that a model adds correctly on all 10^20 inputs; check a certificate.
+
+Output paths are checked before the search starts. Ctrl-C ends the search: the report (and
+--json, --certificate) still comes, undecided and marked interrupted, and the exit status is
+INTERRUPTED_EXIT.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Optional
 import typer
 
 from ..compiler.errors import AdderError
-from .common import console, err_console, write_json, writable
+from .common import INTERRUPTED_EXIT, console, err_console, progress_spinner, write_json, writable
 
 #: Exit status by verdict; anything else (real-only, undecided) exits with UNDECIDED_EXIT.
 VERDICT_EXIT = {"proven": 0, "refuted": 1}
@@ -26,10 +31,9 @@ def run(target: Optional[str] = typer.Argument(None, help="Construction name or 
         force: bool = typer.Option(False, "--force", help="Overwrite existing --certificate / --json files.")):
     """Prove (or refute) that a model adds correctly on all 10^20 inputs, float rounding included.
 
-    Exit status: 0 proven (or certificate check passed), 1 refuted (or check failed), 3 real-only or undecided.
+    Exit status: 0 proven (or certificate check passed), 1 refuted (or check failed), 3 real-only or undecided,
+    130 interrupted (Ctrl-C; the report is still printed and written, undecided).
     """
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from ..constructions.targets import resolve
     from ..verify.prove import check as check_certificate
     from ..verify.prove import prove, read, render
@@ -50,12 +54,14 @@ def run(target: Optional[str] = typer.Argument(None, help="Construction name or 
         console.print(f"certificate {check}: " + ("check passed: " if result.passed else "check FAILED: ") + result.reason,
                       style=style, markup=False)
         raise typer.Exit(0 if result.passed else 1)
-    with Progress(SpinnerColumn(), TextColumn("proving {task.fields[name]}: {task.completed:,} cases bounded"),
-                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+    with progress_spinner("proving {task.fields[name]}: {task.completed:,} cases bounded") as bar:
         task = bar.add_task("prove", total=None, name=model.spec.name)
         report = prove(model, target, timeout=timeout, certificate=certificate, check_libm=libm_check,
                        progress=lambda n: bar.advance(task, n))
     console.print(render(report))
     if json_path is not None:
         write_json(json_path, report.to_json())
+    if report.interrupted:
+        err_console.print("interrupted: the report above is incomplete (undecided)", markup=False, highlight=False)
+        raise typer.Exit(INTERRUPTED_EXIT)
     raise typer.Exit(VERDICT_EXIT.get(report.verdict, UNDECIDED_EXIT))

@@ -1,4 +1,9 @@
-"""`adder train`: train a learned variant (one seed, or a sweep of seeds); `--list` shows the recipes."""
+"""`adder train`: train a learned variant (one seed, or a sweep of seeds); `--list` shows the recipes.
+
+Everything that can be refused is refused before training starts (the options, the run folder,
+matplotlib for --plot). A run that ends early keeps what it did: Ctrl-C prints where the best
+checkpoint so far is and exits with INTERRUPTED_EXIT; a loss that stops being finite is one line.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from ..compiler.errors import AdderError
-from .common import console, progress_bar, table
+from .common import INTERRUPTED_EXIT, console, creatable_folder, err_console, print_json, progress_bar, table
 
 RECIPE_COLUMNS = ("name", "params", "steps", "summary")
 SWEEP_COLUMNS = ("seed", "grokked (step)", "best exact", "at step", "official 10,010", "params", "wall time", "checkpoint")
@@ -20,7 +26,7 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         list_: bool = typer.Option(False, "--list", help="List the recipes."),
         seed: int = typer.Option(0, help="Seed of initialisation and data (recorded in the checkpoint)."),
         seeds: Optional[str] = typer.Option(None, help="Sweep: '1-8' or '1,5,777' (one process per seed)."),
-        jobs: int = typer.Option(2, help="Parallel single-thread processes for a sweep."),
+        jobs: int = typer.Option(2, help="Parallel single-thread processes for a sweep (at least 1)."),
         steps: Optional[int] = typer.Option(None, help="Override the recipe's step count."),
         out: Optional[Path] = typer.Option(None, "--out", help="Run folder [runs/RECIPE-seedN]."),
         resume: Optional[Path] = typer.Option(None, help="Continue from a checkpoint of the same recipe."),
@@ -34,35 +40,55 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
         threads: int = typer.Option(1, help="torch threads for a single run (a 57p model gains nothing from more)."),
         final_test: bool = typer.Option(True, "--final-test/--no-final-test",
-                                        help="Run the official 10,010 cases once on the best checkpoint.")):
-    """Train a learned variant; keeps the best held-out checkpoint (never selected on official cases)."""
+                                        help="Run the official 10,010 cases once on the best checkpoint."),
+        json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout "
+                                                            "(progress stays on stderr).")):
+    """Train a learned variant; keeps the best held-out checkpoint (never selected on official cases).
+
+    Ctrl-C stops the run; its best checkpoint so far stays on disk (exit status 130).
+    """
     from ..train.recipes import RECIPES, Hyper, get_recipe
 
     if list_:
+        if json_out:
+            print_json([{"name": r.name, "params": r.params, "steps": r.hyper.steps, "summary": r.summary}
+                        for r in RECIPES.values()])
+            return
         rows = ((r.name, str(r.params), f"{r.hyper.steps:,}", r.summary) for r in RECIPES.values())
-        console.print(table("recipes", RECIPE_COLUMNS, rows, overflow="fold"))
+        console.print(table("recipes", RECIPE_COLUMNS, rows))
         return
     if recipe is None:
         raise AdderError("name a recipe (adder train --list shows them)")
+    for option, value in (("--threads", threads), ("--jobs", jobs)):
+        if value < 1:
+            raise AdderError(f"{option} must be at least 1, got {value}")
     rec = get_recipe(recipe)
     hyper = Hyper.recorded_in(resume, rec.hyper) if resume is not None else rec.hyper  # go on as the run went
     hyper = hyper.override(steps=steps, lr=lr, curriculum=curriculum)
+    from ..train.loop import refuse_existing_run, train
+    from ..train.sweep import parse_seeds, seed_folder, warm_start_model
+
     if seeds:
-        _sweep(rec, seeds, jobs, out or RUNS / f"{recipe}-sweep", hyper, force, final_test, warm_start, compile_)
+        base = out or RUNS / f"{recipe}-sweep"
+        creatable_folder(base, "--out")
+        seed_list = parse_seeds(seeds)
+        for s in seed_list:
+            refuse_existing_run(seed_folder(base, s), force=force)
+        _sweep(rec, seeds, seed_list, jobs, base, hyper, force, final_test, warm_start, compile_, json_out)
         return
     import torch
 
-    from ..train.loop import train
-    from ..train.sweep import warm_start_model
-
-    torch.set_num_threads(max(1, threads))
-    warm_model = warm_start_model(warm_start) if warm_start else None
     run_dir = out or (resume.parent if resume else RUNS / f"{recipe}-seed{seed}")
+    creatable_folder(run_dir, "--out")
+    refuse_existing_run(run_dir, force=force, resume=resume)
+    torch.set_num_threads(threads)
+    warm_model = warm_start_model(warm_start) if warm_start else None
     if plot:
         from ..compiler.optional import pyplot
         from ..train.plot import PURPOSE
 
         pyplot(PURPOSE)  # a missing matplotlib is found now, not after training
+    rows_to = err_console if json_out else console  # with --json, stdout holds the JSON alone
     with progress_bar("{task.fields[info]}") as bar:
         task = bar.add_task(f"{recipe} seed {seed}", total=hyper.steps, info="")
 
@@ -70,38 +96,75 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
             info = f"loss {row['loss']:.3f} lr {row['lr']:.2g} {row.get('steps_per_s', 0):.0f} steps/s"
             if "exact" in row:
                 info += f" | exact {row['exact']:.3f} tok {row['token_acc']:.3f}"
-                console.print(f"step {row['step']:>6}: loss {row['loss']:.4f}  held-out exact {row['exact']:.4f}  "
+                rows_to.print(f"step {row['step']:>6}: loss {row['loss']:.4f}  held-out exact {row['exact']:.4f}  "
                               f"token acc {row['token_acc']:.4f}  lr {row['lr']:.3g}", highlight=False)
             bar.update(task, completed=row["step"], info=info)
 
         res = train(rec, seed=seed, out=run_dir, hyper=hyper, resume=resume, on_row=on_row, force=force,
                     warm_start=warm_model, compile=compile_)
-    if warm_model is not None:
-        console.print(f"warm-started from {warm_start}: {', '.join(res.warm_started)}")
-    console.print(f"best held-out exact {res.best_exact:.4f} at step {res.best_step}; "
-                  f"grokked (>= 99%): {res.grokked_step or 'no'}; {res.steps:,} steps in {res.seconds:.0f}s "
-                  f"-> {res.checkpoint} (metrics: {run_dir / 'metrics.csv'})")
-    if final_test:
+    summary = {"recipe": rec.name, **res.to_json(), "final_test": None, "curves": None}
+    if final_test and not res.interrupted:
         from ..train.loop import final_test as run_final_test
 
-        ft = run_final_test(res.checkpoint)
-        console.print(f"official AdderBoard cases (final test, never used for selection): "
-                      f"{ft['passed']:,}/{ft['cases']:,} = {ft['accuracy']:.2%}")
-    if plot:
+        summary["final_test"] = run_final_test(res.checkpoint)
+    if plot and res.rows:
         from ..train.plot import plot_curves
 
-        console.print(f"wrote {plot_curves(run_dir / 'metrics.csv', run_dir / 'curves.png', res.grokked_step)}")
+        summary["curves"] = str(plot_curves(res.metrics, run_dir / "curves.png", res.grokked_step))
+    if json_out:
+        print_json(summary)
+    else:
+        _print_run(res, summary, warm_start)
+    if res.interrupted:
+        from ..train.loop import LAST, kept_checkpoint
+
+        last = run_dir / LAST
+        err_console.print(f"interrupted at step {res.steps:,} of {hyper.steps:,}. "
+                          f"{kept_checkpoint(res.checkpoint, res.best_exact, res.best_step, hyper.eval_every)}"
+                          + (f"; go on with --resume {last}" if last.exists() else ""),
+                          markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(INTERRUPTED_EXIT)
 
 
-def _sweep(rec, seeds: str, jobs: int, base: Path, hyper, force: bool, final_test: bool, warm_start: Optional[str],
-           compile_: bool) -> None:
+def _print_run(res, summary: dict, warm_start: Optional[str]) -> None:
+    """The human summary of one run."""
+    if res.warm_started:
+        console.print(escape(f"warm-started from {warm_start}: {', '.join(res.warm_started)}"), highlight=False)
+    if res.best_step >= 0:
+        console.print(f"best held-out exact {res.best_exact:.4f} at step {res.best_step}; "
+                      f"grokked (>= 99%): {res.grokked_step or 'no'}; {res.steps:,} steps in {res.seconds:.0f}s "
+                      f"-> {res.checkpoint} (metrics: {res.metrics})", markup=False, highlight=False)
+    ft = summary["final_test"]
+    if ft is not None:
+        console.print(f"official AdderBoard cases (final test, never used for selection): "
+                      f"{ft['passed']:,}/{ft['cases']:,} = {ft['accuracy']:.2%}")
+    if summary["curves"]:
+        console.print(f"wrote {summary['curves']}", markup=False, highlight=False)
+
+
+def _sweep(rec, seeds: str, seed_list: list[int], jobs: int, base: Path, hyper, force: bool, final_test: bool,
+           warm_start: Optional[str], compile_: bool, json_out: bool) -> None:
     """Train once per seed in parallel processes, then print one row per seed."""
-    from ..train.sweep import parse_seeds, sweep
+    from ..train.loop import BEST
+    from ..train.sweep import seed_folder, sweep
 
-    with console.status(f"training {rec.name} on seeds {seeds} ({jobs} at a time)"):
-        rows = sweep(rec.name, parse_seeds(seeds), base, hyper, jobs, force, final_test, warm_start, compile_)
+    try:
+        with err_console.status(f"training {escape(rec.name)} on seeds {escape(seeds)} ({jobs} at a time)"):
+            rows = sweep(rec.name, seed_list, base, hyper, jobs, force, final_test, warm_start, compile_)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: each seed's best checkpoint so far is {seed_folder(base, 'N') / BEST}",
+                          markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    grokked = sum(r["grokked_step"] is not None for r in rows)
+    if json_out:
+        print_json({"recipe": rec.name, "params": rec.params, "seeds": rows, "grokked": grokked})
+        return
     console.print(table(f"{rec.name} sweep", SWEEP_COLUMNS, (
-        (str(r["seed"]), str(r["grokked_step"] or "no"), f"{r['best_exact']:.4f}", str(r["best_step"]),
-         f"{r['official']:.4f}" if r.get("official") is not None else "-", str(rec.params), f"{r['seconds']:.0f}s",
-         r["checkpoint"]) for r in rows)))
-    console.print(f"grokked (>= 99% held-out exact): {sum(r['grokked_step'] is not None for r in rows)}/{len(rows)}")
+        (str(r["seed"]), str(r["grokked_step"] or "no"), _fmt(r["best_exact"], ".4f"), str(r["best_step"]),
+         _fmt(r.get("official"), ".4f"), str(rec.params), f"{r['seconds']:.0f}s", str(r["checkpoint"]))
+        for r in rows)))
+    console.print(f"grokked (>= 99% held-out exact): {grokked}/{len(rows)}")
+
+
+def _fmt(x: Optional[float], spec: str) -> str:
+    return "-" if x is None else format(x, spec)

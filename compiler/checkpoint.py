@@ -5,17 +5,26 @@
      "state": {storage key: tensor}, "meta": {name, source, claimed/counted params, hash, seed, ...}}
 
 A storage key is a declared parameter name with "." written "__" (`AdderModel.stored_params`).
+The meta records where the file came from (`PROVENANCE`: the adder and torch versions that
+wrote it; for a trained model its recipe, seed, step and held-out exact match).
 
 Nothing is ever unpickled into code: a file holding pickled objects is refused with one
-line, as is a truncated file or one written by an incompatible version. Loading needs only
+line, as is a truncated file or one written by an incompatible version. The weights hash is
+checked on the stored bytes *before* the spec is read, so an edited file is refused before
+any of its exact values is evaluated (and `scalars` bounds those values, for a file whose
+hash was forged too). A file is written whole or not at all (a temporary file renamed into
+place), so an interrupted run never leaves half a checkpoint. Loading needs only
 `adder.compiler` (no construction code), so a checkpoint is self-contained.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import os
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -27,6 +36,16 @@ from .spec import spec_from_text, spec_to_text
 
 FORMAT = "adder-checkpoint"
 FORMAT_VERSION = 1
+#: Meta entries that say where a checkpoint came from (`adder info` shows those a file has).
+PROVENANCE = ("recipe", "seed", "step", "val_exact", "warm_start", "adder_version", "torch_version")
+
+
+def adder_version() -> str:
+    """The installed adder's version (package metadata), recorded in every checkpoint."""
+    try:
+        return importlib.metadata.version("adder")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def weights_hash(model: AdderModel) -> str:
@@ -35,8 +54,13 @@ def weights_hash(model: AdderModel) -> str:
     A loaded model hashes the spec text *as stored in its file*, so the hash of a checkpoint
     does not change when a newer adder serialises specs with extra (defaulted) fields.
     """
-    h = hashlib.sha256(_spec_text(model).encode())
-    for key, p in sorted(model.stored_params().items()):
+    return state_hash(_spec_text(model), model.stored_params())
+
+
+def state_hash(spec_text: str, state: Mapping[str, torch.Tensor]) -> str:
+    """The weights hash of a spec text and a state (storage key -> tensor), as a checkpoint stores them."""
+    h = hashlib.sha256(spec_text.encode())
+    for key, p in sorted(state.items()):
         t = p.detach().to("cpu").contiguous()
         h.update(key.encode())
         h.update(str(t.dtype).encode())
@@ -63,6 +87,7 @@ def to_checkpoint(model: AdderModel, meta: dict | None = None) -> dict:
         "dtype": str(model.dtype).replace("torch.", ""),
         "weights_sha256": weights_hash(model),
         "torch_version": str(torch.__version__),
+        "adder_version": adder_version(),
     }
     info.update(meta or {})
     return {
@@ -76,14 +101,25 @@ def to_checkpoint(model: AdderModel, meta: dict | None = None) -> dict:
 
 
 def save(model: AdderModel, path: str | Path, *, force: bool = False, meta: dict | None = None) -> Path:
-    """Write a checkpoint. Refuses to overwrite an existing file unless `force`."""
+    """Write a checkpoint, whole or not at all. Refuses to overwrite an existing file unless `force`."""
     path = Path(path)
     if path.exists() and not force:
         raise CheckpointError(f"{path} already exists; pass --force to overwrite it")
     if path.parent and not path.parent.exists():
         raise CheckpointError(f"folder {path.parent} does not exist; create it first")
-    torch.save(to_checkpoint(model, meta), path)
+    save_whole(to_checkpoint(model, meta), path)
     return path
+
+
+def save_whole(obj: object, path: Path) -> None:
+    """`torch.save(obj, path)` through a temporary file renamed into place: an interruption (Ctrl-C,
+    a full disk) leaves the previous file, never a truncated one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read(path: str | Path) -> dict:
@@ -111,21 +147,27 @@ def read(path: str | Path) -> dict:
     if ck.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format version {ck.get('format_version')!r}; "
                               f"this adder reads version {FORMAT_VERSION}. Rebuild it with this version")
-    for key in ("spec", "state", "meta", "dtype"):
-        if key not in ck:
-            raise CheckpointError(f"{path} is missing its {key!r} entry; rebuild it")
+    for key, kind in (("spec", str), ("state", dict), ("meta", dict), ("dtype", str)):
+        if not isinstance(ck.get(key), kind):
+            raise CheckpointError(f"{path} is missing its {key!r} entry or it is not a {kind.__name__}; rebuild it")
+    if not all(isinstance(t, torch.Tensor) for t in ck["state"].values()):
+        raise CheckpointError(f"{path}: its 'state' holds something other than tensors; rebuild it")
     return ck
 
 
 def from_checkpoint(ck: dict, *, dtype: str | None = None, device: str = "cpu", where: str = "checkpoint") -> AdderModel:
-    """The model a checked checkpoint dict (`read`) holds, its weights checked against the
-    recorded hash; `dtype`: convert from the stored one."""
-    model = AdderModel(spec_from_text(ck["spec"]), dtype=dtype_named(ck["dtype"], CheckpointError),
-                       spec_text=ck["spec"])
-    load_state(model, ck["state"], where)
+    """The model a checked checkpoint dict (`read`) holds, its spec and weights checked against the
+    recorded hash before the spec is read; `dtype`: convert from the stored one."""
     recorded = ck["meta"].get("weights_sha256")
-    if recorded and recorded != weights_hash(model):
-        raise CheckpointError(f"{where}: weights do not match the recorded hash (file corrupted or edited by hand)")
+    if recorded and recorded != state_hash(ck["spec"], ck["state"]):
+        raise CheckpointError(f"{where}: spec or weights do not match the recorded hash "
+                              "(file corrupted or edited by hand)")
+    try:
+        spec = spec_from_text(ck["spec"])
+    except RecursionError:
+        raise CheckpointError(f"{where}: its spec is nested too deeply to be a model") from None
+    model = AdderModel(spec, dtype=dtype_named(ck["dtype"], CheckpointError), spec_text=ck["spec"])
+    load_state(model, ck["state"], where)
     if dtype is not None and dtype != ck["dtype"]:
         model = model.to(dtype_named(dtype, CheckpointError))
     return place(model, device)
@@ -140,6 +182,8 @@ def load_state(model: AdderModel, state: dict, where: str = "checkpoint") -> Non
         for k, t in state.items():
             if tuple(t.shape) != tuple(params[k].shape):
                 raise CheckpointError(f"{where}: parameter {k} has shape {list(t.shape)}, spec says {list(params[k].shape)}")
+            if t.dtype != params[k].dtype:
+                raise CheckpointError(f"{where}: parameter {k} is stored in {t.dtype}, its spec is in {params[k].dtype}")
             params[k].copy_(t)
 
 

@@ -13,6 +13,14 @@ They serialise to a JSON tree over a fixed whitelist of operations (`scalar_to_j
     {"f": "0x1.999999999999ap-4"}  a binary float (float.hex)
     {"c": "pi"}                    a named constant (NAMED_CONSTANTS)
     {"o": "add", "a": [...]}       an operation on argument nodes (add, mul, pow, SCALAR_FUNCTIONS)
+
+Reading a tree is bounded, so that a crafted spec (`10^(10^100)`, a power with a huge
+exponent, a number with a million digits, a tree a thousand levels deep) is one SpecError at
+once, never a computation that runs for ever: integers and rationals have at most
+`MAX_DIGITS` digits, exact exponents at most `MAX_EXPONENT` in numerator and denominator,
+the argument of a function or power is a finite real number below 10^MAX_DIGITS, and a
+tree is at most `MAX_DEPTH` operations deep. Published constructions stay far inside these
+bounds (14-digit integers, exponents such as 1/2, trees under ten levels).
 """
 
 from __future__ import annotations
@@ -49,6 +57,18 @@ EVAL_DIGITS = 40
 FLOAT_DIGITS = 17
 #: Integers from here on are not all representable as floats: a float this large stays a Float.
 EXACT_INT_LIMIT = 2**53
+
+#: Bounds on a scalar read from JSON (see the module docstring): digits of an integer, of a
+#: rational's numerator and denominator, and of every exact intermediate result;
+MAX_DIGITS = 400
+#: |numerator| and denominator of an exact exponent;
+MAX_EXPONENT = 1000
+#: nesting of operations.
+MAX_DEPTH = 64
+#: Significant digits to which a function's or power's argument is evaluated for the bound check.
+CHECK_DIGITS = 15
+_MAX_BITS = math.ceil(MAX_DIGITS * math.log2(10))
+_MAX_MAGNITUDE = sympy.Integer(10) ** MAX_DIGITS
 
 
 def as_scalar(x: Any) -> Scalar:
@@ -103,26 +123,79 @@ def scalar_to_json(x: Scalar) -> Any:
 
 
 def scalar_from_json(node: Any) -> Scalar:
-    """Inverse of `scalar_to_json`; refuses anything outside the whitelist."""
+    """Inverse of `scalar_to_json`; refuses anything outside the whitelist or the bounds (module docstring)."""
+    return _from_json(node, 0)
+
+
+def _from_json(node: Any, depth: int) -> Scalar:
+    if depth > MAX_DEPTH:
+        raise SpecError(f"scalar is nested more than {MAX_DEPTH} operations deep")
     if not isinstance(node, dict) or len(node) not in (1, 2):
-        raise SpecError(f"malformed scalar node {node!r}")
-    if "i" in node:
-        return sympy.Integer(int(node["i"]))
-    if "q" in node:
-        p, q = node["q"]
-        return sympy.Rational(int(p), int(q))
-    if "f" in node:
-        return sympy.Float(float.fromhex(node["f"]), FLOAT_DIGITS)
+        raise SpecError(f"malformed scalar node {str(node)[:80]}")
+    try:
+        if "i" in node:
+            return sympy.Integer(_bounded_int(node["i"]))
+        if "q" in node:
+            p, q = node["q"]
+            p, q = _bounded_int(p), _bounded_int(q)
+            if q == 0:
+                raise SpecError("scalar rational has denominator 0")
+            return sympy.Rational(p, q)
+        if "f" in node:
+            return sympy.Float(float.fromhex(node["f"]), FLOAT_DIGITS)
+    except (ValueError, TypeError, OverflowError):
+        raise SpecError(f"malformed scalar node {str(node)[:80]}") from None
     if "c" in node:
         if node["c"] not in NAMED_CONSTANTS:
             raise SpecError(f"unknown constant {node['c']!r}")
         return NAMED_CONSTANTS[node["c"]]
-    op, args = node.get("o"), [scalar_from_json(a) for a in node.get("a", [])]
-    if op in ARITHMETIC:
-        return ARITHMETIC[op](*args)
-    if op in SCALAR_FUNCTIONS:
-        return SCALAR_FUNCTIONS[op](*args)
-    raise SpecError(f"scalar operation {op!r} is not in the whitelist")
+    op, args = node.get("o"), node.get("a", [])
+    if op not in ARITHMETIC and op not in SCALAR_FUNCTIONS:
+        raise SpecError(f"scalar operation {op!r} is not in the whitelist")
+    if not isinstance(args, list):
+        raise SpecError(f"malformed scalar node {str(node)[:80]}")
+    args = [_from_json(a, depth + 1) for a in args]
+    if op == "pow" or op in SCALAR_FUNCTIONS:
+        for a in args:
+            _check_argument(a, op)
+    if op == "pow" and len(args) == 2 and args[1].is_Rational and max(abs(args[1].p), args[1].q) > MAX_EXPONENT:
+        raise SpecError(f"scalar exponent {_short(args[1])} is beyond the bound {MAX_EXPONENT}")
+    try:
+        x = (ARITHMETIC.get(op) or SCALAR_FUNCTIONS[op])(*args)
+    except TypeError:
+        raise SpecError(f"scalar operation {op} has the wrong number of arguments ({len(args)})") from None
+    if x.is_Rational and (_too_long(x.p) or _too_long(x.q)):
+        raise SpecError(f"scalar {op} of {', '.join(map(_short, args))} has more than {MAX_DIGITS} digits")
+    return x
+
+
+def _bounded_int(text: Any) -> int:
+    """An integer written in decimal, refused beyond MAX_DIGITS digits before it is converted."""
+    text = str(text).strip()
+    digits = len(text.lstrip("+-"))
+    if digits > MAX_DIGITS:
+        raise SpecError(f"scalar integer of {digits} digits is beyond the bound of {MAX_DIGITS} digits")
+    return int(text)
+
+
+def _too_long(n: int) -> bool:
+    return abs(int(n)).bit_length() > _MAX_BITS
+
+
+def _check_argument(x: Scalar, op: str) -> None:
+    """The argument of a function or power: a finite real number below 10^MAX_DIGITS."""
+    if x.is_Rational:
+        return  # bounded when it was read
+    v = x.evalf(CHECK_DIGITS)
+    if not (v.is_Number and v.is_real):
+        raise SpecError(f"scalar {op} of {_short(x)}: the argument is not a finite real number")
+    if abs(v) >= _MAX_MAGNITUDE:
+        raise SpecError(f"scalar {op} of {_short(x)}: the argument is beyond 10^{MAX_DIGITS}")
+
+
+def _short(x: Scalar) -> str:
+    text = str(x)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def scalar_to_float(x: Scalar) -> float:
@@ -132,4 +205,7 @@ def scalar_to_float(x: Scalar) -> float:
         return math.inf
     if x == -sympy.oo:
         return -math.inf
-    return float(x.evalf(EVAL_DIGITS))
+    try:
+        return float(x.evalf(EVAL_DIGITS))
+    except TypeError:
+        raise SpecError(f"scalar {_short(x)} is not a real number") from None

@@ -1,11 +1,15 @@
 """The training loop. It knows a model, a batch function and a loss; nothing about the
 architecture. Callbacks get every log row; evaluation uses held-out pairs.
+
+A run loses nothing it has done: checkpoints are written whole (the best held-out one and
+the last one, at every evaluation), a non-finite loss stops the run at once with one line
+(`TrainingDiverged`; a learning rate too high, usually), and Ctrl-C ends it early with a
+result marked `interrupted` whose best checkpoint so far is already on disk.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.metadata
 import logging
 import math
 import platform
@@ -28,15 +32,10 @@ from .recipes import Hyper, Recipe
 log = logging.getLogger(__name__)
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("adder")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 #: Exact match at which a run counts as grokked (the AdderBoard threshold).
 GROKKED_AT = 0.99
+#: The checkpoints a run folder holds: the best held-out one, and the last one (to resume from).
+BEST, LAST = "best.pt", "last.pt"
 
 
 def lr_at(step: int, h: Hyper) -> float:
@@ -69,17 +68,32 @@ def evaluate(model: AdderModel, a: torch.Tensor, b: torch.Tensor, chunk: int = 4
     return {"exact": exact / len(a), "token_acc": tok / (len(a) * fmt.out_digits)}
 
 
+class TrainingDiverged(AdderError):
+    """The training loss became NaN or infinite: the run stopped (its best checkpoint so far is kept)."""
+
+
 @dataclass
 class RunResult:
     seed: int
-    steps: int
-    best_exact: float
-    best_step: int
+    steps: int  # the last step done
+    best_exact: float  # -1.0 before the first evaluation
+    best_step: int  # -1 before the first evaluation
     grokked_step: int | None
     seconds: float
-    checkpoint: Path
+    checkpoint: Path  # the best held-out checkpoint (absent if the run ended before its first evaluation)
+    metrics: Path
     rows: list = field(default_factory=list)
     warm_started: list = field(default_factory=list)
+    interrupted: bool = False  # ended early by Ctrl-C
+
+    def to_json(self) -> dict:
+        """The run's summary (its rows are in `metrics`)."""
+        evaluated = self.best_step >= 0
+        return {"seed": self.seed, "steps": self.steps, "complete": not self.interrupted,
+                "best_exact": self.best_exact if evaluated else None, "best_step": self.best_step if evaluated else None,
+                "grokked_step": self.grokked_step, "seconds": round(self.seconds, 2),
+                "checkpoint": str(self.checkpoint) if self.checkpoint.exists() else None,
+                "metrics": str(self.metrics), "warm_started": self.warm_started}
 
 
 def warm_start_from(model: AdderModel, source: AdderModel) -> list[str]:
@@ -99,6 +113,12 @@ def warm_start_from(model: AdderModel, source: AdderModel) -> list[str]:
     return copied
 
 
+def refuse_existing_run(out: Path, *, force: bool, resume: Path | None = None) -> None:
+    """An AdderError if `out` already holds a run's checkpoints, unless `force` or resuming."""
+    if not force and not resume and ((out / BEST).exists() or (out / LAST).exists()):
+        raise AdderError(f"{out} already holds a run; pass --force to overwrite it or --resume {out / LAST}")
+
+
 def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, resume: Path | None = None,
           on_row: Callable[[dict], None] | None = None, force: bool = False,
           warm_start: AdderModel | None = None, compile: bool = False) -> RunResult:
@@ -109,10 +129,9 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
     (10-26 s to compile here; gains ranged from -30% to +50%, so it is not the default)."""
     h = hyper or recipe.hyper
     phases = data.parse_curriculum(h.curriculum)
+    refuse_existing_run(out, force=force, resume=resume)
     out.mkdir(parents=True, exist_ok=True)
-    best_path, last_path, csv_path = out / "best.pt", out / "last.pt", out / "metrics.csv"
-    if not force and not resume and (best_path.exists() or last_path.exists()):
-        raise AdderError(f"{out} already holds a run; pass --force to overwrite it or --resume {last_path}")
+    best_path, last_path, csv_path = out / BEST, out / LAST, out / "metrics.csv"
     torch.manual_seed(seed)
     start = 0
     if resume:
@@ -150,8 +169,8 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                                    {"params": no_decay, "weight_decay": 0.0}], lr=h.lr)
     gen = torch.Generator().manual_seed(seed * 1_000_003 + start)
     va, vb = data.validation_pairs(h.eval_pairs)
-    meta = {"recipe": recipe.name, "seed": seed, "hyper": h.to_json(), "torch": str(torch.__version__),
-            "python": platform.python_version(), "adder": _version(), "validation_seed": data.VALIDATION_SEED,
+    meta = {"recipe": recipe.name, "seed": seed, "hyper": h.to_json(),
+            "python": platform.python_version(), "validation_seed": data.VALIDATION_SEED,
             "compile": compile, **({"warm_start": warm_start.spec.name, "warm_started": warm} if warm else {})}
     best, best_step, grokked, perfect_streak = -1.0, -1, None, 0
     state_path = out / "last.state.pt"  # optimizer moments, data generator, selection: exact resume
@@ -169,57 +188,80 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
         else:
             log.warning("no %s next to %s: resuming with a fresh optimizer", side.name, resume)
     rows, t0 = [], time.perf_counter()
-    loss_sum, loss_n = 0.0, 0
+    loss_sum, loss_n, done = 0.0, 0, start
+    interrupted = False
     with open(csv_path, "a" if resume else "w", newline="") as fcsv:
         writer = csv.DictWriter(fcsv, fieldnames=["step", "loss", "exact", "token_acc", "lr", "carry_mix", "seconds",
                                                  "steps_per_s", "weight_decay"])
         if not resume:
             writer.writeheader()
-        for step in range(start, h.steps):
-            lr = lr_at(step, h)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            a, b = data.training_batch(step, h.batch, phases, h.carry_mix, h.carry_fade, gen, h.carry_sampler)
-            loss = answer_loss(model, a, b, forward)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if h.clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), h.clip)
-            opt.step()
-            loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
-            last = step == h.steps - 1
-            if (step + 1) % h.eval_every == 0 or last:
-                ev = evaluate(model, va, vb)
-                wd = h.weight_decay_at(ev["exact"], ev["token_acc"])  # adaptive decay (a no-op without wd_drops)
-                opt.param_groups[0]["weight_decay"] = wd
-                row = {"step": step + 1, "loss": loss_sum / loss_n, "exact": ev["exact"], "token_acc": ev["token_acc"],
-                       "lr": lr, "carry_mix": data.carry_mix_at(step, h.carry_mix, h.carry_fade),
-                       "seconds": round(time.perf_counter() - t0, 2),
-                       "steps_per_s": round((step + 1 - start) / max(1e-9, time.perf_counter() - t0), 1),
-                       "weight_decay": wd}
-                loss_sum, loss_n = 0.0, 0
-                writer.writerow(row)
-                fcsv.flush()
-                rows.append(row)
-                if grokked is None and ev["exact"] >= GROKKED_AT:
-                    grokked = step + 1
-                if ev["exact"] > best:
-                    best, best_step = ev["exact"], step + 1
-                    checkpoint.save(model, best_path, force=True, meta={**meta, "step": step + 1, "val_exact": best})
-                checkpoint.save(model, last_path, force=True, meta={**meta, "step": step + 1, "val_exact": ev["exact"]})
-                perfect_streak = perfect_streak + 1 if ev["exact"] == 1.0 else 0
-                torch.save({"step": step + 1, "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                            "best": best, "best_step": best_step, "grokked": -1 if grokked is None else grokked,
-                            "perfect_streak": perfect_streak}, state_path)
-                if on_row:
-                    on_row(row)
-                if perfect_streak >= h.early_stop_evals:
-                    break
-            elif on_row and step % 50 == 0:
-                on_row({"step": step + 1, "loss": loss.item(), "lr": lr,
-                        "steps_per_s": (step + 1 - start) / max(1e-9, time.perf_counter() - t0)})
-    return RunResult(seed=seed, steps=step + 1, best_exact=best, best_step=best_step, grokked_step=grokked,
-                     seconds=time.perf_counter() - t0, checkpoint=best_path, rows=rows, warm_started=warm)
+        try:
+            for step in range(start, h.steps):
+                lr = lr_at(step, h)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                a, b = data.training_batch(step, h.batch, phases, h.carry_mix, h.carry_fade, gen, h.carry_sampler)
+                loss = answer_loss(model, a, b, forward)
+                step_loss = loss.item()
+                if not math.isfinite(step_loss):
+                    writer.writerow({"step": step + 1, "loss": step_loss, "lr": lr,
+                                     "seconds": round(time.perf_counter() - t0, 2)})
+                    raise TrainingDiverged(f"training loss is {step_loss} at step {step + 1:,} (learning rate {lr:.3g}); "
+                                           f"stopped. {kept_checkpoint(best_path, best, best_step, h.eval_every)}; "
+                                           "a lower --lr usually helps")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if h.clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), h.clip)
+                opt.step()
+                done = step + 1
+                loss_sum, loss_n = loss_sum + step_loss, loss_n + 1
+                last = step == h.steps - 1
+                if (step + 1) % h.eval_every == 0 or last:
+                    ev = evaluate(model, va, vb)
+                    wd = h.weight_decay_at(ev["exact"], ev["token_acc"])  # adaptive decay (a no-op without wd_drops)
+                    opt.param_groups[0]["weight_decay"] = wd
+                    row = {"step": step + 1, "loss": loss_sum / loss_n, "exact": ev["exact"],
+                           "token_acc": ev["token_acc"], "lr": lr,
+                           "carry_mix": data.carry_mix_at(step, h.carry_mix, h.carry_fade),
+                           "seconds": round(time.perf_counter() - t0, 2),
+                           "steps_per_s": round((step + 1 - start) / max(1e-9, time.perf_counter() - t0), 1),
+                           "weight_decay": wd}
+                    loss_sum, loss_n = 0.0, 0
+                    writer.writerow(row)
+                    fcsv.flush()
+                    rows.append(row)
+                    if grokked is None and ev["exact"] >= GROKKED_AT:
+                        grokked = step + 1
+                    if ev["exact"] > best:
+                        best, best_step = ev["exact"], step + 1
+                        checkpoint.save(model, best_path, force=True, meta={**meta, "step": step + 1, "val_exact": best})
+                    checkpoint.save(model, last_path, force=True,
+                                    meta={**meta, "step": step + 1, "val_exact": ev["exact"]})
+                    perfect_streak = perfect_streak + 1 if ev["exact"] == 1.0 else 0
+                    checkpoint.save_whole({"step": step + 1, "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                                           "best": best, "best_step": best_step,
+                                           "grokked": -1 if grokked is None else grokked,
+                                           "perfect_streak": perfect_streak}, state_path)
+                    if on_row:
+                        on_row(row)
+                    if perfect_streak >= h.early_stop_evals:
+                        break
+                elif on_row and step % 50 == 0:
+                    on_row({"step": step + 1, "loss": step_loss, "lr": lr,
+                            "steps_per_s": (step + 1 - start) / max(1e-9, time.perf_counter() - t0)})
+        except KeyboardInterrupt:  # Ctrl-C: the checkpoints of the last evaluation are whole on disk
+            interrupted = True
+    return RunResult(seed=seed, steps=done, best_exact=best, best_step=best_step, grokked_step=grokked,
+                     seconds=time.perf_counter() - t0, checkpoint=best_path, metrics=csv_path, rows=rows,
+                     warm_started=warm, interrupted=interrupted)
+
+
+def kept_checkpoint(best_path: Path, best: float, best_step: int, eval_every: int) -> str:
+    """What a run that stopped early leaves behind: its best checkpoint so far, if it had one."""
+    if best_step < 0:
+        return f"No checkpoint was written (the first evaluation is at step {eval_every:,})"
+    return f"The best checkpoint so far is {best_path} (held-out exact {best:.4f} at step {best_step:,})"
 
 
 def final_test(path: Path) -> dict:

@@ -34,6 +34,11 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def seed_folder(base: Path, seed: int | str) -> Path:
+    """The run folder of one seed of a sweep in `base`."""
+    return base / f"seed{seed}"
+
+
 def warm_start_model(target: str) -> AdderModel:
     """The model named by `target` whose parameters initialise a run (`--warm-start`), in float32 as runs train."""
     return resolve(target).model(dtype=WARM_START_DTYPE)
@@ -50,14 +55,15 @@ def _one(args) -> dict:
     torch.set_num_threads(1)
     warm = warm_start_model(warm_start) if warm_start else None
     r = train(get_recipe(name), seed=seed, out=Path(out), hyper=hyper, force=force, warm_start=warm, compile=compile)
-    return {"seed": seed, "grokked_step": r.grokked_step, "best_exact": r.best_exact, "best_step": r.best_step,
-            "steps": r.steps, "seconds": r.seconds, "checkpoint": str(r.checkpoint),
-            "official": final_test(r.checkpoint)["accuracy"] if test else None}
+    return {**r.to_json(), "official": final_test(r.checkpoint)["accuracy"] if test and not r.interrupted else None}
 
 
 def sweep(name: str, seeds: list[int], out: Path, hyper: Hyper, jobs: int, force: bool,
           final_test: bool = False, warm_start: str | None = None, compile: bool = False) -> list[dict]:
-    """Train `name` once per seed in `jobs` parallel single-thread processes; one result dict per seed."""
-    tasks = [(name, s, str(out / f"seed{s}"), hyper, force, final_test, warm_start, compile) for s in seeds]
-    with mp.get_context("spawn").Pool(max(1, jobs)) as pool:
+    """Train `name` once per seed in `jobs` parallel single-thread processes; one `RunResult.to_json()` per seed,
+    with its official accuracy (`final_test`)."""
+    if jobs < 1:
+        raise AdderError(f"--jobs must be at least 1, got {jobs}")
+    tasks = [(name, s, str(seed_folder(out, s)), hyper, force, final_test, warm_start, compile) for s in seeds]
+    with mp.get_context("spawn").Pool(jobs) as pool:
         return list(pool.imap(_one, tasks))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -82,11 +83,11 @@ class Report:
 
 def render(r: Report) -> Group:
     """The terminal summary."""
-    parts = [Text.from_markup(f"[bold]{r.name}[/] ({r.kind}, {r.dtype or '?'}, {r.device}"
+    parts = [Text.from_markup(f"[bold]{escape(r.name)}[/] ({r.kind}, {r.dtype or '?'}, {r.device}"
                               + (f", weights {r.weights_sha256[:12]}" if r.weights_sha256 else "") + f", seed {r.seed})")]
     t = Table(title="suites")
     for col in ("suite", "cases", "passed", "failed", "worst margin", "time", "additions/s"):
-        t.add_column(col, justify="right" if col not in ("suite",) else "left")
+        t.add_column(col, justify="right" if col not in ("suite",) else "left", overflow="fold")
     for s in r.suites:
         worst = min(s.worst_margin) if s.worst_margin else float("nan")
         t.add_row(s.suite, f"{s.cases:,}", f"{s.passed:,}", f"[red]{s.failed:,}[/]" if s.failed else "0",
@@ -99,9 +100,9 @@ def render(r: Report) -> Group:
     margins = [s for s in r.suites if s.worst_margin]
     if margins:
         m = Table(title="worst margin per answer digit (0 = least significant)")
-        m.add_column("digit", justify="right")
+        m.add_column("digit", justify="right", overflow="fold")
         for s in margins:
-            m.add_column(s.suite, justify="right")
+            m.add_column(s.suite, justify="right", overflow="fold")
         for i in range(len(margins[0].worst_margin)):
             m.add_row(str(i), *[f"{s.worst_margin[i]:.3g}" for s in margins])
         parts.append(m)
@@ -126,7 +127,7 @@ def render(r: Report) -> Group:
     if r.precision:
         p = Table(title="arithmetic")
         for col in ("arithmetic", "cases", "failures", "smallest margin"):
-            p.add_column(col)
+            p.add_column(col, overflow="fold")
         for ar in r.precision.arithmetics:
             n = min(r.precision.cases, 60) if ar == "exact" else r.precision.cases
             p.add_row(ar, str(n), str(r.precision.failures.get(ar)), f"{r.precision.min_margin.get(ar, float('nan')):.4g}")

@@ -4,11 +4,18 @@ Each example is one teacher-forced forward pass; `hypothesis.target` pushes towa
 smallest margin (right logit minus best other), so the search walks towards near-failures
 instead of sampling blindly, and a failure is shrunk to a minimal one (fewest carries,
 smallest digits). Deterministic for a given seed: no example database, fixed seed.
+
+It writes nothing where adder runs: Hypothesis keeps caches (constants it reads from the
+source of local modules) under its home folder, `.hypothesis` in the working directory by
+default, so a search points that home at a temporary folder, removed afterwards.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -64,10 +71,26 @@ def search(model: AdderModel, *, seed: int = 0, max_examples: int = DEFAULT_EXAM
             raise AssertionError(f"{a} + {b}")
 
     try:
-        holds()
+        with _scratch_hypothesis_home():
+            holds()
     except AssertionError:
         pass
     out = add(model, *state["fail"])[0] if state["fail"] else None
     return SearchResult(seed=seed, examples=state["n"], counterexample=state["fail"], output=out,
                         first_failure_after=state["first"], min_margin=state["min"],
                         seconds=time.perf_counter() - t0)
+
+
+@contextmanager
+def _scratch_hypothesis_home() -> Iterator[None]:
+    """Hypothesis's home folder in a temporary folder for the duration, then the one it had."""
+    from hypothesis import configuration
+
+    home = configuration.storage_directory()
+    home = getattr(home, "home_directory", home)  # a StorageDirectory in recent Hypothesis, a Path before
+    with tempfile.TemporaryDirectory(prefix="adder-hypothesis-") as scratch:
+        configuration.set_hypothesis_home_dir(scratch)
+        try:
+            yield
+        finally:
+            configuration.set_hypothesis_home_dir(home)

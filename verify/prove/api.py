@@ -75,9 +75,48 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
     mw = ModelWeights(model)
     fmt, vocab = model.spec.format, len(model.spec.vocab)
     deadline = t0 + FLOAT_SHARE * timeout  # the rest of the budget is for the real-arithmetic pass
-    margins = sampled_margins(model) if sampled else None
     ctx = Ctx(mw, mw.arithmetic)
     searches = []
+    try:  # Ctrl-C ends the search: what was bounded so far is reported (and certified), undecided
+        margins = sampled_margins(model) if sampled else None
+        _search(model, report, ctx, mw, searches, margins, t0, timeout, deadline, progress)
+    except KeyboardInterrupt:
+        _interrupted(report, f"after {time.perf_counter() - t0:.0f} s, {len(searches)} of {fmt.out_digits} steps "
+                             "searched")
+    if report.verdict == "refuted" and not searches:  # refuted by the quick pass: no search to certify
+        report.seconds = time.perf_counter() - t0
+        return report
+    steps = [{"step": s.step, "inner": s.inner, "roots": s.roots} for s in searches]
+    arith = ctx.ar.name
+    cert = cert_mod.build(model, arith, report.assumptions, steps)
+    if certificate is not None:
+        cert_mod.write(cert, certificate)
+        report.certificate = str(certificate)
+    if report.verdict == "candidate":
+        try:
+            _check(report, cert, model, dtype, check_libm, progress)
+        except KeyboardInterrupt:
+            _interrupted(report, "during the certificate and library checks")
+    if report.verdict == "proven":
+        for sv in report.steps:
+            sv.verdict = "proven"
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _interrupted(report: ProofReport, when: str) -> None:
+    """Mark a report whose run Ctrl-C ended: incomplete, and undecided unless a counterexample was confirmed."""
+    report.interrupted = True
+    if report.verdict != "refuted":
+        report.verdict = "undecided"
+        report.reason = f"interrupted (Ctrl-C) {when}"
+
+
+def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, searches: list, margins, t0: float,
+            timeout: float, deadline: float, progress: Callable[[int], None] | None) -> None:
+    """The quick counterexample pass (deep models), the split search of every answer step, then `_settle`;
+    `searches` and `report` are filled as it goes."""
+    fmt, vocab = model.spec.format, len(model.spec.vocab)
     with torch.no_grad():
         if n_attention(model) > 1:  # deep models: cheap worst-case inputs of every step first
             for k in range(fmt.out_digits):
@@ -93,8 +132,7 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
                                                     sampled_margin=float(margins[k]) if margins is not None else None))
                     report.verdict = "refuted"
                     report.counterexample = {"a": a, "b": b, "printed": printed, "expected": a + b, "step": k}
-                    report.seconds = time.perf_counter() - t0
-                    return report
+                    return
         for k in range(fmt.out_digits):
             layout = StepLayout(fmt, vocab, k)
             res = search_step(model, layout, ctx, deadline, progress)
@@ -116,36 +154,30 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
             report.open_inputs += res.open_inputs
         if report.verdict != "refuted":
             _settle(report, searches, model, mw, t0 + timeout)
-    steps = [{"step": s.step, "inner": s.inner, "roots": s.roots} for s in searches]
-    arith = ctx.ar.name
-    cert = cert_mod.build(model, arith, report.assumptions, steps)
-    if certificate is not None:
-        cert_mod.write(cert, certificate)
-        report.certificate = str(certificate)
-    if report.verdict == "candidate":
-        checked = cert_mod.check(cert, model)
-        report.check = checked.reason
-        if not checked.passed:
-            report.verdict, report.reason = "undecided", f"the certificate check failed: {checked.reason}"
-        elif check_libm:
-            report.verdict = "proven"
-            for fn, (lo, hi, grid) in sorted(checked.ranges.items()):
-                if progress:
-                    progress(0)
-                lib = check_range(fn, lo, hi, dtype, grid=grid)
-                report.libm.append(lib.to_json())
-                report.assumptions.append("checked: " + lib.describe())
-                if not lib.holds:
-                    report.verdict = "undecided"
-                    report.reason = f"library assumption violated: {lib.describe()}"
-        else:
-            report.verdict = "undecided"
-            report.reason = "the library-function assumptions were not checked (--no-libm-check)"
-    if report.verdict == "proven":
-        for sv in report.steps:
-            sv.verdict = "proven"
-    report.seconds = time.perf_counter() - t0
-    return report
+
+
+def _check(report: ProofReport, cert: dict, model: AdderModel, dtype: str, check_libm: bool,
+           progress: Callable[[int], None] | None) -> None:
+    """The verdict of a search that bounded every step: the certificate's independent check, then the
+    library-function assumptions."""
+    checked = cert_mod.check(cert, model)
+    report.check = checked.reason
+    if not checked.passed:
+        report.verdict, report.reason = "undecided", f"the certificate check failed: {checked.reason}"
+    elif check_libm:
+        report.verdict = "proven"
+        for fn, (lo, hi, grid) in sorted(checked.ranges.items()):
+            if progress:
+                progress(0)
+            lib = check_range(fn, lo, hi, dtype, grid=grid)
+            report.libm.append(lib.to_json())
+            report.assumptions.append("checked: " + lib.describe())
+            if not lib.holds:
+                report.verdict = "undecided"
+                report.reason = f"library assumption violated: {lib.describe()}"
+    else:
+        report.verdict = "undecided"
+        report.reason = "the library-function assumptions were not checked (--no-libm-check)"
 
 
 def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, deadline: float) -> None:

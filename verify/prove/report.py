@@ -54,6 +54,7 @@ class ProofReport:
     certificate: str | None = None
     seconds: float = 0.0
     machine: str = field(default_factory=lambda: f"{platform.machine()}, torch {torch.__version__}")
+    interrupted: bool = False  # Ctrl-C ended the run: the report holds what was done (incomplete)
 
     def summary(self) -> str:
         arith = f"{self.dtype} on CPU"
@@ -94,7 +95,7 @@ def render(r: ProofReport):
     head = Text(f"{r.name}  ({r.target}, {r.dtype}, weights sha256 {r.weights_sha256[:12]}…)\n", style="bold")
     table = Table(title="per answer step", title_justify="left")
     for col in ("step", "verdict", "leaves", "certified margin >=", "smallest sampled margin", "open inputs", "seconds"):
-        table.add_column(col, justify="right" if col != "verdict" else "left")
+        table.add_column(col, justify="right" if col != "verdict" else "left", overflow="fold")
     for s in r.steps:
         table.add_row(str(s.step), s.verdict, str(s.leaves), _fmt(s.certified_margin), _fmt(s.sampled_margin),
                       _fmt(s.open_inputs) if s.open_inputs else "0", f"{s.seconds:.1f}")
