@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
-from .common import console, dtype_name
+from .common import console, dtype_name, writable
 
 
 def run(target: str = typer.Argument(..., help="Construction name (see `adder list`), or a construction file "
@@ -22,10 +23,12 @@ def run(target: str = typer.Argument(..., help="Construction name (see `adder li
     from ..compiler.module import compile_spec
     from ..constructions.targets import CHECKPOINT_SUFFIX, resolve
 
+    if output is not None:
+        writable(output, force)  # before any work; the default name is checked once the spec names it
     spec = resolve(target).spec()
     model = compile_spec(spec, dtype=dtype)
     path = checkpoint.save(model, output or Path(spec.name + CHECKPOINT_SUFFIX), force=force)
     led = ledger(model)
-    console.print(f"wrote [bold]{path}[/] ({spec.name}, {dtype_name(model)}, "
+    console.print(f"wrote [bold]{escape(str(path))}[/] ({escape(spec.name)}, {dtype_name(model)}, "
                   f"{led.adderboard} AdderBoard / {led.strict} strict params, "
                   f"sha256 {checkpoint.weights_hash(model)[:12]})")
