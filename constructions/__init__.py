@@ -6,7 +6,8 @@ Importing this package registers them all; `get(name)` / `build_spec(name)` look
 """
 
 from . import (  # noqa: F401  (registration side effects)
-    cosminscn66, fblissjr33, jacobli99, lichengliu50, param40, qwen3_d3, qwen_d5, rope19_qwen, tinyadder36,
+    cosminscn66, cosminscn130, fblissjr33, jacobli99, lichengliu50, param40, qwen3_d3, qwen_d5, rope19_qwen,
+    tinyadder36,
 )
 from .registry import REGISTRY, Entry, build_spec, get, register
 

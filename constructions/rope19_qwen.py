@@ -1,4 +1,5 @@
-"""The Qwen branch of the RoPE-period-19, d_model 2 family: zcbtrak 6p, kswain98 8p/4p/2p, Lokimorty 10p/12p.
+"""The Qwen branch of the RoPE-period-19, d_model 2 family: zcbtrak 6p, kswain98 8p/4p/2p, Lokimorty 10p/12p,
+Kiguli's 7p (ReLU carry) and jnros's 1p.
 
 The idea is param40's (see param40.py): operands least-significant digit first, nine zeros
 apart, so a_i and b_i share a rotary phase with period 19 and one head aimed ~10.3
@@ -33,6 +34,14 @@ what is tied and what is hard-coded:
   The board's "kswain98 8p" entry links Kiguli/AdderBoard's kswain98_8p.py, which is this
   2-parameter file (submission_2p.py); the 8-parameter model the entry describes is
   submission_8p.py, registered above as kswain98_8p.
+* `jnros1` (float32, PyTorch; AdderBoard issue #71): kswain98_2p with the gate offset tied to
+  the embedding scale too, g = -12.032 c (= GATE_A at c = 1000): one scalar, c.
+* `kiguli7` (float32, PyTorch; AdderBoard issue #85): the circuit with ReLU in place of SiLU,
+  so the two gates are a two-hinge step (relu(g0) - relu(g1) is exactly 0 below the first
+  hinge and exactly the slope gap above the second) instead of a soft one. It learns the
+  embedding's vertex C and curvature eps ([C - eps d^2, -d]), the query angle phi, V, the
+  gate offset and slope (second offset a - slope / C, with the learned C) and the carry
+  gain; the final norm [0.1 C / sqrt 2, -C / (50 sqrt 2)] is derived from C — 7.
 
 The kswain98 8p/4p files write the MLP out entry by entry, so those two members keep that
 order (`order="elementwise"`) and their logits are bit-identical to the originals';
@@ -40,8 +49,9 @@ kswain98_2p predates the option and keeps one matmul per projection (identical o
 logits within ~3e-7 of the largest).
 
 Sources: Kiguli/AdderBoard submissions/hand_coded/ Lokimorty_12p.py, Lokimorty_10p.py,
-zcbtrak_6p.py and kswain98_8p.py (= github.com/kswain98/AdderBoard submission_2p.py), and
-github.com/kswain98/AdderBoard submission_8p.py and submission_4p.py.
+zcbtrak_6p.py and kswain98_8p.py (= github.com/kswain98/AdderBoard submission_2p.py),
+github.com/kswain98/AdderBoard submission_8p.py and submission_4p.py, Kiguli/AdderBoard
+submission_7p_relu.py and jnros/AdderBoard submissions/submission_1p.py.
 Written here from their mathematics; each member's outputs were compared with its original.
 """
 
@@ -60,26 +70,30 @@ V_GAIN = -22 * DIGIT_SCALE     # value weight: -22 C / sqrt 2
 GATE_A = ALPHA * -94 / NORM    # first hinge offset (on the normalised constant coordinate)
 GATE_SLOPE = ALPHA * DIGIT_SCALE   # = 128 C: hinge slope on the digit coordinate
 CARRY = (100 / ALPHA) / NORM   # = 100/256: carry gain (up x down)
+GATE_A_PER_C = GATE_A / C      # = -12.032: the gate offset as a multiple of the embedding scale
 DIGITS = list(range(10))
 
 
 def member(name: str, *, q: str = "vector", embed: str = "vertex", v: str = "learned", slope: str = "learned",
            hinge: str = "const", gate: str = "tied", carry: str = "shared", norm: str = "learned",
-           order: str = "matrix", dtype: str = "float32", description: str = ""):
+           act: str = "silu", order: str = "matrix", dtype: str = "float32", description: str = ""):
     """One member of the Qwen branch.
 
     q: "vector" learns the query direction [cos PHI, -sin PHI] as two entries; "angle" learns
         the angle PHI alone (Q = [cos, -sin] of it); "fixed" hard-codes it.
     embed: "vertex" learns (w0, w1) of [w0 - w1 d^2, -d]; "scale" learns one c with
-        [c - d^2 / c, -d] (the final norm may then be derived from c).
+        [c - d^2 / c, -d]. Either way the learned vertex (w0 or c) may stand in for C below.
     v, slope: "learned" scalars, or "derived" from the embedding scale c (needs embed="scale"):
         V = -22 c / sqrt 2, gate slope 128 c.
     hinge: the tied second gate offset sits slope / C lower, with C = 1000 hard-coded ("const")
-        or the learned embedding scale c in its place ("scale"; needs embed="scale").
-    gate: "tied" learns (a, slope), second offset a - slope / C; "free" learns both offsets.
+        or the learned embedding vertex in its place ("vertex").
+    gate: "tied" learns (a, slope), second offset a - slope / C; "free" learns both offsets;
+        "derived" ties a to the embedding scale as well, a = -12.032 c (needs embed="scale").
     carry: "shared" one scalar as the down gain (up = 1); "split" up and down scalars;
         "fixed" the hard-coded gain 100/256.
-    norm: "learned" final RMSNorm weights; "folded" into the output table; "derived" from c.
+    norm: "learned" final RMSNorm weights; "folded" into the output table; "derived" from the
+        learned embedding vertex, [0.1 C / sqrt 2, -C / (50 sqrt 2)].
+    act: "silu" (SwiGLU: the gates are soft steps) or "relu" (a two-hinge exact step).
     order: the MLP's order of operations. "matrix": gate and down are one matmul each;
         "elementwise": each gate row as x0 a + x1 slope and the carry as gain * (m1 - m0), as
         code that writes them out entry by entry rounds them (same function, other ULPs).
@@ -89,8 +103,8 @@ def member(name: str, *, q: str = "vector", embed: str = "vertex", v: str = "lea
         fmt=PromptFormat(prompt=(0, ("a", "lsb"), *[0] * 9, ("b", "lsb"), 0), out_order="lsb"),
         slots=[("const", 1), ("digit", 1)], layers=1, heads=1, positions="RoPE period 19", description=description,
     )
-    if embed != "scale" and ("derived" in (v, slope, norm) or hinge == "scale"):
-        raise ValueError("derived weights and hinge='scale' need embed='scale'")
+    if embed != "scale" and "derived" in (v, slope, gate):
+        raise ValueError("V, gate slope and gate offset can be derived only from embed='scale'")
     sq = const([x * x for x in DIGITS])
     if embed == "scale":
         s = c.param("embed.c", C, note="embedding scale: vertex c, curvature 1/c")
@@ -100,7 +114,7 @@ def member(name: str, *, q: str = "vector", embed: str = "vertex", v: str = "lea
         w0 = c.param("embed.w0", C, note="parabola vertex")
         w1 = c.param("embed.w1", Rational(1, 1000), note="parabola curvature")
         E = stack([w0 - w1 * sq, const([-x for x in DIGITS])], axis=1)       # [10, 2]
-        vertex = const(C)
+        vertex = w0
     v_gain = const(V_GAIN / C) * s if v == "derived" else c.param("attn.v", V_GAIN)   # -22 c / sqrt 2
     if q == "vector":
         qv = c.param("attn.q", [cos(PHI), -sin(PHI)], note="query direction (routing angle)")
@@ -110,7 +124,9 @@ def member(name: str, *, q: str = "vector", embed: str = "vertex", v: str = "lea
         W_q = place((2, 2), {(0, 0): ecos(phi), (1, 0): -esin(phi)})
     else:
         W_q = const([[cos(PHI), 0], [-sin(PHI), 0]])  # hard-coded routing angle
-    if embed == "scale":
+    if gate == "derived":
+        gate_a = const(GATE_A_PER_C) * s                                     # g = -12.032 c
+    elif embed == "scale":
         gate_a = c.param("mlp.gate_a", GATE_A, note="carry gate offset g")
     else:
         gate_a = c.param("mlp.gate_a", GATE_A, note="hinge position")
@@ -122,7 +138,7 @@ def member(name: str, *, q: str = "vector", embed: str = "vertex", v: str = "lea
             gate_c = const(GATE_SLOPE / C) * s                                # 128 c
         else:
             gate_c = c.param("mlp.gate_c", GATE_SLOPE, note="slope; the second hinge sits gate_c/C lower")
-        gate_b = gate_a - gate_c / (s if hinge == "scale" else const(C))
+        gate_b = gate_a - gate_c / (vertex if hinge == "vertex" else const(C))
     if carry == "split":
         up = c.param("mlp.up", 1 / NORM, note="up gain on the constant coordinate")
         down = c.param("mlp.down", 100 / ALPHA, note="carry down gain")
@@ -137,10 +153,10 @@ def member(name: str, *, q: str = "vector", embed: str = "vertex", v: str = "lea
                 v=place((2, 2), {(0, 1): v_gain}), o=const([[0, 0], [1, 0]]))
     W_gate = stack([stack([gate_a, gate_c]), stack([gate_b, gate_c])])
     if order == "elementwise":  # gate rows as sums of products; down = gain * (m1 - m0)
-        c.mlp(norm=rms(1e-6), act="silu", gate=linear(W_gate, reduce="sum"), up=W_up,
+        c.mlp(norm=rms(1e-6), act=act, gate=linear(W_gate, reduce="sum"), up=W_up,
               down=linear([const([[0, 0], [-1, 1]]), place((2, 2), {(1, 1): down})], reduce="sum"))
     else:
-        c.mlp(norm=rms(1e-6), act="silu", gate=W_gate, up=W_up, down=place((2, 2), {(1, 0): -down, (1, 1): down}))
+        c.mlp(norm=rms(1e-6), act=act, gate=W_gate, up=W_up, down=place((2, 2), {(1, 0): -down, (1, 1): down}))
     if norm == "folded":
         c.unembed(E * const(list(NORM_W)), final_norm=rms(1e-6))  # logits = unit_norm(h) @ (w * E)^T
     elif norm == "derived":
@@ -179,7 +195,7 @@ def zcbtrak6():
           summary="RoPE-19 d=2 Qwen branch with everything derived from an embedding scale c and a gate offset g "
                   "(board entry '8p' links this 2p file)")
 def kswain98_2p():
-    return member("kswain98_2p", q="fixed", embed="scale", v="derived", slope="derived", hinge="scale",
+    return member("kswain98_2p", q="fixed", embed="scale", v="derived", slope="derived", hinge="vertex",
                   carry="fixed", norm="derived",
                   description="kswain98 2p: the Qwen-branch circuit with every weight derived from c and g.")
 
@@ -197,6 +213,25 @@ def kswain98_8p():
           source="https://github.com/kswain98/AdderBoard/blob/main/submission_4p.py",
           summary="RoPE-19 d=2 Qwen branch: kswain98_2p with V and the carry gain learned again")
 def kswain98_4p():
-    return member("kswain98_4p", q="fixed", embed="scale", slope="derived", hinge="scale", norm="derived",
+    return member("kswain98_4p", q="fixed", embed="scale", slope="derived", hinge="vertex", norm="derived",
                   order="elementwise",
                   description="kswain98 4p: c, V, gate offset g and carry gain learned; the rest derived from c.")
+
+
+@register("jnros1", claimed_params=1, author="jnros (John Rose)",
+          source="https://github.com/jnros/AdderBoard/blob/main/submissions/submission_1p.py",
+          summary="RoPE-19 d=2 Qwen branch: kswain98_2p with the gate offset tied to the embedding scale "
+                  "(g = -12.032 c): one learned scalar")
+def jnros1():
+    return member("jnros1", q="fixed", embed="scale", v="derived", slope="derived", hinge="vertex", gate="derived",
+                  carry="fixed", norm="derived", order="elementwise",
+                  description="jnros 1p: the Qwen-branch circuit with every weight derived from one scale c.")
+
+
+@register("kiguli7", claimed_params=7, author="Kiguli",
+          source="https://github.com/Kiguli/AdderBoard/blob/main/submission_7p_relu.py",
+          summary="RoPE-19 d=2 Qwen branch with a two-hinge ReLU carry in place of SwiGLU: learned embedding "
+                  "vertex and curvature, Q angle, V, tied gate, carry gain; final norm derived from C")
+def kiguli7():
+    return member("kiguli7", q="angle", hinge="vertex", norm="derived", act="relu", order="elementwise",
+                  description="Kiguli 7p: the Qwen-branch circuit with a two-hinge ReLU carry step.")
