@@ -234,13 +234,19 @@ class _Worker:
         itself for `wait` seconds; say how it ended. It is reaped only after the kill, so its
         process group cannot be another's by then."""
         until = time.monotonic() + wait
-        while time.monotonic() < until and os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+        while time.monotonic() < until and not self._exited():
             time.sleep(0.01)
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         return how_it_ended(self.proc.wait())
+
+    def _exited(self) -> bool:
+        """Has the worker exited? (Not reaped where the OS can tell without; else reaped.)"""
+        if hasattr(os, "waitid"):
+            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        return self.proc.poll() is not None
 
     def close(self) -> None:
         for fd in (self.requests, self.results, self.output):
