@@ -1,16 +1,20 @@
 """The verifier end to end: verdicts, failure outputs, arithmetic classes, reports, submissions."""
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+import hypothesis
 import numpy as np
 import pytest
 import torch
 
 from adder.compiler import add, checkpoint, compile_spec
 from adder.constructions import build_spec
-from adder.verify.api import verify_model, verify_submission
+from adder.verify.api import suite_pairs, verify_model, verify_submission
+from adder.verify.cases import SUITES, SuiteOptions, get_suite
 from adder.verify.exact import ExactModel
 from adder.verify.precision import check_precision
 from adder.verify.runner import run_suite
@@ -134,7 +138,10 @@ def test_blackbox_submission_reports_wrong_crashing_and_hanging_calls(tmp_path, 
     rep = verify_submission(sub, suites=["tiny"], timeout=1.0)
     s = rep.suites[0]
     assert (s.cases, s.passed) == (6, 3)
-    assert s.outputs["11+2"] == 14 and s.outputs["13+2"].startswith("error") and s.outputs["17+2"] == "timeout"
+    assert s.outputs == {"11+2": 14, "13+2": "error (RuntimeError: unlucky)", "17+2": "timeout (no answer within 1 s)"}
+    assert s.first_failure_after is not None and 0 <= s.first_failure_after <= s.seconds
+    assert rep.black_box["calls"] == {"right": 3, "wrong": 1, "error": 1, "timeout": 1}
+    assert rep.to_json()["settings"] == {"timeout": 1.0, "sandbox": False, "workers": 2}
 
 
 def test_submission_without_build_model_is_one_line_error(tmp_path):
@@ -142,3 +149,82 @@ def test_submission_without_build_model_is_one_line_error(tmp_path):
     sub.write_text("def add(model, a, b):\n    return a + b\n")
     r = subprocess.run([sys.executable, "-m", "adder.cli", "verify", str(sub)], capture_output=True, text=True)
     assert r.returncode == 2 and "defines no build_model()" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("option", [["--search"], ["--adversarial"], ["--examples", "10"], ["--precision", "float32"],
+                                    ["--dtype", "float64"], ["--device", "cpu"], ["--chunk", "10"], ["--threads", "2"],
+                                    ["--prove"], ["--prove-timeout", "5"]])
+def test_options_that_need_a_compiled_model_are_refused_for_a_submission(tmp_path, monkeypatch, capsys, option):
+    sub = tmp_path / "toy.py"
+    sub.write_text(SUBMISSION)
+    code, out, err = run_cli(monkeypatch, capsys, "verify", str(sub), *option)
+    assert code == 2 and err.startswith(f"error: {option[0]} does not apply to a submission file: ")
+    assert len(err.strip().splitlines()) == 1 and out == ""  # refused before the file runs
+
+
+@pytest.mark.parametrize("option", [["--timeout", "5"], ["--sandbox"]])
+def test_submission_options_are_refused_for_a_compiled_model(monkeypatch, capsys, option):
+    code, _, err = run_cli(monkeypatch, capsys, "verify", "param40", *option)
+    assert code == 2 and err.startswith(f"error: {option[0]} applies to submission files only: ")
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "inf", "nan"])
+def test_the_timeout_must_be_positive_and_finite(tmp_path, monkeypatch, capsys, bad):
+    sub = tmp_path / "toy.py"
+    sub.write_text(SUBMISSION)
+    code, _, err = run_cli(monkeypatch, capsys, "verify", str(sub), "--timeout", bad)
+    assert code == 2 and err.startswith("error: --timeout must be a finite number of seconds > 0") and "Traceback" not in err
+
+
+def test_cases_are_the_same_for_any_chunk_and_for_submission_files():
+    options = SuiteOptions(n=5000)
+    for name in SUITES:
+        pairs = suite_pairs(name, 5, options)
+        assert len(pairs) == get_suite(name).count(options)
+        for size in (1000, 4096, 100_000):
+            chunked = [(x, y) for a, b in get_suite(name).chunks(5, size, options) for x, y in zip(a.tolist(), b.tolist())]
+            assert chunked == pairs, (name, size)
+
+
+@pytest.fixture(scope="module")
+def tinyadder36_chains_failures():
+    """tinyadder36's failing chains cases (seed 3) at three chunk sizes."""
+    m = compile_spec(build_spec("tinyadder36"))
+    return {size: set(run_suite(m, "chains", seed=3, chunk=size).failures) for size in (1000, 4096, 100_000)}
+
+
+def test_failures_are_the_same_for_any_chunk(tinyadder36_chains_failures):
+    by_chunk = tinyadder36_chains_failures
+    assert by_chunk[1000] and by_chunk[1000] == by_chunk[4096] == by_chunk[100_000]
+
+
+@pytest.mark.slow
+def test_the_exported_file_fails_on_the_same_cases(tmp_path, tinyadder36_chains_failures):
+    ckpt, sub = tmp_path / "ta.pt", tmp_path / "ta.py"
+    for args in (["build", "tinyadder36", "-o", str(ckpt)], ["export", str(ckpt), "-o", str(sub)]):
+        subprocess.run([sys.executable, "-m", "adder.cli", *args], check=True, capture_output=True)
+    rep = verify_submission(sub, suites=["chains"], seed=3)
+    assert set(rep.suites[0].failures) == tinyadder36_chains_failures[4096]
+
+
+def documented_example() -> str:
+    """The code block of docs/verify.md that holds the property-based test users copy."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "verify.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    [block] = [b for b in blocks if "def test_my_model_adds" in b]
+    return block
+
+
+@pytest.mark.parametrize("name, catches", [("tinyadder36", True), ("param40", False)])
+def test_the_documented_hypothesis_example_catches_a_broken_model(tmp_path, monkeypatch, name, catches):
+    """docs/verify.md's example, run as written on `my_model.pt` (seed pinned for a repeatable test)."""
+    checkpoint.save(compile_spec(build_spec(name)), tmp_path / "my_model.pt")
+    monkeypatch.chdir(tmp_path)  # the example loads my_model.pt; Hypothesis keeps its database here
+    namespace: dict = {}
+    exec(compile(documented_example(), "docs/verify.md", "exec"), namespace)
+    test = hypothesis.seed(0)(namespace["test_my_model_adds"])
+    if catches:
+        with pytest.raises(AssertionError, match="worst margin"):
+            test()
+    else:
+        test()

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+import torch
+
+from ..compiler.blackbox import (CRASH, DEFAULT_TIMEOUT, ERROR, NOT_INT, NOT_RUN, OK, TIMEOUT, WORKERS, BlackBox,
+                                Outcome)
 from ..compiler.checkpoint import weights_hash
 from ..compiler.ledger import ledger
 from ..compiler.module import AdderModel
@@ -20,6 +25,8 @@ from .search import search
 MAX_CLASSIFIED = 40
 #: Official cases added to the precision sample when --precision is asked for.
 PRECISION_SAMPLE = 200
+#: A submission's calls by outcome, in the order the report lists them.
+CALL_OUTCOMES = ("right", "wrong", ERROR, NOT_INT, TIMEOUT, CRASH, NOT_RUN)
 
 
 def suite_count(names: list[str], options: SuiteOptions) -> int:
@@ -55,7 +62,7 @@ def verify_model(model: AdderModel, target: str, *, suites: list[str], seed: int
     t0 = time.perf_counter()
     report = Report(target=target, kind="compiled", name=model.spec.name, weights_sha256=weights_hash(model),
                     device=str(model.device), dtype=str(model.dtype).replace("torch.", ""), seed=seed,
-                    audit=audit(model))
+                    audit=audit(model), settings={"chunk": chunk, "threads": torch.get_num_threads()})
     for name in suites:
         report.suites.append(run_suite(model, name, seed=seed, options=options, chunk=chunk, progress=progress))
     if search_examples:
@@ -76,30 +83,56 @@ def verify_model(model: AdderModel, target: str, *, suites: list[str], seed: int
     return report
 
 
-def verify_submission(path: Path, *, suites: list[str], seed: int = 0, options: SuiteOptions = SuiteOptions(),
-                      timeout: float = 10.0, progress: Callable[[int], None] | None = None) -> Report:
-    """Black-box: only the answers of `add()` are judged; margins are not available."""
-    from ..compiler.blackbox import run_submission
+def suite_pairs(name: str, seed: int, options: SuiteOptions) -> list[tuple[int, int]]:
+    """A suite's cases as Python ints: the same cases, in the same order, that `run_suite` checks."""
+    return [(int(x), int(y)) for a, b in get_suite(name).blocks(seed, options) for x, y in zip(a.tolist(), b.tolist())]
 
+
+def judge_outcomes(name: str, seed: int, options: SuiteOptions, pairs: list[tuple[int, int]],
+                   outcomes: list[Outcome], started: float) -> SuiteResult:
+    """A suite's result from the black box's outcomes (`started`: perf_counter at the suite's start)."""
+    res = SuiteResult(suite=name, seed=seed, options=options, cases=len(pairs))
+    for (a, b), outcome in zip(pairs, outcomes):
+        if outcome.correct(a, b):
+            res.passed += 1
+            continue
+        after = outcome.at - started
+        if res.first_failure_after is None or after < res.first_failure_after:
+            res.first_failure_after = after
+        if len(res.failures) < MAX_KEPT_FAILURES:
+            res.failures.append((a, b))
+            if len(res.outputs) < MAX_DECODED_FAILURES:
+                res.outputs[f"{a}+{b}"] = outcome.shown()
+    res.seconds = time.perf_counter() - started
+    return res
+
+
+def tally(pairs: list[tuple[int, int]], outcomes: list[Outcome]) -> Counter:
+    """How many calls came to each of CALL_OUTCOMES ('wrong': an int, not the sum)."""
+    return Counter("right" if o.correct(a, b) else "wrong" if o.status == OK else o.status
+                   for (a, b), o in zip(pairs, outcomes))
+
+
+def verify_submission(path: Path, *, suites: list[str], seed: int = 0, options: SuiteOptions = SuiteOptions(),
+                      timeout: float = DEFAULT_TIMEOUT, sandbox: bool = False,
+                      progress: Callable[[int], None] | None = None) -> Report:
+    """Black-box: only the answers of `add()` are judged; margins are not available. The
+    file's code runs with the caller's rights (confined by resource limits with `sandbox`)."""
     t0 = time.perf_counter()
     report = Report(target=str(path), kind="submission", name=path.stem, weights_sha256=None, device="cpu",
-                    dtype=None, seed=seed)
-    for name in suites:
-        st = time.perf_counter()
-        pairs = [(int(x), int(y)) for a, b in get_suite(name).blocks(seed, options)
-                 for x, y in zip(a.tolist(), b.tolist())]
-        meta, results = run_submission(path, pairs, timeout=timeout, progress=progress)
-        res = SuiteResult(suite=name, seed=seed, options=options, cases=len(pairs))
-        for (a, b), (status, value) in zip(pairs, results):
-            if status == "ok" and value == a + b:
-                res.passed += 1
-            elif len(res.failures) < MAX_KEPT_FAILURES:
-                res.failures.append((a, b))
-                if len(res.outputs) < MAX_DECODED_FAILURES:
-                    res.outputs[f"{a}+{b}"] = value if status == "ok" else status + (f" ({value})" if value else "")
-        res.seconds = time.perf_counter() - st
-        report.suites.append(res)
-        report.audit = {"metadata params": meta.get("params", "?"), "name": meta.get("name", "?"),
-                        "note": "black-box: parameters and architecture are the submission's own claims"}
+                    dtype=None, seed=seed, settings={"timeout": timeout, "sandbox": sandbox, "workers": WORKERS})
+    calls: Counter = Counter()
+    with BlackBox(path, timeout=timeout, sandbox=sandbox, workers=WORKERS) as box:
+        for name in suites:
+            started = time.perf_counter()
+            pairs = suite_pairs(name, seed, options)
+            outcomes = box.run(pairs, progress=progress)
+            report.suites.append(judge_outcomes(name, seed, options, pairs, outcomes, started))
+            calls.update(tally(pairs, outcomes))
+    meta = box.metadata or {}
+    report.audit = {"metadata params": meta.get("params", "?"), "name": meta.get("name", "?"),
+                    "note": "black-box: parameters and architecture are the submission's own claims"}
+    report.black_box = {"calls": {k: calls[k] for k in CALL_OUTCOMES if calls[k]}, "printed_bytes": box.printed_bytes,
+                        "sandbox": box.limits, "gave_up": box.gave_up}
     report.seconds = time.perf_counter() - t0
     return report

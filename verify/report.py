@@ -38,6 +38,8 @@ class Report:
     audit: dict = field(default_factory=dict)
     seconds: float = 0.0
     proof: dict | None = None  # `adder verify --prove`: the ProofReport as JSON
+    settings: dict = field(default_factory=dict)  # how it ran: chunk and threads, or timeout, sandbox and workers
+    black_box: dict | None = None  # submissions: calls by outcome, bytes printed, sandbox limits, why cases were not run
 
     @property
     def cases(self) -> int:
@@ -71,27 +73,40 @@ class Report:
             "verdict": self.verdict(), "ok": self.ok, "qualification": self.qualification(),
             "artifact": {"target": self.target, "kind": self.kind, "name": self.name,
                          "weights_sha256": self.weights_sha256},
-            "arithmetic": self.dtype, "device": self.device, "seed": self.seed,
+            "arithmetic": self.dtype, "device": self.device, "seed": self.seed, "settings": self.settings,
             "cases": self.cases, "failed": self.failed,
             "suites": [s.to_json() for s in self.suites],
             "search": self.search.to_json() if self.search else None,
             "precision": self.precision.to_json() if self.precision else None,
-            "audit": self.audit, "seconds": round(self.seconds, 3), "proof": self.proof,
+            "audit": self.audit, "black_box": self.black_box, "seconds": round(self.seconds, 3), "proof": self.proof,
             "versions": {"torch": str(torch.__version__), "python": platform.python_version()},
         }
+
+
+def black_box_summary(box: dict) -> str:
+    """One paragraph: the submission's calls by outcome, what it printed, its sandbox."""
+    calls = ", ".join(f"{n:,} {what}" for what, n in box["calls"].items())
+    text = f"calls: {calls}; the submission printed {box['printed_bytes']:,} bytes (captured, not shown)"
+    if box.get("gave_up"):
+        text += f"; {box['gave_up']}"
+    sandbox = box.get("sandbox")
+    text += ("; sandbox: " + "; ".join(f"{k}: {v}" for k, v in sandbox.items()) if sandbox
+             else "; no sandbox: the file's code ran with your user's rights")
+    return text
 
 
 def render(r: Report) -> Group:
     """The terminal summary."""
     parts = [Text.from_markup(f"[bold]{escape(r.name)}[/] ({r.kind}, {r.dtype or '?'}, {r.device}"
-                              + (f", weights {r.weights_sha256[:12]}" if r.weights_sha256 else "") + f", seed {r.seed})")]
+                              + (f", weights {r.weights_sha256[:12]}" if r.weights_sha256 else "") + f", seed {r.seed}"
+                              + "".join(f", {k} {v}" for k, v in r.settings.items()) + ")")]
     t = Table(title="suites")
     for col in ("suite", "cases", "passed", "failed", "worst margin", "time", "additions/s"):
         t.add_column(col, justify="right" if col not in ("suite",) else "left", overflow="fold")
     for s in r.suites:
-        worst = min(s.worst_margin) if s.worst_margin else float("nan")
+        worst = f"{min(s.worst_margin):.3g}" if s.worst_margin else "-"
         t.add_row(s.suite, f"{s.cases:,}", f"{s.passed:,}", f"[red]{s.failed:,}[/]" if s.failed else "0",
-                  f"{worst:.3g}", f"{s.seconds:.2f}s", f"{s.throughput:,.0f}")
+                  worst, f"{s.seconds:.2f}s", f"{s.throughput:,.0f}")
     if r.search:
         t.add_row("hypothesis", f"{r.search.examples:,}", f"{r.search.examples - (1 if r.search.counterexample else 0):,}",
                   "[red]1[/]" if r.search.counterexample else "0", f"{r.search.min_margin:.3g}",
@@ -110,7 +125,9 @@ def render(r: Report) -> Group:
     if fails or (r.search and r.search.counterexample):
         classes = {(a, b): c for a, b, c in (r.precision.classes if r.precision else [])}
         outputs = {k: v for s in r.suites for k, v in s.outputs.items()}
-        lines = ["[bold]counterexamples[/] (what greedy decoding actually outputs; cause from exact arithmetic)"]
+        black_box = r.black_box is not None
+        lines = ["[bold]counterexamples[/] " + ("(what the submission's add() returned)" if black_box else
+                                                "(what greedy decoding actually outputs; cause from exact arithmetic)")]
         found = ([("hypothesis, shrunk", tuple(r.search.counterexample), r.search.output)]
                  if r.search and r.search.counterexample else [])
         found += [(suite, (a, b), outputs.get(f"{a}+{b}", "?")) for suite, (a, b) in fails]
@@ -121,7 +138,7 @@ def render(r: Report) -> Group:
             lines.append("  time to first failure: " + ", ".join(firsts))
         for by, (a, b), said in found:
             cause = classes.get((a, b))
-            lines.append(f"  {by}: {a} + {b} = {a + b}, model says [red]{said}[/]"
+            lines.append(f"  {by}: {a} + {b} = {a + b}, {'add() gave' if black_box else 'model says'} [red]{escape(str(said))}[/]"
                          + (f" ({cause} error)" if cause in ("construction", "precision") else ""))
         parts.append(Text.from_markup("\n".join(lines)))
     if r.precision:
@@ -134,6 +151,8 @@ def render(r: Report) -> Group:
         parts.append(p)
     if r.audit:
         parts.append(Text("rules audit: " + "; ".join(f"{k}: {v}" for k, v in r.audit.items())))
+    if r.black_box is not None:
+        parts.append(Text(black_box_summary(r.black_box)))
     q = r.qualification()
     if q:
         parts.append(Text(q, style="bold"))
