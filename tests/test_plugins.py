@@ -201,7 +201,7 @@ def adder(*args, cwd, pythonpath=()):
     return subprocess.run([sys.executable, "-m", "adder.cli", *args], capture_output=True, text=True, cwd=cwd, env=env)
 
 
-def test_a_construction_file_builds_verifies_and_shows_info_through_the_cli(tmp_path):
+def test_a_construction_file_builds_verifies_exports_and_shows_info_through_the_cli(tmp_path):
     path = write(tmp_path, "mine.py", MINE.format(name="mine40"))
     r = adder("build", str(path), cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path / "mine40.pt").exists(), r.stderr
@@ -209,6 +209,13 @@ def test_a_construction_file_builds_verifies_and_shows_info_through_the_cli(tmp_
     assert r.returncode == 0 and "mine40" in r.stdout and "AdderBoard count (unique learned scalars): 40" in r.stdout
     r = adder("verify", str(path), "--suite", "adderboard", cwd=tmp_path)
     assert r.returncode == 0 and "10,010/10,010" in r.stdout, r.stdout + r.stderr
+    r = adder("export", str(path), "-o", "mine_sub.py", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    code = ("import sys; sys.modules['adder'] = None; import importlib.util as u; "
+            "s = u.spec_from_file_location('m', 'mine_sub.py'); m = u.module_from_spec(s); s.loader.exec_module(m); "
+            "model, meta = m.build_model(); print(meta['params'], m.add(model, 9999999999, 1))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.split() == ["40", "10000000000"], out.stderr
     r = adder("build", str(write(tmp_path, "two.py", TWO)), cwd=tmp_path)
     assert r.returncode == 2 and "pick one with" in r.stderr and "Traceback" not in r.stderr
 
