@@ -1,4 +1,4 @@
-"""What the command files share: the two consoles, progress, output-path checks, rendering.
+"""What the command files share: the two consoles, output-path checks, rendering (progress: progress.py).
 
 Results go to `console` (stdout); progress and errors to `err_console` (stderr), so that
 stdout can be piped or parsed. Output is for scripts as much as for eyes:
@@ -7,8 +7,6 @@ stdout can be piped or parsed. Output is for scripts as much as for eyes:
   tables print whole and lines are never cut (rich would otherwise cut at 80 columns); on a
   terminal, table cells wrap (`overflow="fold"`) instead of ending in an ellipsis;
 * table cells and user text are printed literally, never read as rich markup (`[x]` stays);
-* on a terminal, progress is a live bar; when stderr is piped it is a plain line every
-  `PLAIN_PROGRESS_SECONDS` (and one at the end), so logs show that a long run is alive;
 * `--json` flags print one JSON document on stdout (`print_json`), nothing else.
 """
 
@@ -18,15 +16,12 @@ import json
 import math
 import os
 import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, TaskID, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 from rich.text import Text
 
@@ -34,8 +29,6 @@ from ..compiler.errors import AdderError
 
 #: Width of a console that writes to a pipe or a file: wide enough that no table cell is cut.
 UNWRAPPED_WIDTH = 100_000
-#: Seconds between two plain progress lines when stderr is not a terminal.
-PLAIN_PROGRESS_SECONDS = 10.0
 #: Exit status of a run ended by Ctrl-C (128 + SIGINT, as shells report it); what it did is kept.
 INTERRUPTED_EXIT = 130
 
@@ -53,61 +46,6 @@ def _console(stderr: bool) -> Console:
 
 console = _console(stderr=False)
 err_console = _console(stderr=True)
-
-
-class PlainProgress(Progress):
-    """The progress of a piped run: no live display, a plain line on stderr at the first update, then at most
-    every `every` seconds, and a last one when the run ends. The line is the text columns of the bar
-    (description, done/total, time, fields); the bar and the spinner are left out."""
-
-    def __init__(self, *columns: ProgressColumn, console: Console, every: float = PLAIN_PROGRESS_SECONDS):
-        super().__init__(*columns, console=console, disable=True)
-        self.every = every
-        self._printed: dict[TaskID, tuple[float, float]] = {}  # task -> (time, completed) of its last line
-
-    def update(self, task_id: TaskID, **kwargs: Any) -> None:
-        super().update(task_id, **kwargs)
-        self._maybe_print(task_id)
-
-    def advance(self, task_id: TaskID, advance: float = 1) -> None:
-        super().advance(task_id, advance)
-        self._maybe_print(task_id)
-
-    def stop(self) -> None:
-        for task_id, task in self._tasks.items():
-            if task_id in self._printed and self._printed[task_id][1] != task.completed:
-                self._print(task_id)
-        super().stop()
-
-    def _maybe_print(self, task_id: TaskID) -> None:
-        last = self._printed.get(task_id)
-        if last is None or time.monotonic() - last[0] >= self.every:
-            self._print(task_id)
-
-    def _print(self, task_id: TaskID) -> None:
-        task = self._tasks[task_id]
-        cells = (col(task) for col in self.columns if not isinstance(col, (BarColumn, SpinnerColumn)))
-        line = "  ".join(c.plain.strip() if isinstance(c, Text) else str(c) for c in cells)
-        self.console.print(line.strip(), markup=False, highlight=False, soft_wrap=True)
-        self._printed[task_id] = (time.monotonic(), task.completed)
-
-
-def progress(*columns: ProgressColumn, transient: bool = False) -> Progress:
-    """Progress on stderr with these columns: a live display on a terminal, plain lines when piped."""
-    if is_terminal(sys.stderr):
-        return Progress(*columns, console=err_console, transient=transient)
-    return PlainProgress(*columns, console=err_console)
-
-
-def progress_bar(*fields: str, transient: bool = False) -> Progress:
-    """A bar: description, bar, done/total, time left, then a text column per `fields` template."""
-    return progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), *(TextColumn(f, markup=False) for f in fields), transient=transient)
-
-
-def progress_spinner(template: str) -> Progress:
-    """A spinner for work of unknown length: `template` (e.g. "{task.completed:,} cases"), time elapsed."""
-    return progress(SpinnerColumn(), TextColumn(template, markup=False), TimeElapsedColumn(), transient=True)
 
 
 def writable(path: Path, force: bool) -> None:

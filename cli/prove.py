@@ -13,7 +13,8 @@ from typing import Optional
 import typer
 
 from ..compiler.errors import AdderError
-from .common import INTERRUPTED_EXIT, console, err_console, progress_spinner, write_json, writable
+from .common import INTERRUPTED_EXIT, console, err_console, write_json, writable
+from .progress import progress_spinner
 
 #: Exit status by verdict; anything else (real-only, undecided) exits with UNDECIDED_EXIT.
 VERDICT_EXIT = {"proven": 0, "refuted": 1}

@@ -14,10 +14,10 @@ import typer
 from rich.markup import escape
 
 from ..compiler.errors import AdderError
-from .common import INTERRUPTED_EXIT, console, creatable_folder, err_console, print_json, progress_bar, table
+from .common import INTERRUPTED_EXIT, console, creatable_folder, err_console, print_json, table
+from .progress import progress_bar
 
 RECIPE_COLUMNS = ("name", "params", "steps", "summary")
-SWEEP_COLUMNS = ("seed", "grokked (step)", "best exact", "at step", "official 10,010", "params", "wall time", "checkpoint")
 #: Runs in a folder of their own under this one unless --out names it.
 RUNS = Path("runs")
 
@@ -74,7 +74,9 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         seed_list = parse_seeds(seeds)
         for s in seed_list:
             refuse_existing_run(seed_folder(base, s), force=force)
-        _sweep(rec, seeds, seed_list, jobs, base, hyper, force, final_test, warm_start, compile_, json_out)
+        from .sweep import run_sweep
+
+        run_sweep(rec, seeds, seed_list, jobs, base, hyper, force, final_test, warm_start, compile_, json_out)
         return
     import torch
 
@@ -140,31 +142,3 @@ def _print_run(res, summary: dict, warm_start: Optional[str]) -> None:
                       f"{ft['passed']:,}/{ft['cases']:,} = {ft['accuracy']:.2%}")
     if summary["curves"]:
         console.print(f"wrote {summary['curves']}", markup=False, highlight=False)
-
-
-def _sweep(rec, seeds: str, seed_list: list[int], jobs: int, base: Path, hyper, force: bool, final_test: bool,
-           warm_start: Optional[str], compile_: bool, json_out: bool) -> None:
-    """Train once per seed in parallel processes, then print one row per seed."""
-    from ..train.loop import BEST
-    from ..train.sweep import seed_folder, sweep
-
-    try:
-        with err_console.status(f"training {escape(rec.name)} on seeds {escape(seeds)} ({jobs} at a time)"):
-            rows = sweep(rec.name, seed_list, base, hyper, jobs, force, final_test, warm_start, compile_)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: each seed's best checkpoint so far is {seed_folder(base, 'N') / BEST}",
-                          markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(INTERRUPTED_EXIT) from None
-    grokked = sum(r["grokked_step"] is not None for r in rows)
-    if json_out:
-        print_json({"recipe": rec.name, "params": rec.params, "seeds": rows, "grokked": grokked})
-        return
-    console.print(table(f"{rec.name} sweep", SWEEP_COLUMNS, (
-        (str(r["seed"]), str(r["grokked_step"] or "no"), _fmt(r["best_exact"], ".4f"), str(r["best_step"]),
-         _fmt(r.get("official"), ".4f"), str(rec.params), f"{r['seconds']:.0f}s", str(r["checkpoint"]))
-        for r in rows)))
-    console.print(f"grokked (>= 99% held-out exact): {grokked}/{len(rows)}")
-
-
-def _fmt(x: Optional[float], spec: str) -> str:
-    return "-" if x is None else format(x, spec)

@@ -15,7 +15,8 @@ from rich.markup import escape
 
 from ..compiler.blackbox import DEFAULT_TIMEOUT
 from ..compiler.errors import AdderError
-from .common import console, err_console, progress_bar, write_json, writable
+from .common import console, err_console, write_json, writable
+from .progress import progress_bar
 
 #: Options that need a compiled model, and why a submission file (a black box) cannot take them.
 MODEL_ONLY = {
