@@ -2,18 +2,27 @@
 
     python bench/train_speed.py [--recipe micro57|qwen3-d3] [--steps 1500] [--threads 1]
     python bench/train_speed.py --all [--steps 300]     # steps/s of every recipe, through train()
+    python bench/train_speed.py --population [--sizes 1,8,32,64] [--steps 200] [--device cpu]
 
 Both sides use the same batches (`adder.train.data.training_batch`), AdamW, LR schedule and
 gradient clipping; the plain side is an ordinary nn.Module with its parameters written out
 by hand (no expression trees; the Qwen3 one uses torch's rms_norm and fused attention). Prints steps/s of each and the overhead ratio
 (plain steps/s / recipe steps/s). The recipe side is timed through `train()` itself with one
 evaluation at the end, so the ratio includes what the trainer adds (CSV row, checkpoints).
+
+`--population` times `train_population` (S seeds as one batched computation in one process,
+`--threads` threads) against one single-thread `train()` run alone and against the same seeds
+as separate single-thread processes, `--jobs` at a time (how `adder train --seeds 1-S --jobs N`
+runs them): seed-steps/s of each, per thread of the population and per process. Every side
+includes setup and one evaluation of 1,000 pairs, as the recipe side above does.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing as mp
+import os
 import tempfile
 import time
 from dataclasses import replace
@@ -25,6 +34,7 @@ from torch import nn
 
 from adder.train import data
 from adder.train.loop import lr_at, train
+from adder.train.population import train_population
 from adder.train.recipes import get_recipe
 from adder.train.recipes.micro import SPIRAL_AMP, SPIRAL_SLOPE
 
@@ -103,6 +113,9 @@ class PlainQwen3D3(nn.Module):
         return F.rms_norm(x, (x.shape[-1],), self.nf, 1e-6) @ self.embed.T
 
 
+#: Default steps per run: of the plain-loop comparison (and --all), and of each --population run.
+COMPARISON_STEPS, POPULATION_STEPS = 1500, 200
+
 PLAIN = {"micro57": (PlainMicro57, 57), "qwen3-d3": (PlainQwen3D3, 122)}
 
 
@@ -134,6 +147,59 @@ def recipe_loop(steps: int, hyper, seed: int = 0, name: str = "micro57") -> floa
         return steps / (time.perf_counter() - t0)
 
 
+def population_loop(size: int, steps: int, hyper, name: str = "micro57", device: str = "cpu") -> float:
+    """Seed-steps/s of one population of `size` seeds (0..size-1) through `train_population`, setup included."""
+    with tempfile.TemporaryDirectory() as d:
+        h = replace(hyper, steps=steps, eval_every=steps, eval_pairs=1000)
+        t0 = time.perf_counter()
+        train_population(get_recipe(name), list(range(size)), Path(d), h, device=device, force=True)
+        return size * steps / (time.perf_counter() - t0)
+
+
+def _one_process(barrier, results, steps: int, hyper, seed: int, name: str) -> None:
+    torch.set_num_threads(1)
+    barrier.wait()  # every process starts its run together: their rates add up
+    results.put(recipe_loop(steps, hyper, seed=seed, name=name))
+
+
+def separate_processes(n: int, steps: int, hyper, name: str = "micro57") -> float:
+    """Seed-steps/s of `n` single-thread `train()` processes running at once, one seed each."""
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_one_process, args=(barrier, results, steps, hyper, seed, name)) for seed in range(n)]
+    for p in procs:
+        p.start()
+    rates = [results.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return sum(rates)
+
+
+def population_against_processes(sizes: list[int], steps: int, rounds: int, threads: int, jobs: int,
+                                 name: str, device: str) -> None:
+    """Seed-steps/s of populations of each size against one single-thread run alone and against
+    the same seeds as single-thread processes, `jobs` at a time. The sides alternate, round by
+    round, so that a change in the machine's load touches each; best round of each."""
+    hyper = get_recipe(name).hyper
+    print(f"{name}, batch {hyper.batch}, {steps} steps, best of {rounds} rounds; population: one process, "
+          f"{threads} thread(s), {device}; processes: one thread each, up to {jobs} at a time")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    print(f"{'S':>4}{'population':>12}{'per thread':>12}{'one run':>10}{'processes':>11}{'at once':>9}"
+          f"{'per process':>13}{'population per thread / one run':>33}")
+    for size in sizes:
+        running = min(size, jobs)
+        pop, one, many = [], [], []
+        for _ in range(rounds):
+            pop.append(population_loop(size, steps, hyper, name, device))
+            one.append(separate_processes(1, steps, hyper, name))
+            many.append(separate_processes(running, steps, hyper, name) if running > 1 else one[-1])
+        p, o, m = max(pop), max(one), max(many)
+        print(f"{size:>4}{p:>12.1f}{p / threads:>12.1f}{o:>10.1f}{m:>11.1f}{running:>9}{m / running:>13.1f}"
+              f"{p / threads / o:>32.2f}x", flush=True)
+    print(f"machine: load average {os.getloadavg()[0]:.2f} at end. Figures are seed-steps/s (a run's steps/s for "
+          "'one run'), setup and one evaluation included")
+
+
 def every_recipe(steps: int) -> None:
     """Steps/s of each recipe at its own batch size (one evaluation included)."""
     from adder.train.recipes import RECIPES
@@ -147,15 +213,25 @@ def every_recipe(steps: int) -> None:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=None, help="steps per run (default 1500; 200 with --population)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2, help="alternate the two sides this many times; best of each")
     ap.add_argument("--all", action="store_true", help="steps/s of every recipe instead of the plain-loop comparison")
     ap.add_argument("--recipe", default="micro57", choices=sorted(PLAIN), help="recipe of the plain-loop comparison")
+    ap.add_argument("--population", action="store_true",
+                    help="seed-steps/s of populations (--sizes) against as many single-thread processes")
+    ap.add_argument("--sizes", default="1,8,32,64", help="population sizes, comma-separated")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count(), help="single-thread processes at a time")
+    ap.add_argument("--device", default="cpu", help="where the population trains (cpu, cuda)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    args.steps = args.steps or (POPULATION_STEPS if args.population else COMPARISON_STEPS)
     if args.all:
         return every_recipe(args.steps)
+    if args.population:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        return population_against_processes(sizes, args.steps, args.rounds, args.threads, args.jobs, args.recipe,
+                                            args.device)
     name = args.recipe
     hyper = get_recipe(name).hyper
     cls, count = PLAIN[name]

@@ -26,6 +26,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch._C._functorch import is_functorch_wrapped_tensor
 
 from .errors import AdderError, SpecError, did_you_mean
 from .evaluate import TORCH, evaluate, exact_tensor
@@ -170,7 +171,13 @@ class AdderModel(nn.Module):
         return None if e is None else evaluate(e, self._leaf, TORCH)
 
     def weights(self) -> dict[int, torch.Tensor]:
-        """All weight expressions, evaluated: id(expr) -> tensor. Cached while no gradient flows."""
+        """All weight expressions, evaluated: id(expr) -> tensor. Cached while no gradient flows.
+
+        Under torch.func transforms (`vmap` over a population's stacked parameters) the
+        parameters are wrappers without storage that report no gradient even when one flows
+        through them: the weights are evaluated as they are, in the caller's grad mode, uncached."""
+        if any(is_functorch_wrapped_tensor(p) for p in self._params.values()):
+            return {id(e): self.w(e) for _, e in self.spec.all_exprs()}
         needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in self._params.values())
         key = tuple((k, p._version, p.data_ptr(), p.dtype) for k, p in self._params.items())
         if not needs_grad and self._cache is not None and self._cache[0] == key:
