@@ -1,4 +1,5 @@
-"""`adder train --seeds`: the sweep mode of `adder train`, one process per seed, one row per seed."""
+"""The many-seed modes of `adder train`: `--seeds` (a sweep, one process per seed) and
+`--population` (the seeds as one batched computation in this process); one row per seed."""
 
 from __future__ import annotations
 
@@ -8,9 +9,39 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from .common import INTERRUPTED_EXIT, console, err_console, print_json, table
+from ..compiler.errors import AdderError
+from .common import INTERRUPTED_EXIT, console, creatable_folder, err_console, print_json, table
+from .progress import progress_bar
 
 SWEEP_COLUMNS = ("seed", "grokked (step)", "best exact", "at step", "official 10,010", "params", "wall time", "checkpoint")
+
+
+def run_population(rec, size: int, seed: int, seeds: Optional[str], base: Path, hyper, device: str, force: bool,
+                   warm_start: Optional[str], json_out: bool) -> None:
+    """Train the population, one bar for all members, then the same per-seed table as a sweep."""
+    from ..train.population import train_population
+    from ..train.sweep import parse_seeds, warm_start_model
+
+    seed_list = parse_seeds(seeds) if seeds else list(range(seed, seed + size))
+    if size < 1 or len(seed_list) != size:
+        raise AdderError(f"--population must be at least 1 and match --seeds ({len(seed_list)} seeds), got {size}")
+    creatable_folder(base, "--out")
+    warm = warm_start_model(warm_start) if warm_start else None
+    with progress_bar("{task.fields[info]}") as bar:
+        task = bar.add_task(f"{rec.name} x{size}", total=hyper.steps, info="")
+
+        def on_row(row):
+            best = f"best exact {row['best_exact']:.3f} (seed {row['best_seed']})" if row["best_seed"] is not None else ""
+            bar.update(task, completed=row["step"], info=f"{row['active']}/{row['members']} training, "
+                       f"{row['grokked']} grokked, {best} {row['seed_steps_per_s']:.0f} seed-steps/s")
+
+        res = train_population(rec, seed_list, base, hyper, device=device, force=force, warm_start=warm, on_row=on_row)
+    rows = [{**r.to_json(), "official": None} for r in res.runs]
+    _print_rows(rec, rows, json_out, {"seed_steps_per_s": res.seed_steps_per_s, "ended": res.ended})
+    if res.interrupted:
+        err_console.print(f"interrupted: each member's checkpoints of its last evaluation are in {base}",
+                          markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(INTERRUPTED_EXIT)
 
 
 def run_sweep(rec, seeds: str, seed_list: list[int], jobs: int, base: Path, hyper, force: bool, final_test: bool,
@@ -26,9 +57,14 @@ def run_sweep(rec, seeds: str, seed_list: list[int], jobs: int, base: Path, hype
         err_console.print(f"interrupted: each seed's best checkpoint so far is {seed_folder(base, 'N') / BEST}",
                           markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(INTERRUPTED_EXIT) from None
+    _print_rows(rec, rows, json_out)
+
+
+def _print_rows(rec, rows: list[dict], json_out: bool, extra: Optional[dict] = None) -> None:
+    """One row per seed (a table, or the JSON document with --json) and how many grokked."""
     grokked = sum(r["grokked_step"] is not None for r in rows)
     if json_out:
-        print_json({"recipe": rec.name, "params": rec.params, "seeds": rows, "grokked": grokked})
+        print_json({"recipe": rec.name, "params": rec.params, "seeds": rows, "grokked": grokked, **(extra or {})})
         return
     console.print(table(f"{rec.name} sweep", SWEEP_COLUMNS, (
         (str(r["seed"]), str(r["grokked_step"] or "no"), _fmt(r["best_exact"], ".4f"), str(r["best_step"]),

@@ -27,6 +27,9 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         seed: int = typer.Option(0, help="Seed of initialisation and data (recorded in the checkpoint)."),
         seeds: Optional[str] = typer.Option(None, help="Sweep: '1-8' or '1,5,777' (one process per seed)."),
         jobs: int = typer.Option(2, help="Parallel single-thread processes for a sweep (at least 1)."),
+        population: Optional[int] = typer.Option(None, help="Train S seeds in one process as one batched "
+                                                 "computation (--seed .. --seed+S-1, or the --seeds list)."),
+        device: str = typer.Option("cpu", help="With --population: cpu or cuda."),
         steps: Optional[int] = typer.Option(None, help="Override the recipe's step count."),
         out: Optional[Path] = typer.Option(None, "--out", help="Run folder [runs/RECIPE-seedN]."),
         resume: Optional[Path] = typer.Option(None, help="Continue from a checkpoint of the same recipe."),
@@ -62,12 +65,20 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
     for option, value in (("--threads", threads), ("--jobs", jobs)):
         if value < 1:
             raise AdderError(f"{option} must be at least 1, got {value}")
+    if device != "cpu" and population is None:
+        raise AdderError("--device applies to --population runs only (a single run trains on the CPU)")
     rec = get_recipe(recipe)
     hyper = Hyper.recorded_in(resume, rec.hyper) if resume is not None else rec.hyper  # go on as the run went
     hyper = hyper.override(steps=steps, lr=lr, curriculum=curriculum)
     from ..train.loop import refuse_existing_run, train
     from ..train.sweep import parse_seeds, seed_folder, warm_start_model
 
+    if population is not None:
+        from .sweep import run_population
+
+        run_population(rec, population, seed, seeds, out or RUNS / f"{recipe}-population", hyper, device, force,
+                       warm_start, json_out)
+        return
     if seeds:
         base = out or RUNS / f"{recipe}-sweep"
         creatable_folder(base, "--out")

@@ -18,8 +18,9 @@ from adder.compiler.errors import AdderError
 from adder.compiler.module import compile_spec
 from adder.train import data
 from adder.train.loop import answer_loss, train
-from adder.train.population import (DIVERGED, EARLY_STOP, METRICS_COLUMNS, _device, _Population, member_folder,
-                                    train_population)
+from adder.train.loop import METRICS_COLUMNS
+from adder.train.population import DIVERGED, EARLY_STOP, _device, _Population, train_population
+from adder.train.sweep import seed_folder
 from adder.train.recipes import RECIPES, get_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -69,11 +70,11 @@ def test_members_follow_their_single_runs(tmp_path):
     decays = [[row["weight_decay"] for row in m.rows] for m in pop.runs]
     assert decays[0] != decays[1], "SPLIT_DECAY no longer splits the members: pick its threshold again"
     # a member's files are a single run's: the same meta keys, the same CSV columns
-    meta = torch.load(member_folder(tmp_path / "pop", 2) / "best.pt", weights_only=True)["meta"]
+    meta = torch.load(seed_folder(tmp_path / "pop", 2) / "best.pt", weights_only=True)["meta"]
     single_meta = torch.load(singles[1].checkpoint, weights_only=True)["meta"]
     assert set(meta) == set(single_meta) and meta["seed"] == 2 and meta["recipe"] == "micro57"
     assert meta["hyper"] == single_meta["hyper"] and meta["step"] == single_meta["step"]
-    header = (member_folder(tmp_path / "pop", 2) / "metrics.csv").read_text().splitlines()[0]
+    header = (seed_folder(tmp_path / "pop", 2) / "metrics.csv").read_text().splitlines()[0]
     assert header == ",".join(METRICS_COLUMNS) == (tmp_path / "single2" / "metrics.csv").read_text().splitlines()[0]
 
 
@@ -93,8 +94,8 @@ def test_an_early_stopped_member_stops_and_the_others_go_on(tmp_path):
     alone = train(r, seed=8, out=tmp_path / "alone", hyper=h)
     for m, s in zip(going.rows, alone.rows):
         assert m["loss"] == pytest.approx(s["loss"], rel=1e-4)
-    last = checkpoint.load(member_folder(tmp_path, 7) / "last.pt")
-    assert torch.load(member_folder(tmp_path, 7) / "last.pt", weights_only=True)["meta"]["step"] == 30
+    last = checkpoint.load(seed_folder(tmp_path, 7) / "last.pt")
+    assert torch.load(seed_folder(tmp_path, 7) / "last.pt", weights_only=True)["meta"]["step"] == 30
     assert checkpoint.load(stopped.checkpoint).param("head").shape == last.param("head").shape
 
 
@@ -107,7 +108,7 @@ def test_a_diverged_member_stops_and_the_others_go_on(tmp_path):
     assert res.ended == {1: DIVERGED}
     diverged, going = res.runs
     assert diverged.steps == 0 and diverged.rows == [] and going.steps == 20
-    assert (member_folder(tmp_path, 1) / "metrics.csv").read_text().splitlines()[1].startswith("1,nan,")
+    assert (seed_folder(tmp_path, 1) / "metrics.csv").read_text().splitlines()[1].startswith("1,nan,")
     alone = train(r, seed=2, out=tmp_path / "alone", hyper=h)
     assert [row["loss"] for row in going.rows] == pytest.approx([row["loss"] for row in alone.rows], rel=1e-4)
 
@@ -117,7 +118,7 @@ def test_a_member_resumes_alone(tmp_path):
     r = get_recipe("micro57")
     straight = train(r, seed=5, out=tmp_path / "s", hyper=replace(r.hyper, steps=120, **FLAT))
     train_population(r, [4, 5], tmp_path / "pop", replace(r.hyper, steps=80, **FLAT))
-    folder = member_folder(tmp_path / "pop", 5)
+    folder = seed_folder(tmp_path / "pop", 5)
     resumed = train(r, seed=0, out=folder, hyper=replace(r.hyper, steps=120, **FLAT), resume=folder / "last.pt")
     assert resumed.seed == 5
     assert resumed.rows[-1]["loss"] == pytest.approx(straight.rows[-1]["loss"], rel=1e-4)
@@ -190,3 +191,16 @@ def test_a_population_on_cuda_follows_the_cpu_one(tmp_path):
         for x, y in zip(c.rows, g.rows):
             assert y["loss"] == pytest.approx(x["loss"], rel=1e-3) and y["exact"] == x["exact"]
     assert checkpoint.load(cuda.runs[0].checkpoint).device.type == "cpu"  # checkpoints are written from the CPU
+
+
+def test_the_cli_trains_a_population_and_reports_one_row_per_seed(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "adder", "train", "micro57", "--population", "2", "--seed", "4",
+                        "--steps", "60", "--out", str(tmp_path / "pop"), "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert [row["seed"] for row in report["seeds"]] == [4, 5] and report["seed_steps_per_s"] > 0
+    assert all((seed_folder(tmp_path / "pop", s) / "best.pt").exists() for s in (4, 5))

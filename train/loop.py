@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 GROKKED_AT = 0.99
 #: The checkpoints a run folder holds: the best held-out one, and the last one (to resume from).
 BEST, LAST = "best.pt", "last.pt"
+#: A run folder's other files: the state `--resume` reads beside LAST, and the metrics table.
+STATE, METRICS = "last.state.pt", "metrics.csv"
+#: The columns of metrics.csv, in order.
+METRICS_COLUMNS = ["step", "loss", "exact", "token_acc", "lr", "carry_mix", "seconds", "steps_per_s", "weight_decay"]
 
 
 def lr_at(step: int, h: Hyper) -> float:
@@ -113,6 +117,19 @@ def warm_start_from(model: AdderModel, source: AdderModel) -> list[str]:
     return copied
 
 
+def data_seed(seed: int, step: int = 0) -> int:
+    """The seed of a run's training-data generator at `step` (a resumed run draws on from there)."""
+    return seed * 1_000_003 + step
+
+
+def run_meta(recipe: Recipe, seed: int, h: Hyper, *, compile: bool = False, warm_start: AdderModel | None = None,
+             warm_started: list | None = None) -> dict:
+    """What a run records in its checkpoints (besides `checkpoint.PROVENANCE`): recipe, seed, hyperparameters."""
+    return {"recipe": recipe.name, "seed": seed, "hyper": h.to_json(), "python": platform.python_version(),
+            "validation_seed": data.VALIDATION_SEED, "compile": compile,
+            **({"warm_start": warm_start.spec.name, "warm_started": warm_started} if warm_started else {})}
+
+
 def refuse_existing_run(out: Path, *, force: bool, resume: Path | None = None) -> None:
     """An AdderError if `out` already holds a run's checkpoints, unless `force` or resuming."""
     if not force and not resume and ((out / BEST).exists() or (out / LAST).exists()):
@@ -131,7 +148,7 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
     phases = data.parse_curriculum(h.curriculum)
     refuse_existing_run(out, force=force, resume=resume)
     out.mkdir(parents=True, exist_ok=True)
-    best_path, last_path, csv_path = out / BEST, out / LAST, out / "metrics.csv"
+    best_path, last_path, csv_path = out / BEST, out / LAST, out / METRICS
     torch.manual_seed(seed)
     start = 0
     if resume:
@@ -167,13 +184,11 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
         raise AdderError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {h.optimizer!r}")
     opt = OPTIMIZERS[h.optimizer]([{"params": decay, "weight_decay": h.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=h.lr)
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + start)
+    gen = torch.Generator().manual_seed(data_seed(seed, start))
     va, vb = data.validation_pairs(h.eval_pairs)
-    meta = {"recipe": recipe.name, "seed": seed, "hyper": h.to_json(),
-            "python": platform.python_version(), "validation_seed": data.VALIDATION_SEED,
-            "compile": compile, **({"warm_start": warm_start.spec.name, "warm_started": warm} if warm else {})}
+    meta = run_meta(recipe, seed, h, compile=compile, warm_start=warm_start, warm_started=warm)
     best, best_step, grokked, perfect_streak = -1.0, -1, None, 0
-    state_path = out / "last.state.pt"  # optimizer moments, data generator, selection: exact resume
+    state_path = out / STATE  # optimizer moments, data generator, selection: exact resume
     if resume:
         side = resume.parent / (resume.stem + ".state.pt")
         if side.exists():
@@ -191,8 +206,7 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
     loss_sum, loss_n, done = 0.0, 0, start
     interrupted = False
     with open(csv_path, "a" if resume else "w", newline="") as fcsv:
-        writer = csv.DictWriter(fcsv, fieldnames=["step", "loss", "exact", "token_acc", "lr", "carry_mix", "seconds",
-                                                 "steps_per_s", "weight_decay"])
+        writer = csv.DictWriter(fcsv, fieldnames=METRICS_COLUMNS)
         if not resume:
             writer.writeheader()
         try:

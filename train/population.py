@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import math
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +36,12 @@ from ..compiler import checkpoint
 from ..compiler.errors import AdderError
 from ..compiler.module import AdderModel, compile_spec
 from . import data
-from .loop import GROKKED_AT, RunResult, _version, lr_at, warm_start_from
+from .loop import (BEST, GROKKED_AT, LAST, METRICS, METRICS_COLUMNS, STATE, RunResult, data_seed, lr_at, refuse_existing_run,
+                   run_meta, warm_start_from)
 from .optim import OPTIMIZERS
 from .recipes import Hyper, Recipe
+from .sweep import seed_folder
 
-#: The columns of a member's metrics.csv: those a single run writes (`train`), in its order.
-METRICS_COLUMNS = ["step", "loss", "exact", "token_acc", "lr", "carry_mix", "seconds", "steps_per_s", "weight_decay"]
 #: Steps between two progress rows (`on_row`) without an evaluation, as a single run reports them.
 PROGRESS_EVERY = 50
 #: Held-out pairs times members in one batched evaluation pass (bounds its memory).
@@ -50,11 +49,6 @@ EVAL_ROWS = 16_384
 #: Why a member stopped before the last step: perfect held-out evaluations in a row, or a loss
 #: that is no longer a finite number.
 EARLY_STOP, DIVERGED = "early stop", "diverged"
-
-
-def member_folder(out: Path, seed: int) -> Path:
-    """Where member `seed` of a population written to `out` keeps its run (as `adder train --seeds` does)."""
-    return out / f"seed{seed}"
 
 
 @dataclass
@@ -96,9 +90,8 @@ def train_population(recipe: Recipe, seeds: list[int], out: Path, hyper: Hyper |
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise AdderError(f"a population needs distinct non-negative seeds, got {seeds}")
     for s in seeds:
-        folder = member_folder(out, s)
-        if not force and ((folder / "best.pt").exists() or (folder / "last.pt").exists()):
-            raise AdderError(f"{folder} already holds a run; pass --force to overwrite it")
+        folder = seed_folder(out, s)
+        refuse_existing_run(folder, force=force)
     population = _Population(recipe, h, seeds, out, _device(device), warm_start)
     try:
         return population.run(on_row)
@@ -115,14 +108,6 @@ def _device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AdderError(f"--device {name}: this machine has no CUDA device (torch {torch.__version__})")
     return device
-
-
-def run_meta(recipe: Recipe, seed: int, h: Hyper, warm_start: AdderModel | None, warm_started: list) -> dict:
-    """The meta a single run (`train`) records in its checkpoints, for seed `seed`."""
-    return {"recipe": recipe.name, "seed": seed, "hyper": h.to_json(), "torch": str(torch.__version__),
-            "python": platform.python_version(), "adder": _version(), "validation_seed": data.VALIDATION_SEED,
-            "compile": False,
-            **({"warm_start": warm_start.spec.name, "warm_started": warm_started} if warm_started else {})}
 
 
 @dataclass
@@ -148,7 +133,7 @@ class _Member:
 
     def result(self, seconds: float) -> RunResult:
         return RunResult(seed=self.seed, steps=self.steps, best_exact=self.best, best_step=self.best_step,
-                         grokked_step=self.grokked, seconds=seconds, checkpoint=self.folder / "best.pt",
+                         grokked_step=self.grokked, seconds=seconds, checkpoint=self.folder / BEST, metrics=self.folder / METRICS,
                          rows=self.rows, warm_started=self.warm_started)
 
 
@@ -176,7 +161,7 @@ class _Population:
         self.decay = [n for n in self.params if n in trainable and (h.decay == "all" or self.params[n].dim() > 2)]
         self.no_decay = [n for n in self.params if n in trainable and n not in self.decay]
         self.opt = self._optimizer(self.params)
-        self.members = [self._member(recipe, s, member_folder(out, s), warm_start, w) for s, w in zip(seeds, warm)]
+        self.members = [self._member(recipe, s, seed_folder(out, s), warm_start, w) for s, w in zip(seeds, warm)]
         self.active = list(self.members)  # the members in the stacks, in stack order
         va, vb = data.validation_pairs(h.eval_pairs)
         answer = self.fmt.answer(va, vb)
@@ -193,11 +178,11 @@ class _Population:
 
     def _member(self, recipe: Recipe, seed: int, folder: Path, warm_start: AdderModel | None, warm: list) -> _Member:
         folder.mkdir(parents=True, exist_ok=True)
-        f = open(folder / "metrics.csv", "w", newline="")
+        f = open(folder / METRICS, "w", newline="")
         writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
         writer.writeheader()
-        return _Member(seed=seed, folder=folder, gen=torch.Generator().manual_seed(seed * 1_000_003),
-                       meta=run_meta(recipe, seed, self.h, warm_start, warm), csv_file=f, csv=writer,
+        return _Member(seed=seed, folder=folder, gen=torch.Generator().manual_seed(data_seed(seed)),
+                       meta=run_meta(recipe, seed, self.h, warm_start=warm_start, warm_started=warm), csv_file=f, csv=writer,
                        weight_decay=self.h.weight_decay, warm_started=warm)
 
     def close(self) -> None:
@@ -352,13 +337,13 @@ class _Population:
         its best, last.pt, and last.state.pt (what `--resume` reads) from the optimizer's `state`."""
         self._load(i)
         if m.best_step == step:
-            checkpoint.save(self.saver, m.folder / "best.pt", force=True,
+            checkpoint.save(self.saver, m.folder / BEST, force=True,
                             meta={**m.meta, "step": step, "val_exact": m.best})
-        checkpoint.save(self.saver, m.folder / "last.pt", force=True, meta={**m.meta, "step": step, "val_exact": exact})
+        checkpoint.save(self.saver, m.folder / LAST, force=True, meta={**m.meta, "step": step, "val_exact": exact})
         torch.save({"step": step, "optimizer": self._member_state(state, i, m.weight_decay),
                     "generator": m.gen.get_state(), "best": m.best, "best_step": m.best_step,
                     "grokked": -1 if m.grokked is None else m.grokked, "perfect_streak": m.perfect_streak},
-                   m.folder / "last.state.pt")
+                   m.folder / STATE)
 
     def _end(self, m: _Member, why: str) -> None:
         self.ended[m.seed] = self.unreported[m.seed] = why
