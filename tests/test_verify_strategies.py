@@ -89,3 +89,20 @@ def test_search_is_deterministic_given_the_seed(tiny_search):
 def test_search_reports_the_smallest_margin_on_a_correct_model():
     r = search(compile_spec(build_spec("param40")), seed=1, max_examples=200)
     assert r.counterexample is None and 0 < r.min_margin < 1
+
+
+def test_search_steers_past_a_nan_margin_to_a_counterexample():
+    """A model whose logits are NaN on some inputs: the margin is NaN, which Hypothesis cannot
+    target; the search must still run and report the model wrong (not crash)."""
+    m = compile_spec(build_spec("param40"))
+    with torch.no_grad():
+        m.param("attn.v_scale").fill_(float("nan"))
+    r = search(m, seed=0, max_examples=20)
+    assert r.counterexample is not None
+
+
+def test_the_steering_score_is_always_finite():
+    from adder.verify.search import BROKEN_SCORE, steering_score
+
+    scores = [steering_score(x) for x in (float("nan"), float("inf"), float("-inf"), -2.5, 0.0, 3.0)]
+    assert scores == [BROKEN_SCORE, -BROKEN_SCORE, BROKEN_SCORE, 2.5, 0.0, -3.0]

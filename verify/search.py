@@ -26,6 +26,8 @@ from ..compiler.module import AdderModel
 from .strategies import addend_pairs, carry_chains
 
 DEFAULT_EXAMPLES = 2000
+#: The steering score of a NaN margin (the largest any input gets): the search goes where the model breaks.
+BROKEN_SCORE = 1e300
 
 
 @dataclass
@@ -43,6 +45,14 @@ class SearchResult:
                 "counterexample": list(self.counterexample) if self.counterexample else None,
                 "model_output": self.output, "seconds_to_first_failure": self.first_failure_after,
                 "min_margin": self.min_margin, "seconds": round(self.seconds, 3)}
+
+
+def steering_score(margin: float) -> float:
+    """What the search maximises: the negative worst margin, kept finite (Hypothesis refuses
+    NaN and infinities): a NaN margin, a model broken on this input, scores highest."""
+    if margin != margin:
+        return BROKEN_SCORE
+    return max(-BROKEN_SCORE, min(BROKEN_SCORE, -margin))
 
 
 def search(model: AdderModel, *, seed: int = 0, max_examples: int = DEFAULT_EXAMPLES) -> SearchResult:
@@ -63,7 +73,7 @@ def search(model: AdderModel, *, seed: int = 0, max_examples: int = DEFAULT_EXAM
         m = float(r.margin.min())
         state["n"] += 1
         state["min"] = min(state["min"], m)
-        target(-m if m == m else float("inf"), label="negative worst margin")
+        target(steering_score(m), label="negative worst margin")
         if not bool(r.correct[0]):
             if state["first"] is None:
                 state["first"] = time.perf_counter() - t0
