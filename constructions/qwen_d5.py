@@ -60,7 +60,7 @@ import numpy as np
 from sympy import sqrt
 
 from ..compiler.dsl import Construction, linear, rms, rope
-from ..compiler.expr import cat, const, ones, place, reshape, stack, zeros
+from ..compiler.expr import cat, const, ones, reshape, stack, zeros
 from ..compiler.formats import PromptFormat
 from .registry import register
 

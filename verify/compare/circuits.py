@@ -28,7 +28,6 @@ from ...compiler.decode import teacher_forced
 from ...compiler.digits import carries_in, longest_chain, pairs_for_classes
 from ...compiler.ledger import ledger
 from ...compiler.module import AdderModel
-from ...compiler.spec import MLP, Attention
 
 #: Relative offsets of operand digits given their own class (a_{i-2} .. a_{i+2}).
 NEAR = 2

@@ -73,7 +73,7 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
         report.reason = "the model has no attention layer"
         return report
     mw = ModelWeights(model)
-    fmt, vocab = model.spec.format, len(model.spec.vocab)
+    fmt = model.spec.format
     deadline = t0 + FLOAT_SHARE * timeout  # the rest of the budget is for the real-arithmetic pass
     ctx = Ctx(mw, mw.arithmetic)
     searches = []
