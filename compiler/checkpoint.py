@@ -6,7 +6,8 @@
 
 A storage key is a declared parameter name with "." written "__" (`AdderModel.stored_params`).
 The meta records where the file came from (`PROVENANCE`: the adder and torch versions that
-wrote it; for a trained model its recipe, seed, step and held-out exact match).
+wrote it; for a trained model its recipe, seed, step, held-out exact match and the CPU kernels
+(AVX2, AVX-512) it trained with).
 
 Nothing is ever unpickled into code: a file holding pickled objects is refused with one
 line, as is a truncated file or one written by an incompatible version. The weights hash is
@@ -37,7 +38,7 @@ from .spec import spec_from_text, spec_to_text
 FORMAT = "adder-checkpoint"
 FORMAT_VERSION = 1
 #: Meta entries that say where a checkpoint came from (`adder info` shows those a file has).
-PROVENANCE = ("recipe", "seed", "step", "val_exact", "warm_start", "adder_version", "torch_version")
+PROVENANCE = ("recipe", "seed", "step", "val_exact", "warm_start", "adder_version", "torch_version", "cpu_capability")
 
 
 def adder_version() -> str:

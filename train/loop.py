@@ -124,8 +124,12 @@ def data_seed(seed: int, step: int = 0) -> int:
 
 def run_meta(recipe: Recipe, seed: int, h: Hyper, *, compile: bool = False, warm_start: AdderModel | None = None,
              warm_started: list | None = None) -> dict:
-    """What a run records in its checkpoints (besides `checkpoint.PROVENANCE`): recipe, seed, hyperparameters."""
+    """What a run records in its checkpoints (besides `checkpoint.PROVENANCE`): recipe, seed, hyperparameters,
+    and the machine's kernels. Training is chaotic: the same seed and code on a CPU whose torch kernels use
+    other vector instructions (AVX2 vs AVX-512) agree for the first thousands of steps, then part, and may
+    grok on one machine and not on the other (docs/train.md), so the run records which kernels it used."""
     return {"recipe": recipe.name, "seed": seed, "hyper": h.to_json(), "python": platform.python_version(),
+            "machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "validation_seed": data.VALIDATION_SEED, "compile": compile,
             **({"warm_start": warm_start.spec.name, "warm_started": warm_started} if warm_started else {})}
 
