@@ -35,6 +35,8 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         resume: Optional[Path] = typer.Option(None, help="Continue from a checkpoint of the same recipe."),
         curriculum: Optional[str] = typer.Option(None, help="e.g. '1-3:2000,1-6:5000,1-10:rest'."),
         lr: Optional[float] = typer.Option(None, help="Override the recipe's peak learning rate."),
+        sets: list[str] = typer.Option([], "--set", help="Override any scalar hyperparameter, NAME=VALUE "
+                                       "(repeatable), e.g. --set grokfast_lamb=2 (docs/train.md lists them)."),
         plot: bool = typer.Option(False, "--plot", help="Write curves.png (needs matplotlib)."),
         warm_start: Optional[str] = typer.Option(None, "--warm-start", help="Construction or checkpoint whose "
                                                  "same-named, same-shaped parameters initialise the run."),
@@ -69,7 +71,7 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         raise AdderError("--device applies to --population runs only (a single run trains on the CPU)")
     rec = get_recipe(recipe)
     hyper = Hyper.recorded_in(resume, rec.hyper) if resume is not None else rec.hyper  # go on as the run went
-    hyper = hyper.override(steps=steps, lr=lr, curriculum=curriculum)
+    hyper = hyper.override(steps=steps, lr=lr, curriculum=curriculum, sets=sets)
     from ..train.loop import refuse_existing_run, train
     from ..train.sweep import parse_seeds, seed_folder, warm_start_model
 

@@ -38,7 +38,7 @@ from ..compiler.module import AdderModel, compile_spec
 from . import data
 from .loop import (BEST, GROKKED_AT, LAST, METRICS, METRICS_COLUMNS, STATE, RunResult, data_seed, lr_at, refuse_existing_run,
                    run_meta, warm_start_from)
-from .optim import OPTIMIZERS
+from .optim import make_optimizer
 from .recipes import Hyper, Recipe
 from .sweep import seed_folder
 
@@ -142,11 +142,7 @@ class _Population:
 
     def __init__(self, recipe: Recipe, h: Hyper, seeds: list[int], out: Path, device: torch.device,
                  warm_start: AdderModel | None):
-        if h.decay not in ("all", "matrices"):
-            raise AdderError(f"decay must be 'all' or 'matrices', got {h.decay!r}")
-        if h.optimizer not in OPTIMIZERS:
-            raise AdderError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {h.optimizer!r}")
-        self.h, self.device = h, device
+        self.h, self.device = h.check(), device
         self.phases = data.parse_curriculum(h.curriculum)
         spec = recipe.build()  # one spec for all: its tied expressions evaluate in one order
         self.fmt = spec.format
@@ -174,7 +170,8 @@ class _Population:
     def _optimizer(self, params: dict[str, torch.Tensor]) -> torch.optim.Optimizer:
         """A single run's optimizer over the stacks, its decay left at 0: `_step` decays each member by its own."""
         groups = [{"params": [params[n] for n in names], "weight_decay": 0.0} for names in (self.decay, self.no_decay)]
-        return OPTIMIZERS[self.h.optimizer](groups, lr=self.h.lr)
+        return make_optimizer(self.h.optimizer, groups, lr=self.h.lr, grokfast_alpha=self.h.grokfast_alpha,
+                              grokfast_lamb=self.h.grokfast_lamb)
 
     def _member(self, recipe: Recipe, seed: int, folder: Path, warm_start: AdderModel | None, warm: list) -> _Member:
         folder.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from ...compiler import checkpoint
 from ...compiler.errors import AdderError
 from ..data import parse_curriculum
+from ..optim import OPTIMIZERS
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class Hyper:
     # after each evaluation the last stage whose two thresholds are met sets the decay (none: base)
     wd_drops: tuple[tuple[float, float, float], ...] = ()
     optimizer: str = "adamw"  # "adamw" (torch) or "adamw-mlx" (no bias correction, MLX's default)
+    # Grokfast-EMA gradient filter (train/optim.py): g += lamb * EMA_alpha(g); lamb 0 turns it off
+    grokfast_alpha: float = 0.98
+    grokfast_lamb: float = 0.0
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -61,12 +65,15 @@ class Hyper:
         recorded = checkpoint.read(path)["meta"].get("hyper")
         return cls.from_json(recorded) if recorded else default
 
-    def override(self, *, steps: int | None = None, lr: float | None = None, curriculum: str | None = None) -> "Hyper":
+    def override(self, *, steps: int | None = None, lr: float | None = None, curriculum: str | None = None,
+                 sets: list[str] = ()) -> "Hyper":
         """These hyperparameters with the given ones in place (None keeps one), each checked: one-line errors.
 
-        A shorter run evaluates at least four times; the curriculum must be one the sampler can follow.
+        `sets` are `name=value` assignments of any scalar field (`adder train --set grokfast_lamb=2`),
+        the value read as the field's type. A shorter run evaluates at least four times; the
+        curriculum must be one the sampler can follow.
         """
-        hyper = self
+        hyper = replace(self, **dict(self._assignment(text) for text in sets)).check()
         if steps is not None:
             if steps < 1:
                 raise AdderError(f"--steps must be positive, got {steps}")
@@ -79,6 +86,37 @@ class Hyper:
             parse_curriculum(curriculum)
             hyper = replace(hyper, curriculum=curriculum)
         return hyper
+
+    def _assignment(self, text: str) -> tuple[str, object]:
+        """`name=value` as (name, value of the field's type), or an AdderError saying what is wrong."""
+        name, eq, value = text.partition("=")
+        name = name.strip()
+        if not eq or name not in self.__dataclass_fields__:
+            raise AdderError(f"--set wants NAME=VALUE with NAME one of {sorted(self.__dataclass_fields__)}, got {text!r}")
+        kind = type(getattr(self, name))
+        if kind not in (int, float, str):
+            raise AdderError(f"--set cannot set {name} (a {kind.__name__}); write a recipe for it (docs/train.md)")
+        try:
+            return name, kind(value.strip())
+        except ValueError:
+            raise AdderError(f"--set {name} wants a {kind.__name__}, got {value.strip()!r}") from None
+
+    def check(self) -> "Hyper":
+        """These hyperparameters, or an AdderError naming the first one no run can use."""
+        for name in ("steps", "batch", "eval_every", "eval_pairs", "early_stop_evals"):
+            if getattr(self, name) < 1:
+                raise AdderError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise AdderError(f"lr must be a positive finite number, got {self.lr}")
+        if self.decay not in ("all", "matrices"):
+            raise AdderError(f"decay must be 'all' or 'matrices', got {self.decay!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise AdderError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not 0.0 <= self.grokfast_alpha < 1.0:
+            raise AdderError(f"grokfast_alpha must be in [0, 1), got {self.grokfast_alpha}")
+        if not (math.isfinite(self.grokfast_lamb) and self.grokfast_lamb >= 0):
+            raise AdderError(f"grokfast_lamb must be a finite number >= 0 (0: off), got {self.grokfast_lamb}")
+        return self
 
     def weight_decay_at(self, exact: float, token_acc: float) -> float:
         """The decay after an evaluation with these held-out metrics (MicroAdder's adaptive rule)."""
