@@ -43,7 +43,8 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         compile_: bool = typer.Option(False, "--compile", help="torch.compile the training forward pass "
                                       "(10-26 s to compile; -30%..+50% speed here, so off by default)."),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
-        threads: int = typer.Option(1, help="torch threads for a single run (a 57p model gains nothing from more)."),
+        threads: int = typer.Option(1, help="torch threads for a single run or a population (a 57p model "
+                                    "gains nothing from more)."),
         final_test: bool = typer.Option(True, "--final-test/--no-final-test",
                                         help="Run the official 10,010 cases once on the best checkpoint."),
         json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout "
@@ -75,6 +76,9 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
     from ..train.loop import refuse_existing_run, train
     from ..train.sweep import parse_seeds, seed_folder, warm_start_model
 
+    import torch
+
+    torch.set_num_threads(threads)  # a sweep's processes set their own (one each)
     if population is not None:
         from .sweep import run_population
 
@@ -91,12 +95,9 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
 
         run_sweep(rec, seeds, seed_list, jobs, base, hyper, force, final_test, warm_start, compile_, json_out)
         return
-    import torch
-
     run_dir = out or (resume.parent if resume else RUNS / f"{recipe}-seed{seed}")
     creatable_folder(run_dir, "--out")
     refuse_existing_run(run_dir, force=force, resume=resume)
-    torch.set_num_threads(threads)
     warm_model = warm_start_model(warm_start) if warm_start else None
     if plot:
         from ..compiler.optional import pyplot
