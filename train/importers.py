@@ -238,9 +238,21 @@ def read_source(path: str | Path, container: str) -> Source:
     return Source(path, tensors, sha)
 
 
+def _is_npz(path: Path) -> bool:
+    """A zip archive of `.npy` arrays (what numpy.savez writes), rather than a torch file's pickle and storages."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return bool(names) and all(n.endswith(".npy") for n in names)
+
+
 def _read_torch(path: Path) -> object:
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path} is truncated, corrupt or not a torch checkpoint (not a torch zip archive)")
+    if _is_npz(path):
+        raise CheckpointError(f"{path} is an .npz archive, not a torch checkpoint; this recipe's format is a torch file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -272,6 +284,9 @@ def _state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_npz(path: Path) -> dict[str, torch.Tensor]:
+    if not _is_npz(path):
+        raise CheckpointError(f"{path} is truncated, corrupt or not an .npz archive (a torch file? this recipe's "
+                              "format is an .npz)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -315,7 +330,8 @@ def match(fmt: Format, tensors: dict[str, torch.Tensor], shapes: dict[str, tuple
     for f in fmt.fixed:
         t = tensors.get(f.source)
         if t is not None and not (t.is_floating_point() and torch.all(t == torch.tensor(f.value, dtype=t.dtype))):
-            problems.append(f"{f.source} is {t.flatten()[:3].tolist()}, {fmt.recipe} hard-codes {f.value:g}")
+            shown = ", ".join(f"{v:.6g}" for v in t.flatten()[:3].tolist())
+            problems.append(f"{f.source} is [{shown}{', ...' if t.numel() > 3 else ''}], {fmt.recipe} hard-codes {f.value:g}")
     if problems:
         raise CheckpointError(f"{where} does not fit {fmt.recipe} ({fmt.name}): {'; '.join(problems)}")
     return values
