@@ -127,6 +127,52 @@ def test_the_fused_low_rank_layout_matches_the_originals_forward_pass(tmp_path):
     assert torch.allclose(model(tokens), reference_512(state, tokens), atol=1e-5)
 
 
+def reference_arc36(state: dict, tokens: torch.Tensor) -> torch.Tensor:
+    """tbukic's 36p forward, written from the original's mathematics: arc embedding with a zero third
+    column, one RMSNorm (eps 1e-6) everywhere, K = Q's projection with each pair (2i, 2i+1) turned by
+    theta, V = Q's projection, one q/k norm, interleaved RoPE theta 3, O = Q^T, SwiGLU whose down
+    projection is up^T after turning the hidden pair, head tied to the arc table."""
+    def rms(x, w):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w
+
+    def turn(x, a):  # each pair (2i, 2i+1) by angle a
+        x0, x1 = x[..., 0::2], x[..., 1::2]
+        return torch.stack([x0 * a.cos() - x1 * a.sin(), x0 * a.sin() + x1 * a.cos()], -1).flatten(-2)
+
+    def rope(x):
+        ang = torch.arange(x.shape[0])[:, None] * (1.0 / 3 ** (torch.arange(0, 4, 2) / 4))[None, :]
+        x0, x1 = x[..., 0::2], x[..., 1::2]
+        return torch.stack([x0 * ang.cos() - x1 * ang.sin(), x0 * ang.sin() + x1 * ang.cos()], -1).flatten(-2)
+
+    a = state["arc_start"] + torch.arange(10) * state["arc_stride"]
+    emb = torch.stack([state["arc_A"] * a.cos(), state["arc_A"] * a.sin(), torch.zeros(10)], 1)
+    n, wq, wu = state["block.ln1.weight"], state["block.attn.q_proj.weight"], state["block.mlp.up_proj.weight"]
+    x = emb[tokens[0]]
+    p = rms(x, n) @ wq.T
+    qn = state["block.attn.q_norm.weight"]
+    q, k = rope(rms(p, qn)), rope(rms(turn(p, state["block.attn.k_proj.theta"]), qn))
+    T = x.shape[0]
+    att = (q @ k.T / 2).masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+    x = x + (att @ p) @ wq
+    h = rms(x, n)
+    x = x + turn(F.silu(h @ state["block.mlp.gate_proj.weight"].T) * (h @ wu.T), state["block.mlp.down_proj.theta"]) @ wu
+    return (rms(x, n) @ emb.T)[None]
+
+
+def test_the_arc_family_layout_matches_the_originals_forward_pass(tmp_path):
+    g = torch.Generator().manual_seed(2)
+    state = {"arc_A": torch.tensor(2.5), "arc_start": torch.tensor(-1.2), "arc_stride": torch.tensor(0.29),
+             "block.attn.q_proj.weight": torch.randn(4, 3, generator=g), "block.attn.k_proj.theta": torch.tensor(0.7),
+             "block.attn.q_norm.weight": 1 + 0.2 * torch.randn(4, generator=g),
+             "block.mlp.gate_proj.weight": torch.randn(2, 3, generator=g),
+             "block.mlp.up_proj.weight": torch.randn(2, 3, generator=g), "block.mlp.down_proj.theta": torch.tensor(-0.4)}
+    norm = 1 + 0.2 * torch.randn(3, generator=g)
+    state.update({k: norm for k in ("block.ln1.weight", "block.ln2.weight", "final_norm.weight")})
+    torch.save({"model_state_dict": state}, tmp_path / "36.pt")
+    model, _ = import_checkpoint(tmp_path / "36.pt", "qwen3-arc-36")
+    assert torch.allclose(model(TOKENS), reference_arc36(state, TOKENS), atol=1e-5)
+
+
 def micro57_file(tmp_path, edit=None):
     fmt = FORMATS["micro57"]
     state = foreign_state(fmt, fresh("micro57"))
