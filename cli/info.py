@@ -10,8 +10,9 @@ from .common import console, dtype_name, print_json, table
 LEDGER_COLUMNS = ("tensor", "shape", "scalars", "kind", "used in", "note")
 #: How `adder info` names each provenance entry of a checkpoint's meta (`checkpoint.PROVENANCE`).
 PROVENANCE_LABELS = {"recipe": "recipe", "seed": "seed", "step": "step", "val_exact": "held-out exact",
-                     "warm_start": "warm-started from", "adder_version": "adder", "torch_version": "torch",
-                     "cpu_capability": "cpu kernels"}
+                     "warm_start": "warm-started from", "imported_from": "imported from",
+                     "source_format": "source format", "source_sha256": "source sha256",
+                     "adder_version": "adder", "torch_version": "torch", "cpu_capability": "cpu kernels"}
 
 
 def run(target: str = typer.Argument(..., help="Checkpoint path or construction name."),

@@ -7,7 +7,7 @@
 A storage key is a declared parameter name with "." written "__" (`AdderModel.stored_params`).
 The meta records where the file came from (`PROVENANCE`: the adder and torch versions that
 wrote it; for a trained model its recipe, seed, step, held-out exact match and the CPU kernels
-(AVX2, AVX-512) it trained with).
+(AVX2, AVX-512) it trained with; for an imported one the published file's name, format and sha256).
 
 Nothing is ever unpickled into code: a file holding pickled objects is refused with one
 line, as is a truncated file or one written by an incompatible version. The weights hash is
@@ -38,7 +38,8 @@ from .spec import spec_from_text, spec_to_text
 FORMAT = "adder-checkpoint"
 FORMAT_VERSION = 1
 #: Meta entries that say where a checkpoint came from (`adder info` shows those a file has).
-PROVENANCE = ("recipe", "seed", "step", "val_exact", "warm_start", "adder_version", "torch_version", "cpu_capability")
+PROVENANCE = ("recipe", "seed", "step", "val_exact", "warm_start", "imported_from", "source_format", "source_sha256",
+              "adder_version", "torch_version", "cpu_capability")
 
 
 def adder_version() -> str:

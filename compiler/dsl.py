@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import sympy
 
 from .errors import SpecError
-from .expr import TExpr, const, cos, lift, param, place, sin, stack
+from .expr import TExpr, cat, const, cos, lift, param, place, sin, stack, zeros
 from .formats import PromptFormat
 from .inits import check_init
 from .scalars import as_scalar
@@ -45,6 +45,19 @@ def rotation(angle: Any) -> TExpr:
     """The 2x2 rotation matrix by `angle`: [[cos, -sin], [sin, cos]]."""
     a = lift(angle)
     return stack([stack([cos(a), -sin(a)]), stack([sin(a), cos(a)])])
+
+
+def block_diag(*blocks: TExpr) -> TExpr:
+    """The block-diagonal matrix of square blocks (`block_diag(rotation(a), rotation(a))`: a turn
+    of every pair of a 4-vector)."""
+    n = sum(b.shape[0] for b in blocks)
+    rows, at = [], 0
+    for b in blocks:
+        k = b.shape[0]
+        rows.append(cat([x for x in (zeros(k, at) if at else None, b, zeros(k, n - at - k) if n - at - k else None)
+                         if x is not None], axis=1))
+        at += k
+    return cat(rows, axis=0)
 
 
 def rms(eps: float = RMS_EPS, weight: Any = None) -> Norm:

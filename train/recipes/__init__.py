@@ -5,7 +5,7 @@ A recipe is registered by name; `adder train --list` shows them. The spec is an 
 and the checkpoint is read by `adder info`, `adder verify` and `adder compare`.
 """
 
-from . import lowrank_d7, micro, qwen3_d3, split_d6  # noqa: F401  (registration side effects)
+from . import lowrank_d7, micro, qwen3_arc, qwen3_d3, split_d6  # noqa: F401  (registration side effects)
 from .hyper import Hyper
 from .registry import RECIPES, Recipe, get_recipe, recipe
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sympy
 
-from ...compiler.dsl import Construction, rms, rotation
+from ...compiler.dsl import Construction, block_diag, rms, rotation
 from ...compiler.expr import cat, const, cos, eye, sin, stack, zeros
 from ...compiler.formats import PromptFormat
 from ...compiler.spec import ModelSpec
@@ -86,18 +86,6 @@ def micro_adder(name: str, *, qk_dim: int = 4, tie_fc2: bool = True, learned_spi
     c.mlp(norm=norm, up=fc1, down=fc2, act="gelu")
     c.unembed([head, tok], final_norm=norm)  # logits = head(norm(h)) . tok_table
     return c.build()
-
-
-def block_diag(*blocks):
-    """The block-diagonal matrix of square blocks."""
-    n = sum(b.shape[0] for b in blocks)
-    rows, at = [], 0
-    for b in blocks:
-        k = b.shape[0]
-        rows.append(cat([x for x in (zeros(k, at) if at else None, b, zeros(k, n - at - k) if n - at - k else None)
-                         if x is not None], axis=1))
-        at += k
-    return cat(rows, axis=0)
 
 
 @recipe("micro57", params=57, hyper=Hyper(),

@@ -12,22 +12,28 @@ interleaved convention the same weights add 1.
 
 Format: `0 a0..a9 0 0 b0..b9 0` (24 tokens), 11 sum digits, least significant first.
 
-Tying options (each a flag of `qwen3_d3`), from the 122p base down:
-* `tie_kv` — K and V one projection (-12);
+Tying options (each a keyword of `qwen3_d3`), from the 122p base down:
+* `tie_kv` — K and V one projection (-12); `v_is_q` — V is Q's projection (-12);
+* `k` — "q": K is Q's projection (-12); "q rotated": Q's turned by one learned angle (-11);
 * `o_is_qt` — the output projection is Q's transpose (-12);
-* `share_norms` — one weight for the three residual norms and one for q/k norms (-10);
-* `arc_embed` — digits on a circular arc in two dims (radius, start, stride) plus a learned
-  third column, in place of a free 10x3 table (-17);
+* `norms="shared"` — one weight for the three residual norms (-6); `share_qk_norm` — one for
+  the q/k norms (-4);
+* `embed` — "arc+z": digits on a circular arc in two dims (radius, start, stride) plus a
+  learned third column, in place of a free 10x3 table (-17); "arc": the third column zero (-27);
+* `down_rotated_up_t` — the MLP's down projection is up's transpose after a learned turn of
+  the hidden pairs (-5 at SwiGLU width 2);
 * `ffn` — SwiGLU width (3 in the base; 2 saves 9);
-* `heads` — query heads sharing the one KV head (the original's larger models use 2: +24).
+* `heads` — query heads sharing the one KV head (the original's larger models use 2: +24);
+* `rope_convention` — "interleaved" (pairs (2i, 2i + 1)) for the PyTorch reimplementations of
+  the family (qwen3_arc.py), whose published weights were trained with it.
 """
 
 from __future__ import annotations
 
 import math
 
-from ...compiler.dsl import Construction, rms, rope
-from ...compiler.expr import const, cos, sin, stack
+from ...compiler.dsl import Construction, block_diag, rms, rope, rotation
+from ...compiler.expr import const, cos, sin, stack, zeros
 from ...compiler.formats import PromptFormat
 from ...compiler.spec import ModelSpec
 from .hyper import Hyper
@@ -41,34 +47,67 @@ HYPER = Hyper(steps=45_000, batch=128, lr=0.01, min_lr_ratio=0.1, warmup=0, weig
               curriculum="1-10:rest", carry_mix=0.0, carry_fade=(0, 1), decay="all")
 
 
-def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, tie_kv: bool = False, o_is_qt: bool = False,
-             share_norms: bool = False, arc_embed: bool = False) -> ModelSpec:
+#: Where K comes from: its own projection, Q's projection itself, or Q's turned by a learned angle
+#: (every pair of K's 4 dims, the published "K = rotation(Q)").
+K_SOURCES = ("own", "q", "q rotated")
+#: Token embedding: a free table, a circular arc plus a learned third column, or an arc with a zero third column.
+EMBEDS = ("table", "arc+z", "arc")
+#: What the attention reads of the stream under the zero-third-column arc: its first two dims.
+ARC_DIMS = const([[1, 0, 0], [0, 1, 0], [0, 0, 0]])
+#: Residual norms: one weight each (attention, MLP, final), or one shared by all three.
+NORMS = ("separate", "shared")
+
+
+def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv: bool = False, v_is_q: bool = False,
+             o_is_qt: bool = False, norms: str = "separate", share_qk_norm: bool = False, embed: str = "table",
+             down_rotated_up_t: bool = False, rope_convention: str = "half", author: str = "staghado",
+             source: str = SOURCE) -> ModelSpec:
+    """The family's layout; every option ties or drops a published tensor (the module docstring).
+    `rope_convention`: "half" as MLX and HF, "interleaved" as the PyTorch reimplementations."""
+    assert k in K_SOURCES and embed in EMBEDS and norms in NORMS and not (tie_kv and v_is_q)
     c = Construction(name, vocab=[str(d) for d in range(10)], dtype="float32",
                      fmt=PromptFormat(prompt=(0, ("a", "lsb"), 0, 0, ("b", "lsb"), 0), out_order="lsb"),
-                     slots=[("h", D)], layers=1, heads=heads, positions="RoPE theta 3 (half rotation)",
-                     author="staghado (layout; trained here by adder.train)", source=SOURCE)
-    if arc_embed:
+                     slots=[("h", D)], layers=1, heads=heads,
+                     positions=f"RoPE theta 3 ({'half' if rope_convention == 'half' else rope_convention} rotation)",
+                     author=f"{author} (layout; trained here by adder.train)", source=source)
+    if embed == "table":
+        E = c.free("embed", (10, D), init=EMBED_INIT)
+    else:
         A, start, stride = c.param("embed.A", 1), c.param("embed.start", 0), c.param("embed.stride", 0.6)
         ang = start + const(list(range(10))) * stride
-        E = stack([A * cos(ang), A * sin(ang), c.free("embed.z", (10,), init=EMBED_INIT)], axis=1)
-    else:
-        E = c.free("embed", (10, D), init=EMBED_INIT)
+        z = c.free("embed.z", (10,), init=EMBED_INIT) if embed == "arc+z" else zeros(10)
+        E = stack([A * cos(ang), A * sin(ang), z], axis=1)
     c.embed(E)
 
     def norm(key, width):
         return rms(1e-6, weight=c.free(key, (width,), init="ones"))
 
-    shared = norm("norm", D) if share_norms else None
+    def reads(*chain):  # the zero arc column is unwritten before attention: say so (same numbers)
+        return [ARC_DIMS, *chain] if embed == "arc" else chain[0] if len(chain) == 1 else list(chain)
+
+    shared = norm("norm", D) if norms == "shared" else None
     q = c.free("attn.q", (heads * HEAD_DIM, D), init="linear")
-    k = c.free("attn.k", (HEAD_DIM, D), init="linear")
-    v = k if tie_kv else c.free("attn.v", (HEAD_DIM, D), init="linear")
+    if k == "own":
+        k_proj = reads(c.free("attn.k", (HEAD_DIM, D), init="linear"))
+    elif k == "q":
+        k_proj = reads(q)
+    else:
+        turn = rotation(c.free("attn.k_angle", (), init="zeros"))
+        k_proj = reads(q, block_diag(*[turn] * (HEAD_DIM // 2)))
+    v = k_proj if tie_kv else reads(q) if v_is_q else c.free("attn.v", (HEAD_DIM, D), init="linear")
     o = q.T if o_is_qt else c.free("attn.o", (D, heads * HEAD_DIM), init="linear")
-    qn = norm("attn.qk_norm" if share_norms else "attn.q_norm", HEAD_DIM)
-    kn = qn if share_norms else norm("attn.k_norm", HEAD_DIM)
-    c.attention(norm=shared or norm("attn.norm", D), q=q, k=k, v=v, o=o, heads=heads, kv_heads=1, head_dim=HEAD_DIM,
-                q_norm=qn, k_norm=kn, rope=rope(theta=THETA, head_dim=HEAD_DIM, convention="half"))
-    c.mlp(norm=shared or norm("mlp.norm", D), act="silu", gate=c.free("mlp.gate", (ffn, D), init="linear"),
-          up=c.free("mlp.up", (ffn, D), init="linear"), down=c.free("mlp.down", (D, ffn), init="linear"))
+    qn = norm("attn.qk_norm" if share_qk_norm else "attn.q_norm", HEAD_DIM)
+    kn = qn if share_qk_norm else norm("attn.k_norm", HEAD_DIM)
+    c.attention(norm=shared or norm("attn.norm", D), q=reads(q), k=k_proj, v=v, o=o, heads=heads, kv_heads=1,
+                head_dim=HEAD_DIM, q_norm=qn, k_norm=kn,
+                rope=rope(theta=THETA, head_dim=HEAD_DIM, convention=rope_convention))
+    mlp_norm = shared or norm("mlp.norm", D)
+    gate, up = c.free("mlp.gate", (ffn, D), init="linear"), c.free("mlp.up", (ffn, D), init="linear")
+    if down_rotated_up_t:  # down(x) = up^T R(angle) x: every pair of the hidden turned, then up's transpose
+        down = [block_diag(*[rotation(c.free("mlp.down_angle", (), init="zeros"))] * (ffn // 2)), up.T]
+    else:
+        down = c.free("mlp.down", (D, ffn), init="linear")
+    c.mlp(norm=mlp_norm, act="silu", gate=gate, up=up, down=down)
     c.unembed(E, final_norm=shared or norm("final_norm", D))
     return c.build()
 
@@ -84,7 +123,7 @@ def qwen3_d3_base() -> ModelSpec:
         summary="qwen3-d3 with K=V, O=Q^T, shared norms, circular-arc embedding, SwiGLU 3",
         notes="All tying options of the family on; fewer seeds are expected to succeed.")
 def qwen3_d3_tied() -> ModelSpec:
-    return qwen3_d3("qwen3-d3-tied", tie_kv=True, o_is_qt=True, share_norms=True, arc_embed=True)
+    return qwen3_d3("qwen3-d3-tied", tie_kv=True, o_is_qt=True, norms="shared", share_qk_norm=True, embed="arc+z")
 
 
 @recipe("qwen3-d3-2h", params=137, hyper=HYPER,

@@ -1,0 +1,67 @@
+"""The sub-100p Qwen3 d=3 family with circular-arc embeddings (tbukic's M10S-Transformer, vijec).
+
+The `qwen3_d3` layout in the PyTorch reimplementation these models were trained with: digits
+on a circular arc `[A cos(start + d stride), A sin(start + d stride), 0]` (3 parameters, the
+third column zero), the head tied to that table, RoPE theta 3 in the *interleaved* convention
+(pairs (2i, 2i + 1)), RMSNorm eps 1e-6, SwiGLU width 2, and ties that remove whole
+projections:
+
+* 62p: K = V one projection, O = Q^T;
+* 52p: 62p with one RMSNorm for all three residual norms and one q/k norm;
+* 44p: K = Q = V (one projection for all three), O = Q^T, one residual norm, separate q/k norms;
+* 36p: K = R(angle) Q (every pair of K's four dims turned by one learned angle), V = Q,
+  O = Q^T, one residual norm, one q/k norm, and down = up^T R(angle') (the hidden pair turned,
+  then up's transpose).
+
+The published 41p/45p ("K = rotation(Q)" in an older builder) are not here: the two public
+versions of that builder turn different vectors (Q's first pair, or K's), and without the
+weights the choice cannot be checked. Training uses the qwen3-d3 hyperparameters, not the
+originals' (Grokfast, targeted fine-tuning): these recipes exist so that published weights
+import (`adder import`); expect few seeds to train.
+"""
+
+from __future__ import annotations
+
+from ...compiler.spec import ModelSpec
+from .qwen3_d3 import HYPER, qwen3_d3
+from .registry import recipe
+
+M10S = "https://github.com/tbukic/M10S-Transformer"
+VIJEC = "https://github.com/vijec/AdderBoard-Submission"
+
+
+def qwen3_arc(name: str, *, author: str = "tbukic", source: str = M10S, **ties) -> ModelSpec:
+    """`qwen3_d3` as the arc family was written: arc embedding, SwiGLU 2, interleaved RoPE."""
+    return qwen3_d3(name, ffn=2, embed="arc", rope_convention="interleaved", author=author, source=source, **ties)
+
+
+NOTES = "Recipe for importing the published weights (`adder import`); trained here with qwen3-d3's hyperparameters."
+
+
+@recipe("qwen3-arc-62", params=62, hyper=HYPER,
+        summary="Qwen3 d=3 arc embedding, K=V, O=Q^T, separate norms, SwiGLU 2, interleaved RoPE (tbukic 62p)",
+        notes=NOTES)
+def arc62() -> ModelSpec:
+    return qwen3_arc("qwen3-arc-62", tie_kv=True, o_is_qt=True)
+
+
+@recipe("qwen3-arc-52", params=52, hyper=HYPER,
+        summary="qwen3-arc-62 with one residual norm and one q/k norm (vijec 52p)", notes=NOTES)
+def arc52() -> ModelSpec:
+    return qwen3_arc("qwen3-arc-52", tie_kv=True, o_is_qt=True, norms="shared", share_qk_norm=True,
+                     author="Enara Vijil", source=VIJEC)
+
+
+@recipe("qwen3-arc-44", params=44, hyper=HYPER,
+        summary="Qwen3 d=3 arc embedding, K=Q=V, O=Q^T, one residual norm, separate q/k norms (tbukic 44p)",
+        notes=NOTES)
+def arc44() -> ModelSpec:
+    return qwen3_arc("qwen3-arc-44", k="q", v_is_q=True, o_is_qt=True, norms="shared")
+
+
+@recipe("qwen3-arc-36", params=36, hyper=HYPER,
+        summary="Qwen3 d=3 arc embedding, K=R(a)Q, V=Q, O=Q^T, shared norms and q/k norm, down=up^T R(b) (tbukic 36p)",
+        notes=NOTES)
+def arc36() -> ModelSpec:
+    return qwen3_arc("qwen3-arc-36", k="q rotated", v_is_q=True, o_is_qt=True, norms="shared", share_qk_norm=True,
+                     down_rotated_up_t=True)
