@@ -17,12 +17,13 @@ from adder.compiler.module import _ACT
 from adder.verify.prove import libm
 from adder.verify.prove.floatmodel import FLOAT32, FLOAT64, REAL, dot_rounded, library, rounded
 from adder.verify.prove.intervals import Interval
-from adder.verify.prove.layers import SILU_ARGMIN, SILU_MIN, Ctx, activation
+from adder.verify.prove.layers import SILU_ARGMIN, SILU_MIN, Ctx, activation, norm
 from adder.verify.prove.layout import StepLayout
 from adder.verify.prove.libm import check_range, float32_range
 from adder.verify.prove.rigorous import exp_enclosure, gelu_enclosure, gelu_minimum
 from adder.verify.prove.softmax import dinkelbach, g_upper, shift_grid
 from adder.verify.prove.split import carry_children
+from adder.verify.prove.weights import ModelWeights
 
 RNG = np.random.default_rng(0)
 FMT40 = build_spec("param40").format
@@ -180,6 +181,21 @@ def test_libm_check_passes_torch_gelu_and_catches_wrong_ones(monkeypatch):
     monkeypatch.setitem(libm.CHECKS, "gelu", libm._check(lambda t: F.gelu(t, approximate="tanh"), libm._gelu_ref,
                                                           libm._gelu_k))
     assert not check_range("gelu", -12.0, 12.0, "float64").holds
+
+
+def test_rms_norm_of_a_huge_box_stays_finite_and_contains_torch(compiled):
+    """mean(x^2) + eps >= eps in float too: a box whose mean square bound reaches 0 or below after
+    rounding (huge or infinite boxes) still gets a finite rsqrt instead of an error."""
+    model = compiled("param40")
+    block = model.spec.blocks[0]
+    ctx = Ctx(ModelWeights(model), FLOAT32)
+    for big in (1e30, np.inf):
+        y = norm(Interval(np.full((1, 2), -big), np.full((1, 2), big)), block.norm, ctx)
+        assert np.all(np.isfinite(y.lo)) or big == np.inf
+        x = torch.tensor(np.concatenate([np.zeros((1, 2)), RNG.normal(0, 1e3, (200, 2)), [[1e-30, -1e-30]]]),
+                         dtype=torch.float32)
+        got = (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + block.norm.eps)).double().numpy()
+        assert np.all((y.lo <= got) & (got <= y.hi))
 
 
 def test_library_rule_covers_torch_exp():

@@ -75,7 +75,10 @@ def norm(x: Interval, nm: Norm | None, ctx: Ctx) -> Interval:
     ar, d = ctx.ar, x.shape[-1]
     sq = rounded(x.square(), ar)
     ms = rounded(sq.sum(-1) / float(d), ar, n=d + 1)  # a d-term sum, then one division
-    ms = rounded(ms + ctx.mw.eps(nm), ar)
+    eps = ctx.mw.eps(nm)
+    ms = rounded(ms + eps, ar)
+    if eps.lo > 0:  # a float sum of squares is >= 0 and rounding is monotone: the module's ms + eps >= eps
+        ms = Interval(np.maximum(ms.lo, eps.lo), ms.hi)  # (keeps a huge or infinite box's rsqrt finite)
     ctx.note("rsqrt", ms)
     r = library(ms.rsqrt(), ar, ar.rsqrt_ulps)
     y = rounded(x * Interval(r.lo[..., None], r.hi[..., None]), ar)
