@@ -65,7 +65,8 @@ ACT_ABS = {"float32": 2.0**-100, "float64": 2.0**-1000}
 #: vectorised float32 erf is Abramowitz-Stegun 7.1.26 (absolute error 1.5e-7, ~2.5 u) and
 #: returns exactly -1 below x ~ -5.5, where gelu's true value is still -1e-7. So gelu is
 #: allowed, besides the ulps, u * GELU_X_ULPS * |x| absolute; measured worst on AVX-512
-#: (torch 2.13): 5.8 u|x| (vectorised float32 kernel), 1.7 u|x| (scalar std::erf). Checked too.
+#: (torch 2.13): 5.8 u|x| (vectorised float32 kernel), 1.7 u|x| (scalar std::erf). Checked too
+#: (`libm._gelu_k`; changing this constant changes that measure: bump `libm.MEASURES_VERSION`).
 GELU_X_ULPS = 8.0
 
 FLOAT32 = Arithmetic("float32", 2.0**-24, 2.0**-149, LIBRARY_ULPS, LIBRARY_ULPS, LIBRARY_ULPS, ACT_ABS["float32"],
