@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from adder.cli import app
 from adder.compiler import add, compile_spec, load, teacher_forced
+from adder.compiler.spec import MLP
 from adder.constructions import build_spec
 from adder.verify.prove import check, prove, render
 from adder.verify.prove.automaton import path_of
@@ -23,6 +24,7 @@ from adder.verify.prove.certificate import leaf_of, read
 from adder.verify.prove.layout import StepLayout
 from adder.verify.prove.report import ProofReport
 from adder.verify.prove.split import root_cases
+from adder.verify.runner import run_suite
 
 from test_verify_mutations import BOUNDARY
 
@@ -84,9 +86,15 @@ def _root_index(layout, pairs, carries):
 def test_bounds_contain_real_margins(param40):
     """Containment: every sampled margin lies at or above its leaf's certified lower bound."""
     model, _, cert = param40
+    _assert_leaves_below_margins(model, cert, 20_000)
+    node = leaf_of(cert, model.spec.format, len(model.spec.vocab), 4, 5193798811, 1806201129)
+    assert "leaf" in node
+
+
+def _assert_leaves_below_margins(model, cert, n: int) -> None:
     gen = torch.Generator().manual_seed(1)
-    a = torch.randint(0, 10**10, (20_000,), generator=gen)
-    b = torch.randint(0, 10**10, (20_000,), generator=gen)
+    a = torch.randint(0, 10**10, (n,), generator=gen)
+    b = torch.randint(0, 10**10, (n,), generator=gen)
     # plus carry chains and near-boundary sums
     extra = [(5193798811, 1806201129), (9999999999, 1), (4999999999, 5000000001), (1, 9999999999), (0, 0)]
     a = torch.cat([a, torch.tensor([x for x, _ in extra])])
@@ -101,8 +109,50 @@ def test_bounds_contain_real_margins(param40):
         idx = _root_index(layout, pairs, carries)
         bound = np.array([cert["steps"][k]["roots"][i]["leaf"]["margin"] for i in idx])
         assert np.all(margins[:, k] >= bound), (k, np.min(margins[:, k] - bound))
-    node = leaf_of(cert, fmt, len(model.spec.vocab), 4, 5193798811, 1806201129)
-    assert "leaf" in node
+
+
+def _gelu40() -> "torch.nn.Module":
+    """param40 with GELU in place of its two ReLU hinges: the hinges are sharp (256/sqrt 2 per
+    unit), so gelu reads them as relu does and the model still adds; a gelu model to prove."""
+    spec = build_spec("param40")
+    mlp = next(b.layer for b in spec.blocks if isinstance(b.layer, MLP))
+    mlp.act = "gelu"
+    return compile_spec(spec)
+
+
+@pytest.fixture(scope="module")
+def gelu40(tmp_path_factory):
+    model = _gelu40()
+    path = tmp_path_factory.mktemp("cert") / "gelu40.json"
+    # the library check of gelu over the range met (~2e9 float32) takes minutes: the slow test runs it
+    report = prove(model, "param40-gelu", certificate=path, check_libm=False, sampled=False)
+    return model, report, read(path)
+
+
+def test_a_gelu_model_is_bounded_and_its_certificate_checks(gelu40):
+    model, report, cert = gelu40
+    assert [s.verdict for s in report.steps] == ["closed"] * 11, report.summary()
+    assert "re-verified" in report.check and "not checked" in report.reason  # only the library check is left
+    _assert_leaves_below_margins(model, cert, 5_000)
+
+
+@pytest.mark.parametrize("key,idx,factor", [BOUNDARY[2], BOUNDARY[3]], ids=["mlp.w2", "final_norm"])
+def test_gelu_mutants_are_never_proven(key, idx, factor):
+    model = _gelu40()
+    with torch.no_grad():
+        model.param(key)[idx] *= factor
+    assert run_suite(model, "carry").failed > 0  # broken: the carry suite catches it
+    report = prove(model, "mutant", timeout=30, sampled=False)
+    assert report.verdict != "proven" and any(s.verdict != "closed" for s in report.steps), report.summary()
+
+
+@pytest.mark.slow
+def test_a_gelu_model_is_proven_with_its_library_check():
+    """The whole argument, gelu's exhaustive float32 check included (minutes on a first run, then cached)."""
+    report = prove(_gelu40(), "param40-gelu", sampled=False)
+    assert report.verdict == "proven", report.summary()
+    gelu = next(x for x in report.libm if x["fn"] == "gelu")
+    assert gelu["holds"] and gelu["exhaustive"]
 
 
 def test_tinyadder36_is_refuted_by_the_prover_itself(compiled):

@@ -7,18 +7,23 @@ inputs), and the automaton programmes against brute force on small cases.
 
 import mpmath
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 
 from adder.constructions import build_spec
 from adder.verify.prove.automaton import CARRY_OUT, Cases, best_paths, count_paths, live_transitions, path_of
-from adder.verify.prove.floatmodel import FLOAT32, dot_rounded, library, rounded
+from adder.compiler.module import _ACT
+from adder.verify.prove import libm
+from adder.verify.prove.floatmodel import FLOAT32, FLOAT64, REAL, dot_rounded, library, rounded
 from adder.verify.prove.intervals import Interval
-from adder.verify.prove.layers import SILU_ARGMIN, SILU_MIN
+from adder.verify.prove.layers import SILU_ARGMIN, SILU_MIN, Ctx, activation, norm
 from adder.verify.prove.layout import StepLayout
-from adder.verify.prove.libm import float32_range
-from adder.verify.prove.rigorous import exp_enclosure
+from adder.verify.prove.libm import check_range, float32_range
+from adder.verify.prove.rigorous import exp_enclosure, gelu_enclosure, gelu_minimum
 from adder.verify.prove.softmax import dinkelbach, g_upper, shift_grid
 from adder.verify.prove.split import carry_children
+from adder.verify.prove.weights import ModelWeights
 
 RNG = np.random.default_rng(0)
 FMT40 = build_spec("param40").format
@@ -60,6 +65,137 @@ def test_silu_minimum_constants():
     f = lambda x: x / (1 + mpmath.exp(-x))  # noqa: E731
     x = mpmath.findroot(lambda t: mpmath.diff(f, t), -1.28)
     assert SILU_ARGMIN[0] < x < SILU_ARGMIN[1] and SILU_MIN <= f(x)
+
+
+def _mp_gelu(x):
+    x = mpmath.mpf(float(x))
+    return x / 2 * mpmath.erfc(-x / mpmath.sqrt(2))
+
+
+def test_gelu_minimum_is_bracketed():
+    """x*, the root of gelu' = Phi + x phi, lies in the arb-verified bracket; its bound is below gelu(x*) and tight."""
+    mpmath.mp.dps = 40
+    a, b, m = gelu_minimum()
+    slope = lambda t: mpmath.ncdf(t) + t * mpmath.npdf(t)  # noqa: E731
+    x = mpmath.findroot(slope, -0.75)
+    assert a < x < b and b - a < 1e-13
+    assert slope(mpmath.mpf(a)) < 0 < slope(mpmath.mpf(b))
+    g = x * mpmath.ncdf(x)
+    assert m <= g < m + 1e-14
+    # nothing on a fine grid lies below it, and the branches are monotone
+    t = np.linspace(-6, 4, 200_001)
+    with torch.no_grad():
+        y = torch.nn.functional.gelu(torch.from_numpy(t)).numpy()
+    assert y.min() >= m - 1e-15
+    assert np.all(np.diff(y[t <= a]) <= 1e-16) and np.all(np.diff(y[t >= b]) >= -1e-16)
+
+
+def test_the_module_gelu_is_the_erf_one():
+    """The rule bounds x Phi(x) (approximate='none'); the tanh approximation differs by up to ~5e-4."""
+    x = torch.linspace(-8, 8, 10_001)
+    assert torch.equal(_ACT["gelu"](x), F.gelu(x, approximate="none"))
+    assert (_ACT["gelu"](x) - F.gelu(x, approximate="tanh")).abs().max() > 1e-4
+
+
+def test_gelu_enclosures_contain_mpmath_gelu():
+    mpmath.mp.dps = 50
+    xs = np.concatenate([RNG.uniform(-45, 45, 300), RNG.normal(0, 2, 300), [-40.0, -39.99, 40.0, 0.0, -1e-300, 5e-324,
+                                                                          -0.7517915246935645, -12.5, -38.5]])
+    for rigorous in (True, False):
+        lo, hi = gelu_enclosure(xs, rigorous)
+        for x, a, b in zip(xs, lo, hi):
+            assert a <= _mp_gelu(x) <= b, (rigorous, x, a, b)
+        assert np.all(hi - lo <= 1e-11 * np.abs(lo) + 1e-318)  # and tight: not a vacuous enclosure
+
+
+def _adversarial_intervals(dt: type) -> tuple[np.ndarray, np.ndarray]:
+    """Intervals of `dt` values: random, around x*, on each side of it, very negative (where torch's gelu
+    returns 0 or subnormals), very large, tiny widths, points, around 0."""
+    a, b, _ = gelu_minimum()
+    rows = [(c - w, c + w) for c, w in zip(RNG.normal(0, 3, 300), 10 ** RNG.uniform(-7, 1, 300))]
+    rows += [(a - w, b + w) for w in (0.0, 1e-7, 1e-3, 0.1, 2.0)] + [(a - w, a) for w in (1e-6, 0.5, 3)]
+    rows += [(b, b + w) for w in (1e-6, 0.5, 3)] + [(a, a), (b, b), (-0.76, -0.74)]
+    rows += [(-1e4, -5.0), (-30.0, -10.0), (-6.0, -5.4), (-5.6, -5.5), (-14.0, -13.0), (-40.5, -39.5), (-1e30, -1e29),
+             (-38.6, -37.0), (-9.0, -8.0)]
+    rows += [(3.0, 1e3), (1e20, 1e30), (39.0, 41.0), (2.9, 3.1)]
+    tiny = RNG.normal(0, 4, 100).astype(dt)
+    rows += [(x, np.nextafter(x, dt(np.inf))) for x in tiny] + [(x, x) for x in tiny[:30]]
+    rows += [(-1e-40, 1e-40), (-1e-300, 1e-300), (0.0, 0.0), (-1e-6, 1e-6)]
+    lo = np.array([r[0] for r in rows]).astype(dt)
+    hi = np.maximum(lo, np.array([r[1] for r in rows]).astype(dt))
+    return lo, hi
+
+
+@pytest.mark.parametrize("ar", [FLOAT32, FLOAT64], ids=["float32", "float64"])
+@pytest.mark.parametrize("rigorous", [False, True], ids=["search", "check"])
+def test_gelu_rule_contains_torch_gelu(ar, rigorous):
+    """Every float the module can compute from inputs in [lo, hi] (both torch code paths: vectorised,
+    strided) lies in the rule's bound; and the bound is no wider than the sampled range plus the error model."""
+    dt = np.float32 if ar is FLOAT32 else np.float64
+    lo, hi = _adversarial_intervals(dt)
+    a, b, _ = gelu_minimum()
+    t = np.linspace(0, 1, 61)
+    pts = lo[:, None] + (hi - lo)[:, None].astype(np.float64) * t  # inside (after rounding, clipped)
+    near = np.array([a, b, -0.7517915, -0.75179154])[None].repeat(len(lo), 0)
+    pts = np.concatenate([pts, near], 1).astype(dt)
+    pts = np.clip(pts, lo[:, None], hi[:, None])
+    pts[:, 0], pts[:, -1] = lo, hi
+    z = activation(Interval(lo.astype(np.float64), hi.astype(np.float64)), "gelu", Ctx(None, ar, rigorous=rigorous))
+    x = torch.from_numpy(pts)
+    with torch.no_grad():
+        for got in (_ACT["gelu"](x), _ACT["gelu"](torch.stack([x, x], -1)[..., 0])):
+            g = got.double().numpy()
+            inside = (z.lo[:, None] <= g) & (g <= z.hi[:, None])
+            assert inside.all(), (lo[~inside.all(1)], hi[~inside.all(1)])
+            xmax = np.maximum(np.abs(lo), np.abs(hi)).astype(np.float64)
+            allowed = 4 * (2 * ar.u * z.mag() + ar.eta) + 2 * ar.gelu_x * xmax
+            own = (20 + 4 * np.minimum(xmax, 40) ** 2) * 2.0**-51 * z.mag() + 1e-318  # the enclosure's own slack
+            assert np.all(z.width() <= g.max(1) - g.min(1) + 2 * allowed + own)
+
+
+def test_gelu_rule_in_real_arithmetic_contains_the_exact_gelu():
+    mpmath.mp.dps = 40
+    lo, hi = _adversarial_intervals(np.float64)
+    pick = RNG.choice(len(lo), 60, replace=False)
+    lo, hi = lo[pick], hi[pick]
+    z = activation(Interval(lo, hi), "gelu", Ctx(None, REAL, rigorous=True))
+    for i in range(len(lo)):
+        for x in np.linspace(lo[i], hi[i], 7):
+            assert z.lo[i] <= _mp_gelu(x) <= z.hi[i]
+
+
+def test_libm_check_passes_torch_gelu_and_catches_wrong_ones(monkeypatch):
+    ranges = [(-5.6, -5.4), (-3.6, -3.55), (-0.76, -0.74), (1.0, 1.02)]  # erf -> -1, cancelling, x*, positive
+    assert all(check_range("gelu", lo, hi, use_cache=False).holds for lo, hi in ranges)
+    wrong = {"tanh approximation": lambda t: F.gelu(t, approximate="tanh"),
+             "scaled by 1 + 2^-20": lambda t: F.gelu(t) * (1 + 2.0**-20),
+             "0 below -3": lambda t: torch.where(t < -3, 0.0, F.gelu(t)),
+             "strided path off by 2^-18": lambda t: torch.stack([F.gelu(t), F.gelu(t) * (1 + 2.0**-18)])}
+    for name, fn in wrong.items():
+        monkeypatch.setitem(libm.CHECKS, "gelu", libm._check(fn, libm._gelu_ref, libm._gelu_k))
+        assert not all(check_range("gelu", lo, hi, use_cache=False).holds for lo, hi in ranges), name
+    # float64: a sample, against arb
+    monkeypatch.setattr(libm, "SAMPLES_FLOAT64_ARB", 4096)
+    monkeypatch.setitem(libm.CHECKS, "gelu", libm._check(libm._gelu_model, libm._gelu_ref, libm._gelu_k))
+    assert check_range("gelu", -12.0, 12.0, "float64").holds
+    monkeypatch.setitem(libm.CHECKS, "gelu", libm._check(lambda t: F.gelu(t, approximate="tanh"), libm._gelu_ref,
+                                                          libm._gelu_k))
+    assert not check_range("gelu", -12.0, 12.0, "float64").holds
+
+
+def test_rms_norm_of_a_huge_box_stays_finite_and_contains_torch(compiled):
+    """mean(x^2) + eps >= eps in float too: a box whose mean square bound reaches 0 or below after
+    rounding (huge or infinite boxes) still gets a finite rsqrt instead of an error."""
+    model = compiled("param40")
+    block = model.spec.blocks[0]
+    ctx = Ctx(ModelWeights(model), FLOAT32)
+    for big in (1e30, np.inf):
+        y = norm(Interval(np.full((1, 2), -big), np.full((1, 2), big)), block.norm, ctx)
+        assert np.all(np.isfinite(y.lo)) or big == np.inf
+        x = torch.tensor(np.concatenate([np.zeros((1, 2)), RNG.normal(0, 1e3, (200, 2)), [[1e-30, -1e-30]]]),
+                         dtype=torch.float32)
+        got = (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + block.norm.eps)).double().numpy()
+        assert np.all((y.lo <= got) & (got <= y.hi))
 
 
 def test_library_rule_covers_torch_exp():

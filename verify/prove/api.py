@@ -21,7 +21,7 @@ from ...compiler.checkpoint import weights_hash
 from ...compiler.module import AdderModel
 from ...compiler.spec import Attention
 from . import certificate as cert_mod
-from .floatmodel import LIBRARY_ULPS, REAL
+from .floatmodel import GELU_X_ULPS, LIBRARY_ULPS, REAL
 from .layers import Ctx
 from .layout import StepLayout
 from .libm import check_range
@@ -55,8 +55,10 @@ def assumptions(dtype: str) -> list[str]:
     return [
         f"IEEE 754 {dtype} arithmetic, round to nearest, subnormals kept (no flush-to-zero), on the CPU",
         "sums and dot products in any order, with or without fused multiply-add (gamma_n bound)",
-        f"torch's exp (inside softmax, and torch.exp), rsqrt and silu accurate to {LIBRARY_ULPS:g} ulp on the "
-        "input ranges met (silu: plus 2^-100 absolute in float32, where it returns 0 for x < -88.7; checked below)",
+        f"torch's exp (inside softmax, and torch.exp), rsqrt, silu and gelu accurate to {LIBRARY_ULPS:g} ulp on the "
+        "input ranges met (silu: plus 2^-100 absolute in float32, where it returns 0 for x < -88.7; gelu, "
+        f"F.gelu with approximate='none', x Phi(x): plus {GELU_X_ULPS:g} u |x| absolute, erf's absolute error "
+        "times |x|/2; checked below)",
         "the weights are the compiled module's, as hashed (sha256 of spec and parameters)",
     ]
 

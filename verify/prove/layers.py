@@ -16,7 +16,7 @@ import numpy as np
 from ...compiler.spec import MLP, Linear, Norm
 from .floatmodel import Arithmetic, dot_intervals, dot_rounded, library, rounded
 from .intervals import Interval, concat, up
-from .rigorous import exp_enclosure
+from .rigorous import exp_enclosure, gelu_enclosure, gelu_minimum
 from .weights import ModelWeights
 
 #: silu(x) = x * sigmoid(x) has one minimum, at x* (where 1 + e^x + x = 0), and silu(x*) = x* + 1;
@@ -51,6 +51,11 @@ class Ctx:
         lo, hi = exp_enclosure(x.lo, x.hi, self.rigorous)
         return Interval(lo, hi)
 
+    def gelu(self, x: np.ndarray) -> Interval:
+        """gelu at the points x (exact float64 values), enclosed."""
+        lo, hi = gelu_enclosure(x, self.rigorous)
+        return Interval(lo, hi)
+
 
 def linear(x: Interval, lin: Linear, ctx: Ctx) -> Interval:
     """x @ W1.T @ W2.T ... + bias (each product an n-term dot product)."""
@@ -70,7 +75,10 @@ def norm(x: Interval, nm: Norm | None, ctx: Ctx) -> Interval:
     ar, d = ctx.ar, x.shape[-1]
     sq = rounded(x.square(), ar)
     ms = rounded(sq.sum(-1) / float(d), ar, n=d + 1)  # a d-term sum, then one division
-    ms = rounded(ms + ctx.mw.eps(nm), ar)
+    eps = ctx.mw.eps(nm)
+    ms = rounded(ms + eps, ar)
+    if eps.lo > 0:  # a float sum of squares is >= 0 and rounding is monotone: the module's ms + eps >= eps
+        ms = Interval(np.maximum(ms.lo, eps.lo), ms.hi)  # (keeps a huge or infinite box's rsqrt finite)
     ctx.note("rsqrt", ms)
     r = library(ms.rsqrt(), ar, ar.rsqrt_ulps)
     y = rounded(x * Interval(r.lo[..., None], r.hi[..., None]), ar)
@@ -86,6 +94,18 @@ def _silu_points(x: np.ndarray, ctx: Ctx) -> Interval:
     return Interval.point(x) / (e + 1.0)
 
 
+def _unimodal(x: Interval, a: Interval, b: Interval, argmin: tuple[float, float], minimum: float) -> Interval:
+    """The image of x under a function that decreases up to its one minimiser (in the bracket
+    `argmin`) and increases after, given its values at x's ends (a at lo, b at hi) and a lower
+    bound of its minimum: an endpoint on a monotone branch, else the minimum; the maximum is
+    always at an endpoint."""
+    left = x.hi <= argmin[0]  # decreasing branch
+    right = x.lo >= argmin[1]  # increasing branch
+    lo = np.where(left, b.lo, np.where(right, a.lo, minimum))
+    hi = np.where(left, a.hi, np.where(right, b.hi, np.maximum(a.hi, b.hi)))
+    return Interval(lo, hi)
+
+
 def activation(x: Interval, act: str, ctx: Ctx) -> Interval:
     if act == "identity":
         return x
@@ -93,12 +113,14 @@ def activation(x: Interval, act: str, ctx: Ctx) -> Interval:
         return x.relu()
     if act in ("silu", "silu_mlx"):
         ctx.note(act, x)
-        a, b = _silu_points(x.lo, ctx), _silu_points(x.hi, ctx)
-        left = x.hi <= SILU_ARGMIN[0]  # decreasing branch
-        right = x.lo >= SILU_ARGMIN[1]  # increasing branch
-        lo = np.where(left, b.lo, np.where(right, a.lo, SILU_MIN))
-        hi = np.where(left, a.hi, np.where(right, b.hi, np.maximum(a.hi, b.hi)))
-        return library(Interval(lo, hi), ctx.ar, ctx.ar.act_ulps, ctx.ar.act_abs)
+        z = _unimodal(x, _silu_points(x.lo, ctx), _silu_points(x.hi, ctx), SILU_ARGMIN, SILU_MIN)
+        return library(z, ctx.ar, ctx.ar.act_ulps, ctx.ar.act_abs)
+    if act == "gelu":  # F.gelu, approximate="none": x Phi(x), minimum at x* ~ -0.7518 (rigorous.py)
+        ctx.note(act, x)
+        a0, a1, m = gelu_minimum()
+        z = _unimodal(x, ctx.gelu(x.lo), ctx.gelu(x.hi), (a0, a1), m)
+        # torch's erf carries an absolute error, which x/2 (1 + erf) multiplies by |x|/2
+        return library(z, ctx.ar, ctx.ar.act_ulps, up(ctx.ar.gelu_x * x.mag()))
     raise Unsupported(f"activation {act!r} has no bound rule yet")
 
 

@@ -1,11 +1,14 @@
 """Exhaustive checks of the library-function assumptions, over the inputs that occur.
 
 The error model assumes torch's float32 exp (inside softmax, and torch.exp for softmax1),
-rsqrt and silu are accurate to `LIBRARY_ULPS` ulps. The proof records the input range each
+rsqrt, silu and gelu are accurate to `LIBRARY_ULPS` ulps (silu and gelu with an absolute
+allowance besides, `floatmodel.py`). The proof records the input range each
 function meets; this module evaluates the function on *every* float32 in that range, in
 chunks, against float64 references (whose own error, ~2^-29 float32 ulps, is negligible)
 and reports the worst error found. Softmax is checked as the proof uses it: on rows [x, 0],
-its output must lie within the bound the error model predicts.
+its output must lie within the bound the error model predicts. Gelu is checked on both of
+torch's code paths (a vectorised erf on contiguous runs, std::erf on the rest of a row and on
+strided tensors), since a model's tensor meets both.
 
 Results depend on the torch build and the CPU's vector unit (AVX2 and AVX-512 kernels
 differ), so they are cached per (torch version, machine, CPU capability) in
@@ -27,12 +30,15 @@ import torch
 import torch.nn.functional as F
 
 from ...compiler.module import _ACT
-from .floatmodel import ACT_ABS, LIBRARY_ULPS
+from .floatmodel import ACT_ABS, GELU_X_ULPS, LIBRARY_ULPS
+from .rigorous import gelu_longdouble
 
 CHUNK = 1 << 20
 #: Bumped whenever an error measure changes, so that cached results are not reused.
 MEASURES_VERSION = 2
 SAMPLES_FLOAT64 = 1 << 22
+#: Fewer for functions whose float64 reference is computed in arb, point by point (~8 us each).
+SAMPLES_FLOAT64_ARB = 1 << 18
 
 
 @dataclass
@@ -52,8 +58,9 @@ class LibmCheck:
     def describe(self) -> str:
         how = "every float32 of" if self.exhaustive else "a random sample of"
         which = f" that are multiples of {self.grid:.3g} (all a max-shifted float score can be)" if self.grid > 0 else ""
+        beyond = f" beyond {GELU_X_ULPS:g} u|x|" if self.fn == "gelu" else ""
         return (f"{self.fn}: {how} {self.inputs:,} inputs in [{self.lo:.6g}, {self.hi:.6g}]{which}: worst "
-                f"{self.worst_ulps:.3f} ulp (assumed <= {LIBRARY_ULPS:g})")
+                f"{self.worst_ulps:.3f} ulp{beyond} (assumed <= {LIBRARY_ULPS:g})")
 
     def to_json(self) -> dict:
         return {"fn": self.fn, "lo": self.lo, "hi": self.hi, "grid": self.grid, "inputs": self.inputs,
@@ -100,27 +107,29 @@ def _ulp(ref: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
 
 
 def _run(x: np.ndarray, model_fn, ref_fn, measure) -> float:
-    """Worst value of `measure(got, ref, dtype)` over x, with got = model_fn(x) in x's dtype."""
+    """Worst value of `measure(got, ref, dtype, x=x)` over x, with got = model_fn(x) in x's dtype
+    (got may hold several results per input, stacked in front: [R, N])."""
     t = torch.from_numpy(x)
     with torch.no_grad():
         got = model_fn(t)
     if t.dtype == torch.float32:
-        return float(measure(got.double(), ref_fn(t.double(), torch), torch.float32).max())
+        return float(measure(got.double(), ref_fn(t.double(), torch), torch.float32, x=t.double()).max())
     ref = ref_fn(x.astype(np.longdouble), np)
-    return float(measure_np(got.numpy().astype(np.longdouble), ref, measure).max())
+    return float(measure_np(got.numpy().astype(np.longdouble), ref, measure, x).max())
 
 
-def measure_np(got, ref, measure):
+def measure_np(got, ref, measure, x=None):
     return measure(torch.from_numpy(got.astype(np.float64)), torch.from_numpy(ref.astype(np.float64)), torch.float64,
-                   exact_diff=torch.from_numpy((got - ref).astype(np.float64)))
+                   exact_diff=torch.from_numpy((got - ref).astype(np.float64)),
+                   x=None if x is None else torch.from_numpy(np.asarray(x, np.float64)))
 
 
-def _ulps(got, ref, dt, exact_diff=None):
+def _ulps(got, ref, dt, exact_diff=None, x=None):
     diff = (got - ref) if exact_diff is None else exact_diff
     return diff.abs() / torch.clamp(_ulp(ref, dt), min=_ETA[dt])
 
 
-def _softmax_excess(got, ref, dt, exact_diff=None):
+def _softmax_excess(got, ref, dt, exact_diff=None, x=None):
     """p0 of softmax([x, 0]) must lie within ref (1 +- (4K u + 4u)): the K this needs."""
     u = _U[dt]
     diff = (got - ref) if exact_diff is None else exact_diff
@@ -131,11 +140,18 @@ def _softmax_excess(got, ref, dt, exact_diff=None):
     return excess / allowed.add_(_ETA[dt])
 
 
-def _silu_k(got, ref, dt, exact_diff=None):
+def _silu_k(got, ref, dt, exact_diff=None, x=None):
     """|err| <= K (2u |y| + eta) + ACT_ABS: the K this needs."""
     diff = (got - ref) if exact_diff is None else exact_diff
     floor = ACT_ABS["float32" if dt == torch.float32 else "float64"]
     return torch.clamp(diff.abs() - floor, min=0) / (2 * _U[dt] * ref.abs() + _ETA[dt])
+
+
+def _gelu_k(got, ref, dt, exact_diff=None, x=None):
+    """|err| <= K (2u |y| + eta) + GELU_X_ULPS u |x|: the K this needs."""
+    diff = (got - ref) if exact_diff is None else exact_diff
+    allowed = GELU_X_ULPS * _U[dt] * x.abs()
+    return torch.clamp(diff.abs() - allowed, min=0) / (2 * _U[dt] * ref.abs() + _ETA[dt])
 
 
 def _softmax_model(t):
@@ -153,6 +169,20 @@ def _silu_ref(r, lib):
     return r / (1 + lib.exp(-r))
 
 
+def _gelu_model(t):
+    """torch's gelu on both of its code paths: [vectorised (contiguous), scalar (strided)]."""
+    strided = torch.stack([t, t], 1)[:, 0]
+    return torch.stack([_ACT["gelu"](t), _ACT["gelu"](strided)])
+
+
+def _gelu_ref(r, lib):
+    """x/2 erfc(-x/sqrt 2): float64 torch for float32 inputs; for float64 inputs (longdouble r)
+    arb balls (`rigorous.gelu_longdouble`)."""
+    if lib is torch:
+        return r / 2 * torch.special.erfc(-r * 0.7071067811865476)
+    return gelu_longdouble(r.astype(np.float64))
+
+
 def _check(model_fn, ref_fn, measure):
     return lambda x: _run(x, model_fn, ref_fn, measure)
 
@@ -162,7 +192,10 @@ CHECKS = {"exp": _check(_softmax_model, _softmax_ref, _softmax_excess),
           "exp1": _check(torch.exp, lambda r, lib: lib.exp(r), _ulps),
           "rsqrt": _check(torch.rsqrt, lambda r, lib: 1 / lib.sqrt(r), _ulps),
           "silu": _check(_ACT["silu"], _silu_ref, _silu_k),
-          "silu_mlx": _check(_ACT["silu_mlx"], _silu_ref, _silu_k)}
+          "silu_mlx": _check(_ACT["silu_mlx"], _silu_ref, _silu_k),
+          "gelu": _check(_gelu_model, _gelu_ref, _gelu_k)}
+#: Functions whose float64 reference is computed in arb: fewer float64 samples.
+ARB_REFERENCE = {"gelu"}
 
 
 def check_range(fn: str, lo: float, hi: float, dtype: str = "float32", use_cache: bool = True,
@@ -228,5 +261,6 @@ def check_range(fn: str, lo: float, hi: float, dtype: str = "float32", use_cache
         return result
     # float64: 2^64 inputs cannot be enumerated; sample the range (endpoints included)
     rng = np.random.default_rng(0)
-    x = np.concatenate([[lo, hi], rng.uniform(lo, hi, SAMPLES_FLOAT64)]).astype(np.float64)
+    n = SAMPLES_FLOAT64_ARB if fn in ARB_REFERENCE else SAMPLES_FLOAT64
+    x = np.concatenate([[lo, hi], rng.uniform(lo, hi, n)]).astype(np.float64)
     return LibmCheck(fn, lo, hi, len(x), err(x), False)

@@ -1,7 +1,7 @@
-"""Enclosures of `exp`, the one transcendental function the bounds need.
+"""Enclosures of the transcendental functions the bounds need: `exp`, and `gelu` (erfc).
 
 Two ways, one contract (`exp_enclosure(lo, hi)` returns float64 arrays with
-`lo' <= exp(x) <= hi'` for every x in [lo, hi]):
+`lo' <= exp(x) <= hi'` for every x in [lo, hi]; `gelu_enclosure(x)` encloses gelu at points):
 
 * `rigorous=True`: python-flint's arb ball arithmetic (80 bits), each endpoint converted to
   float64 and stepped outward. This is what the certificate checker uses, so a `proven`
@@ -12,7 +12,11 @@ Two ways, one contract (`exp_enclosure(lo, hi)` returns float64 arrays with
 
 from __future__ import annotations
 
+import math
+from functools import cache
+
 import numpy as np
+import torch
 
 from ...compiler.errors import AdderError
 from .intervals import down, up
@@ -20,6 +24,9 @@ from .intervals import down, up
 _PREC = 80
 #: Below log(largest float64) with room: above it exp is enclosed as [max float64, inf].
 _EXP_MAX = 709.0
+#: Beyond +-40, gelu is x or 0 to within the smallest subnormal (see `gelu_enclosure`).
+_GELU_FAR = 40.0
+_ETA = 2.0**-1074
 
 
 def _flint():
@@ -37,6 +44,12 @@ def _outward(x: np.ndarray, steps: int, direction: float) -> np.ndarray:
     return x
 
 
+def _ball(b) -> tuple[float, float]:
+    """An arb ball as float64 bounds, stepped outward (the conversions round)."""
+    m, r = float(b.mid()), float(b.rad())
+    return float(down(down(m) - up(r))), float(up(up(m) + up(r)))
+
+
 def _arb_bounds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flint = _flint()
     lo, hi = np.empty_like(values), np.empty_like(values)
@@ -47,10 +60,8 @@ def _arb_bounds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if x > _EXP_MAX:  # exp(x) exceeds every float64: the largest one is a lower bound
             lo[i], hi[i] = np.finfo(np.float64).max, np.inf
             continue
-        b = flint.arb(float(x)).exp()
-        m, r = float(b.mid()), float(b.rad())
-        lo[i] = max(0.0, float(down(down(m) - up(r))))
-        hi[i] = float(up(up(m) + up(r)))
+        a, b = _ball(flint.arb(float(x)).exp())
+        lo[i], hi[i] = max(0.0, a), b
     return lo, hi
 
 
@@ -65,3 +76,89 @@ def exp_enclosure(lo: np.ndarray, hi: np.ndarray, rigorous: bool) -> tuple[np.nd
     ulo, uhi = _arb_bounds(uniq)
     n = lo.size
     return ulo[inv[:n]].reshape(lo.shape), uhi[inv[n:]].reshape(hi.shape)
+
+
+# ---------------------------------------------------------------------------- gelu
+# gelu(x) = x Phi(x) = x/2 erfc(-x/sqrt 2), torch's F.gelu (approximate="none").
+# gelu'(x) = Phi(x) + x phi(x) and gelu''(x) = phi(x) (2 - x^2): gelu' falls on (-inf, -sqrt 2)
+# from its limit 0 at -inf (so is negative there), rises on [-sqrt 2, sqrt 2] from
+# gelu'(-sqrt 2) < 0 to gelu'(sqrt 2) > 0, and falls towards 1 after. So gelu' has exactly one
+# root x* ~ -0.7518: gelu decreases on (-inf, x*], increases on [x*, inf), its minimum is gelu(x*).
+# Far out, Mills' ratio Phi(-t) <= phi(t)/t (t > 0) gives |x| Phi(-|x|) <= phi(x) < 2^-1074 for
+# |x| >= 40: gelu(x) lies in [-2^-1074, 0] for x <= -40 and in [x - 2^-1074, x] for x >= 40.
+
+
+def _arb_gelu(b):
+    flint = _flint()
+    return b * (-b / flint.arb(2).sqrt()).erfc() / 2
+
+
+def _arb_gelu_slope(b):
+    """gelu'(b) = Phi(b) + b phi(b)."""
+    flint = _flint()
+    return (-b / flint.arb(2).sqrt()).erfc() / 2 + b * (-b * b / 2).exp() / (2 * flint.arb.pi()).sqrt()
+
+
+def gelu_enclosure(x: np.ndarray, rigorous: bool) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi] with lo <= gelu(x) <= hi at each point x (float64 array; +-inf are limits, NaN
+    gives [-inf, inf]). Rigorous: arb balls; otherwise torch's float64 erfc, widened by the
+    error of its argument's rounding (relative 2 z^2 u for erfc(z)) and a few ulps."""
+    x = np.asarray(x, dtype=np.float64)
+    lo, hi = np.full(x.shape, -np.inf), np.full(x.shape, np.inf)
+    neg, pos = x <= -_GELU_FAR, x >= _GELU_FAR
+    lo[neg], hi[neg] = -_ETA, 0.0
+    lo[pos], hi[pos] = down(x[pos]), x[pos]
+    mid = ~neg & ~pos & ~np.isnan(x)
+    if rigorous:
+        flint = _flint()
+        uniq, inv = np.unique(x[mid], return_inverse=True)
+        ulo, uhi = np.empty_like(uniq), np.empty_like(uniq)
+        for i, v in enumerate(uniq):
+            ulo[i], uhi[i] = _ball(_arb_gelu(flint.arb(float(v))))
+        lo[mid], hi[mid] = ulo[inv.reshape(-1)], uhi[inv.reshape(-1)]
+        return lo, hi
+    v = x[mid]
+    t = torch.from_numpy(v)
+    g = (t / 2 * torch.special.erfc(-t * math.sqrt(0.5))).numpy()
+    slack = (16 + 4 * v * v) * 2.0**-53 * np.abs(g) + 64 * _ETA * (1 + np.abs(v))
+    lo[mid], hi[mid] = down(g - slack), up(g + slack)
+    return lo, hi
+
+
+def gelu_longdouble(x: np.ndarray) -> np.ndarray:
+    """gelu at float64 points, to longdouble precision: each arb ball's midpoint read back as a
+    float64 plus its remainder (a double-double). The reference of libm's float64 check."""
+    flint = _flint()
+    out = np.empty(x.shape, np.longdouble)
+    for i, v in enumerate(np.asarray(x, np.float64)):
+        g = _arb_gelu(flint.arb(float(v)))
+        head = float(g.mid())
+        out[i] = np.longdouble(head) + np.longdouble(float(g.mid() - head))
+    return out
+
+
+@cache
+def gelu_minimum() -> tuple[float, float, float]:
+    """(a, b, m): a < x* < b and m <= gelu(x*) = min gelu, each verified in arb balls, no
+    constant taken on faith: gelu'(a) < 0 < gelu'(b) (so the one root x* lies between), and m
+    is the lower end of gelu over the ball [a, b]."""
+    flint = _flint()
+
+    def slope(v: float) -> float:
+        return 0.5 * math.erfc(-v / math.sqrt(2)) + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi)
+
+    a, b = -1.0, -0.5  # float bisection for a first guess (gelu' < 0 at -1, > 0 at -0.5)
+    for _ in range(200):
+        c = 0.5 * (a + b)
+        if c in (a, b):
+            break
+        a, b = (c, b) if slope(c) < 0 else (a, c)
+    guess_lo, guess_hi = a, b
+    for width in range(8, 60):  # widen the bracket until arb decides both signs
+        a, b = guess_lo - 2.0**(width - 56), guess_hi + 2.0**(width - 56)
+        if _arb_gelu_slope(flint.arb(a)) < 0 and _arb_gelu_slope(flint.arb(b)) > 0:
+            break
+    else:  # pragma: no cover - arb at 80 bits decides at the first width
+        raise AdderError("could not bracket the minimum of gelu")
+    m, _ = _ball(_arb_gelu(flint.arb(a).union(flint.arb(b))))
+    return a, b, m
