@@ -145,6 +145,12 @@ def test_a_checkpoint_is_written_whole_or_not_at_all(compiled, tmp_path, monkeyp
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["p.pt"]
 
 
+def _with_ctrl_c():
+    """In the child, SIGINT raises KeyboardInterrupt again: a test run started in the background
+    (`cmd &` in a script) inherits SIGINT ignored, and Python keeps an inherited SIG_IGN."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _interrupt_when(proc, ready, limit=300.0):
     """Send Ctrl-C (SIGINT) to `proc` once `ready()` holds; its stdout and stderr."""
     t0 = time.monotonic()
@@ -159,7 +165,8 @@ def _interrupt_when(proc, ready, limit=300.0):
 def test_ctrl_c_during_train_keeps_the_best_checkpoint(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "adder.cli", "train", "micro57", "--steps", "2000", "--out", str(run),
-                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_with_ctrl_c)
     out, err = _interrupt_when(proc, lambda: (run / "best.pt").exists())
     assert proc.returncode == 130, err
     summary = json.loads(out)
@@ -172,7 +179,7 @@ def test_ctrl_c_during_train_keeps_the_best_checkpoint(tmp_path):
 def test_ctrl_c_during_prove_writes_an_incomplete_report(tmp_path):
     report = tmp_path / "r.json"
     proc = subprocess.Popen([sys.executable, "-m", "adder.cli", "prove", "param40", "--json", str(report)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_with_ctrl_c)
     first = []
     out, err = _interrupt_when(proc, lambda: first.append(proc.stderr.readline()) or "cases bounded" in first[-1])
     assert proc.returncode == 130, err
