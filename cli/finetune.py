@@ -62,7 +62,8 @@ def run_finetune(rec, hyper, *, seed: int, run_dir: Path, warm_start: str, steps
             b = res.best
             console.print(f"{res.stopped}: best held-out exact {b['exact']:.4f}, smallest held-out margin "
                           f"{b['min_margin']:.3f} (round {b['round']}, step {b['step']:,}); {res.steps:,} steps in "
-                          f"{res.seconds:.0f}s -> {res.checkpoint} (metrics: {res.metrics})", markup=False, highlight=False)
+                          f"{res.seconds:.0f}s -> {res.checkpoint} (metrics: {res.metrics})",
+                          markup=False, highlight=False)
         ft = summary["final_test"]
         if ft is not None:
             console.print(f"official AdderBoard cases (final test, never used for selection or mining): "

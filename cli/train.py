@@ -1,4 +1,5 @@
-"""`adder train`: train a learned variant (one seed, or a sweep of seeds); `--list` shows the recipes.
+"""`adder train`: train a learned variant (one seed, a sweep of seeds, or `--finetune` of a trained one);
+`--list` shows the recipes.
 
 Everything that can be refused is refused before training starts (the options, the run folder,
 matplotlib for --plot). A run that ends early keeps what it did: Ctrl-C prints where the best
@@ -77,7 +78,7 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         from .finetune import refuse, run_finetune
 
         refuse(warm_start, {"--resume": resume, "--seeds": seeds, "--population": population, "--compile": compile_,
-                            "--curriculum": curriculum})
+                            "--curriculum": curriculum, "--plot": plot})
         run_finetune(rec, rec.hyper, seed=seed, run_dir=out or RUNS / f"{recipe}-finetune-seed{seed}",
                      warm_start=warm_start, steps=steps, lr=lr, margin=margin, rounds=rounds, threads=threads,
                      force=force, final_test=final_test, json_out=json_out)

@@ -71,14 +71,18 @@ class FinetuneOptions:
 
     def check(self) -> "FinetuneOptions":
         """These options, or one line naming the first impossible one."""
-        rules = [("steps", self.steps >= 1, "a positive integer"), ("rounds", 1 <= self.rounds <= self.steps,
-                                                                       "between 1 and --steps"),
+        rules = [("steps", self.steps >= 1, "a positive integer"),
+                 ("rounds", 1 <= self.rounds <= self.steps, "between 1 and --steps"),
                  ("margin", math.isfinite(self.margin) and self.margin >= 0, "a finite number >= 0"),
                  ("lr", math.isfinite(self.lr) and self.lr > 0, "a positive finite number"),
-                 ("weight_decay", self.weight_decay >= 0, ">= 0"), ("loss", self.loss in LOSSES, f"one of {LOSSES}"),
-                 ("hinge_weight", self.hinge_weight >= 0, ">= 0"), ("error_share", 0 <= self.error_share <= 1, "in 0..1"),
-                 ("fresh", self.fresh >= 0, ">= 0"), ("carry_share", 0 <= self.carry_share <= 1, "in 0..1"),
-                 ("suite_k", self.suite_k >= 0, ">= 0"), ("window", 1 <= self.window <= 3, "in 1..3"),
+                 ("weight_decay", self.weight_decay >= 0, ">= 0"),
+                 ("loss", self.loss in LOSSES, f"one of {LOSSES}"),
+                 ("hinge_weight", self.hinge_weight >= 0, ">= 0"),
+                 ("error_share", 0 <= self.error_share <= 1, "in 0..1"),
+                 ("fresh", self.fresh >= 0, ">= 0"),
+                 ("carry_share", 0 <= self.carry_share <= 1, "in 0..1"),
+                 ("suite_k", self.suite_k >= 0, ">= 0"),
+                 ("window", 1 <= self.window <= 3, "in 1..3"),
                  ("pool", self.pool >= 1, "a positive integer")]
         for name, ok, rule in rules:
             if not ok:
@@ -168,18 +172,17 @@ def candidates(seed: int, round_: int, o: FinetuneOptions, h: Hyper, gen: torch.
 def mine(model: AdderModel, chunks: Iterable[tuple], guard: Forbidden, margin: float) -> Mined:
     """The pairs of `chunks` whose smallest answer-step margin is below `margin`; forbidden pairs are
     dropped before they are evaluated."""
-    keep_a, keep_b, keep_m, wrong, seen = [], [], [], 0, 0
+    kept, wrong, seen = [(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0))], 0, 0
     for a, b in chunks:
         a, b = guard.drop(a, b)
         r = teacher_forced(model, a, b)
         m = smallest_margin(r.margin)
         low = (m < margin) | ~r.correct
-        keep_a.append(a[low]), keep_b.append(b[low]), keep_m.append(m[low])
+        kept.append((a[low], b[low], m[low]))
         wrong += int((~r.correct).sum())
         seen += len(a)
-    empty = torch.zeros(0, dtype=torch.long)
-    cat = (lambda xs, e: torch.cat(xs) if xs else e)
-    return Mined(cat(keep_a, empty), cat(keep_b, empty), cat(keep_m, torch.zeros(0)), wrong, seen)
+    a, b, m = (torch.cat(column) for column in zip(*kept))
+    return Mined(a, b, m, wrong, seen)
 
 
 def smallest_margin(margin: torch.Tensor) -> torch.Tensor:
@@ -237,9 +240,9 @@ def held_out(model: AdderModel, va: torch.Tensor, vb: torch.Tensor) -> dict:
             "min_margin": float(smallest_margin(torch.cat([r.margin for r in rows])).min())}
 
 
-def finetune(recipe: Recipe, *, seed: int, out: Path, warm_start: AdderModel, options: FinetuneOptions = FinetuneOptions(),
-             hyper: Hyper | None = None, force: bool = False, source: dict | None = None,
-             on_row: Callable[[dict], None] | None = None) -> FinetuneResult:
+def finetune(recipe: Recipe, *, seed: int, out: Path, warm_start: AdderModel,
+             options: FinetuneOptions = FinetuneOptions(), hyper: Hyper | None = None, force: bool = False,
+             source: dict | None = None, on_row: Callable[[dict], None] | None = None) -> FinetuneResult:
     """Fine-tune `warm_start` (a model whose parameters fit `recipe`'s) round by round; keep the best
     held-out checkpoint in `out`. `source`: what the caller knows of where `warm_start` came from
     (recorded). Ctrl-C ends it early with what the last round wrote."""

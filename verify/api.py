@@ -39,7 +39,8 @@ def official_cases() -> list[tuple[int, int]]:
     return official_pairs()
 
 
-def adversarial_cases(seed: int, options: SuiteOptions, size: int = DEFAULT_CHUNK) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def adversarial_cases(seed: int, options: SuiteOptions,
+                      size: int = DEFAULT_CHUNK) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The adversarial suites' cases (carry, chains, window; never the official suite) in chunks
     of `size`: where fine-tuning mines its hard pairs (a fresh `seed` gives fresh instances)."""
     for name in ADVERSARIAL:
