@@ -126,3 +126,9 @@ def test_cli_finetunes_the_reference(tmp_path):
     assert summary["finetune"]["margin"] == 0.5 and summary["final_test"]["cases"] == 10_010
     meta = torch.load(out / "best.pt", weights_only=True)["meta"]
     assert meta["finetune"]["source"]["seed"] == 777 and meta["finetune"]["source"]["target"] == str(REF)
+    r = subprocess.run([sys.executable, "-m", "adder", "train", "micro57", "--warm-start", str(out / "best.pt"),
+                        "--finetune", "--steps", "10", "--rounds", "1", "--out", str(tmp_path / "again"),
+                        "--no-final-test"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    source = torch.load(tmp_path / "again" / "best.pt", weights_only=True)["meta"]["finetune"]["source"]
+    assert source["finetune"]["source"]["seed"] == 777  # a chain of fine-tunes reads back to its start

@@ -133,12 +133,13 @@ class FinetuneResult:
 
 def source_of(target: str, model: AdderModel) -> dict:
     """What a fine-tune records of the model it starts from: the target as named, its weights'
-    hash, and, for a checkpoint, the recipe, seed and step its run recorded."""
+    hash, and, for a checkpoint, the recipe, seed and step its run recorded; for a fine-tuned
+    checkpoint also its own fine-tune record, so a chain of fine-tunes reads back to its start."""
     found = {"target": target, "weights_sha256": checkpoint.weights_hash(model)}
     path = Path(target)
     if path.is_file():
         meta = checkpoint.read(path)["meta"]
-        found.update({k: meta[k] for k in ("recipe", "seed", "step", "val_exact") if k in meta})
+        found.update({k: meta[k] for k in ("recipe", "seed", "step", "val_exact", "finetune") if k in meta})
     return found
 
 
