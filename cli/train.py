@@ -1,4 +1,5 @@
-"""`adder train`: train a learned variant (one seed, or a sweep of seeds); `--list` shows the recipes.
+"""`adder train`: train a learned variant (one seed, a sweep of seeds, or `--finetune` of a trained one);
+`--list` shows the recipes.
 
 Everything that can be refused is refused before training starts (the options, the run folder,
 matplotlib for --plot). A run that ends early keeps what it did: Ctrl-C prints where the best
@@ -42,6 +43,11 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
                                                  "same-named, same-shaped parameters initialise the run."),
         compile_: bool = typer.Option(False, "--compile", help="torch.compile the training forward pass "
                                       "(10-26 s to compile; -30%..+50% speed here, so off by default)."),
+        finetune: bool = typer.Option(False, "--finetune", help="Fine-tune the --warm-start model: mine its wrong and "
+                                      "thin-margin pairs, train on them, repeat (--steps, --lr: the fine-tune's)."),
+        margin: Optional[float] = typer.Option(None, help="With --finetune: mine margins below this; the hinge's "
+                                               "target [1.0]."),
+        rounds: Optional[int] = typer.Option(None, help="With --finetune: at most this many rounds [10]."),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
         threads: int = typer.Option(1, help="torch threads for a single run or a population (a 57p model "
                                     "gains nothing from more)."),
@@ -71,6 +77,17 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
     if device != "cpu" and population is None:
         raise AdderError("--device applies to --population runs only (a single run trains on the CPU)")
     rec = get_recipe(recipe)
+    if finetune:
+        from .finetune import refuse, run_finetune
+
+        refuse(warm_start, {"--resume": resume, "--seeds": seeds, "--population": population, "--compile": compile_,
+                            "--curriculum": curriculum, "--plot": plot})
+        run_finetune(rec, rec.hyper, seed=seed, run_dir=out or RUNS / f"{recipe}-finetune-seed{seed}",
+                     warm_start=warm_start, steps=steps, lr=lr, margin=margin, rounds=rounds, threads=threads,
+                     force=force, final_test=final_test, json_out=json_out)
+        return
+    if margin is not None or rounds is not None:
+        raise AdderError("--margin and --rounds apply to --finetune only")
     hyper = Hyper.recorded_in(resume, rec.hyper) if resume is not None else rec.hyper  # go on as the run went
     hyper = hyper.override(steps=steps, lr=lr, curriculum=curriculum, sets=sets)
     from ..train.loop import refuse_existing_run, train

@@ -110,15 +110,23 @@ SAMPLERS = ("families", "classes")
 
 
 def training_batch(step: int, batch: int, phases, carry_mix: float, fade, gen: torch.Generator,
-                   sampler: str = "classes"):
+                   sampler: str = "classes", exclude=None):
     """Operand pairs [batch] for `step`: uniform within the phase's digit range, a `carry_mix_at`
-    share of them replaced by carry-heavy pairs from `sampler` ("families" or "classes")."""
+    share of them replaced by carry-heavy pairs from `sampler` ("families" or "classes").
+
+    `exclude` (a `guard.Forbidden`): pairs no batch may hold (the official and held-out ones),
+    replaced without drawing anything more, so the stream is the same wherever none was drawn."""
+    lo, hi = digit_range(step, phases)
+    a, b = mixed_pairs(batch, lo, hi, carry_mix_at(step, carry_mix, fade), gen, sampler)
+    return exclude.clean(a, b) if exclude is not None else (a, b)
+
+
+def mixed_pairs(n: int, lo: int, hi: int, mix: float, gen: torch.Generator, sampler: str = "classes"):
+    """`n` pairs of lo..hi digits, uniform, a `mix` share of them replaced by carry-heavy pairs from `sampler`."""
     if sampler not in SAMPLERS:
         raise AdderError(f"carry sampler must be one of {SAMPLERS}, got {sampler!r}")
-    lo, hi = digit_range(step, phases)
-    a, b = uniform_pairs(batch, lo, hi, gen)
-    mix = carry_mix_at(step, carry_mix, fade)
-    heavy = torch.rand(batch, generator=gen) < mix
+    a, b = uniform_pairs(n, lo, hi, gen)
+    heavy = torch.rand(n, generator=gen) < mix
     k = int(heavy.sum())
     if k:
         ha, hb = carry_family_pairs(k, lo, hi, gen) if sampler == "families" else carry_heavy_pairs(k, hi, gen)

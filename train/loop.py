@@ -26,6 +26,7 @@ from ..compiler.decode import teacher_forced
 from ..compiler.errors import AdderError, CheckpointError
 from ..compiler.module import AdderModel, compile_spec
 from . import data
+from .guard import Forbidden
 from .optim import make_optimizer
 from .recipes import Hyper, Recipe
 
@@ -50,12 +51,17 @@ def lr_at(step: int, h: Hyper) -> float:
     return low + (h.lr - low) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def answer_loss(model: AdderModel, a: torch.Tensor, b: torch.Tensor, forward=None) -> torch.Tensor:
-    """Cross-entropy of the answer digits, teacher-forced (`forward`: a compiled `model`)."""
+def answer_logits(model: AdderModel, a: torch.Tensor, b: torch.Tensor, forward=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forced logits of the answer digits [B, n, V] and the answer [B, n] (`forward`: a compiled `model`)."""
     fmt = model.spec.format
     answer = fmt.answer(a, b)
     tokens = torch.cat([fmt.encode(a, b), answer[:, :-1]], dim=1)
-    logits = (forward or model)(tokens, keep_last=fmt.out_digits)
+    return (forward or model)(tokens, keep_last=fmt.out_digits), answer
+
+
+def answer_loss(model: AdderModel, a: torch.Tensor, b: torch.Tensor, forward=None) -> torch.Tensor:
+    """Cross-entropy of the answer digits, teacher-forced (`forward`: a compiled `model`)."""
+    logits, answer = answer_logits(model, a, b, forward)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), answer.reshape(-1))
 
 
@@ -117,6 +123,18 @@ def warm_start_from(model: AdderModel, source: AdderModel) -> list[str]:
     return copied
 
 
+def recipe_optimizer(model: AdderModel, h: Hyper) -> torch.optim.Optimizer:
+    """The recipe's optimizer over `model`'s trainable parameters: decay on all of them or on matrices only,
+    behind a Grokfast-EMA filter when the recipe asks for one."""
+    h.check()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if h.decay == "all" or p.dim() >= 2]
+    no_decay = [p for p in trainable if not (h.decay == "all" or p.dim() >= 2)]
+    return make_optimizer(h.optimizer, [{"params": decay, "weight_decay": h.weight_decay},
+                                        {"params": no_decay, "weight_decay": 0.0}],
+                          lr=h.lr, grokfast_alpha=h.grokfast_alpha, grokfast_lamb=h.grokfast_lamb)
+
+
 def data_seed(seed: int, step: int = 0) -> int:
     """The seed of a run's training-data generator at `step` (a resumed run draws on from there)."""
     return seed * 1_000_003 + step
@@ -161,6 +179,9 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
         if meta.get("recipe") != recipe.name:
             raise AdderError(f"{resume} is a checkpoint of {meta.get('recipe') or meta.get('name')!r}, "
                              f"not of recipe {recipe.name!r}; resume it with its own recipe")
+        if "finetune" in meta:
+            raise AdderError(f"{resume} is a fine-tuned checkpoint; fine-tune it again with "
+                             f"--warm-start {resume} --finetune, or resume the run it came from")
         checkpoint.from_checkpoint(ck, where=str(resume))  # checks the file: hash, shapes
         # the recipe's own spec, not the stored copy: a spec read back from JSON evaluates its
         # tied expressions in another order, so gradients would differ in the last bit
@@ -179,14 +200,10 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
     warm = warm_start_from(model, warm_start) if warm_start is not None and not resume else []
     model.train()
     forward = torch.compile(model) if compile else None
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trainable if h.decay == "all" or p.dim() >= 2]
-    no_decay = [p for p in trainable if not (h.decay == "all" or p.dim() >= 2)]
-    opt = make_optimizer(h.optimizer, [{"params": decay, "weight_decay": h.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}],
-                         lr=h.lr, grokfast_alpha=h.grokfast_alpha, grokfast_lamb=h.grokfast_lamb)
+    opt = recipe_optimizer(model, h)
     gen = torch.Generator().manual_seed(data_seed(seed, start))
     va, vb = data.validation_pairs(h.eval_pairs)
+    guard = Forbidden.for_run(h.eval_pairs)  # no batch holds an official or a held-out pair
     meta = run_meta(recipe, seed, h, compile=compile, warm_start=warm_start, warm_started=warm)
     best, best_step, grokked, perfect_streak = -1.0, -1, None, 0
     state_path = out / STATE  # optimizer moments, data generator, selection: exact resume
@@ -215,7 +232,8 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                 lr = lr_at(step, h)
                 for g in opt.param_groups:
                     g["lr"] = lr
-                a, b = data.training_batch(step, h.batch, phases, h.carry_mix, h.carry_fade, gen, h.carry_sampler)
+                a, b = data.training_batch(step, h.batch, phases, h.carry_mix, h.carry_fade, gen, h.carry_sampler,
+                                           guard)
                 loss = answer_loss(model, a, b, forward)
                 step_loss = loss.item()
                 if not math.isfinite(step_loss):

@@ -36,6 +36,7 @@ from ..compiler import checkpoint
 from ..compiler.errors import AdderError
 from ..compiler.module import AdderModel, compile_spec
 from . import data
+from .guard import Forbidden
 from .loop import (BEST, GROKKED_AT, LAST, METRICS, METRICS_COLUMNS, STATE, RunResult, data_seed, lr_at, refuse_existing_run,
                    run_meta, warm_start_from)
 from .optim import make_optimizer
@@ -160,6 +161,7 @@ class _Population:
         self.members = [self._member(recipe, s, seed_folder(out, s), warm_start, w) for s, w in zip(seeds, warm)]
         self.active = list(self.members)  # the members in the stacks, in stack order
         va, vb = data.validation_pairs(h.eval_pairs)
+        self.guard = Forbidden.for_run(h.eval_pairs)  # no batch holds an official or a held-out pair
         answer = self.fmt.answer(va, vb)
         self.va_tokens = torch.cat([self.fmt.encode(va, vb), answer[:, :-1]], dim=1).to(device)
         self.va_answer = answer.to(device)
@@ -243,8 +245,8 @@ class _Population:
     def _batches(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Each active member's batch from its own generator, as token prompts [S, B, T] and answers [S, B, n]."""
         h = self.h
-        pairs = [data.training_batch(step, h.batch, self.phases, h.carry_mix, h.carry_fade, m.gen, h.carry_sampler)
-                 for m in self.active]
+        pairs = [data.training_batch(step, h.batch, self.phases, h.carry_mix, h.carry_fade, m.gen, h.carry_sampler,
+                                     self.guard) for m in self.active]
         a, b = torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
         answer = self.fmt.answer(a, b)
         tokens = torch.cat([self.fmt.encode(a, b), answer[:, :-1]], dim=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -15,7 +15,7 @@ from ..compiler.checkpoint import weights_hash
 from ..compiler.ledger import ledger
 from ..compiler.module import AdderModel
 from ..compiler.spec import Attention
-from .cases import SuiteOptions, get_suite, official_pairs
+from .cases import ADVERSARIAL, SuiteOptions, get_suite, official_pairs
 from .precision import check_precision
 from .report import Report
 from .runner import DEFAULT_CHUNK, MAX_DECODED_FAILURES, MAX_KEPT_FAILURES, SuiteResult, run_suite
@@ -32,6 +32,19 @@ CALL_OUTCOMES = ("right", "wrong", ERROR, NOT_INT, TIMEOUT, CRASH, NOT_RUN)
 def suite_count(names: list[str], options: SuiteOptions) -> int:
     """Cases the suites `names` hold under `options`."""
     return sum(get_suite(n).count(options) for n in names)
+
+
+def official_cases() -> list[tuple[int, int]]:
+    """AdderBoard's 10,010 qualification cases as pairs: what training must never see (its leakage guard)."""
+    return official_pairs()
+
+
+def adversarial_cases(seed: int, options: SuiteOptions,
+                      size: int = DEFAULT_CHUNK) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The adversarial suites' cases (carry, chains, window; never the official suite) in chunks
+    of `size`: where fine-tuning mines its hard pairs (a fresh `seed` gives fresh instances)."""
+    for name in ADVERSARIAL:
+        yield from get_suite(name).chunks(seed, size, options)
 
 
 def official_suite(model: AdderModel) -> SuiteResult:
