@@ -184,4 +184,9 @@ def test_an_existing_output_is_kept_without_force(models, tmp_path):
     doc = out.read_text()
     assert "| carrybug | test | trained |" in doc and "not obtained" in doc
     assert "[2/2] elsewhere: not obtained" in r.stderr  # each row's progress, on stderr
+    saved = tmp_path / "run.json"  # a --json run renders again, checking nothing, as the same document
+    assert adder(*run[:-1], saved, "--json").returncode == 0
+    again = adder("board", "--rows", saved, "--markdown")
+    assert again.returncode == 0 and again.stdout.split("| name |")[1] == doc.split("| name |")[1]
+    one_line_error(adder("board", "--rows", manifest), "--rows", "not a run written by `adder board --json`")
     one_line_error(adder("board", "--only", "nosuchmodel"), "--only nosuchmodel")

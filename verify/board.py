@@ -179,7 +179,7 @@ class ModelRow:
         head = [self.name, self.author, self.kind, f"[link]({self.source})" if self.source else ""]
         if self.status != CHECKED:
             why = self.status + (f": {self.problem}" if self.problem else "")
-            return head + ["", "", why, "", "", self.command]
+            return head + ["", "", why, "", "", f"`{self.command}`"]
         params = "?" if self.params is None else f"{self.params}" + (" (claimed)" if self.params_claimed else "")
         official = f"{self.official_passed:,}/{self.official_cases:,} ({100 * self.official_passed / self.official_cases:.2f}%)"
         return head + [params, official, self.adversarial_cell(), self.published_cell(),
