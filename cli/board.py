@@ -184,6 +184,8 @@ def _markdown_document(run: dict) -> str:
         "",
         f"    {run['command']}",
         "",
+        *(["and rendered from that JSON with `adder board --rows RUN.json --markdown -o docs/board.md`.", ""]
+          if run["command"].endswith("--json") else []),
         f"Run on {run.get('machine', '?')} in {run['seconds'] / 60:.0f} min"
         + (f" (PARTIAL: {len(rows)} of {run['models']} models checked so far)." if len(rows) < run["models"] else "."),
         "",
