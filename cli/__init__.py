@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from ..compiler.errors import AdderError
-from . import add, build, compare, export, import_, info, prove, train, verify
+from . import add, board, build, compare, export, import_, info, prove, train, verify
 from . import list as list_
 from .common import INTERRUPTED_EXIT, console, err_console
 
@@ -47,6 +47,7 @@ app.command("prove")(prove.run)
 app.command("train")(train.run)
 app.command("compare")(compare.run)
 app.command("import")(import_.run)
+app.command("board")(board.run)
 
 
 def main() -> None:
