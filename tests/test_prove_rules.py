@@ -315,3 +315,93 @@ def test_shift_grid_holds_for_float32_scores():
             assert np.all(np.fmod(d[finite].astype(np.float64), grid) == 0), (scale, grid)
     # a maximum that may be 0 gives no grid
     assert shift_grid(np.array([-1.0]), np.array([1.0]), FLOAT32)[0] == 0
+
+
+class _NormWeights:
+    """The two things `norm` reads from `ModelWeights`: eps (both roundings, as `scalar` gives it)
+    and the weight vector (exact dtype values)."""
+
+    def __init__(self, dtype, w):
+        self.dtype, self.w = dtype, w
+
+    def eps(self, nm):
+        e = np.float64(np.float32(nm.eps)) if self.dtype == "float32" else np.float64(nm.eps)
+        return Interval.hull(e, np.float64(nm.eps))
+
+    def __call__(self, e):
+        return None if e is None else self.w
+
+
+def _rms_case(dt, d, w, eps=1e-6):
+    from adder.compiler.spec import Norm
+
+    nm = Norm("rms", eps, weight=None if w is None else object())
+    ar = FLOAT32 if dt == torch.float32 else FLOAT64
+    return nm, Ctx(_NormWeights(str(dt).replace("torch.", ""), w), ar)
+
+
+def _torch_rms(pts, nm, w, dt):
+    """What `AdderModel._norm` computes on the float points `pts` [n, d]."""
+    from adder.compiler.module import AdderModel
+
+    W = {} if w is None else {id(nm.weight): torch.tensor(w, dtype=dt)}
+    return AdderModel._norm(torch.tensor(pts, dtype=dt), nm, W).double().numpy()
+
+
+def _box_points(lo, hi, n, dt, rng):
+    """Every corner when there are few, else random ones, plus uniform points and points with each
+    box-holding coordinate at 0 (where the sum of squares is least), rounded to dt inside the box."""
+    d = lo.shape[-1]
+    k = 2**d if d <= 6 else 64
+    bits = (np.arange(k)[:, None] >> np.arange(d)) & 1 if d <= 6 else rng.integers(0, 2, (k, d))
+    corners = np.where(bits == 1, hi, lo)
+    inner = lo + (hi - lo) * rng.uniform(size=(n, d))
+    zeroed = np.where((lo <= 0) & (hi >= 0), 0.0, inner)
+    pts = np.concatenate([corners, inner, zeroed]).astype(dt).astype(np.float64)
+    return np.clip(pts, lo, hi)
+
+
+@pytest.mark.parametrize("dt", [torch.float32, torch.float64])
+def test_rms_norm_rule_contains_torch_on_random_boxes(dt):
+    """The soundness test of the correlated RMSNorm rule: real RMSNorm outputs (the module's own
+    code) at corners and inner points of many random boxes (around 0, tiny, huge, width 0)."""
+    rng = np.random.default_rng(7)
+    npdt = np.float32 if dt == torch.float32 else np.float64
+    for trial in range(600):
+        d = int(rng.choice([2, 3, 5, 8, 16]))
+        scale = 10.0 ** rng.choice([rng.uniform(-3, 3), rng.uniform(-25, -15), rng.uniform(8, 15)])
+        c = rng.normal(0, scale, d)
+        half = np.abs(rng.normal(0, scale, d)) * rng.choice([0.0, 1e-6, 0.1, 1.0, 3.0], d)
+        lo, hi = (c - half).astype(npdt).astype(np.float64), (c + half).astype(npdt).astype(np.float64)
+        w = None if trial % 3 == 0 else rng.normal(0, 2, d).astype(npdt).astype(np.float64)
+        nm, ctx = _rms_case(dt, d, w, eps=[1e-6, 1e-5][trial % 2])
+        y = norm(Interval(lo[None], hi[None]), nm, ctx)
+        got = _torch_rms(_box_points(lo, hi, 40, npdt, rng), nm, w, dt)
+        assert np.all((y.lo <= got) & (got <= y.hi)), (trial, d, scale)
+
+
+def _old_rule(monkeypatch, x, nm, ctx):
+    from adder.verify.prove import layers
+
+    with monkeypatch.context() as m:
+        m.setattr(layers, "_rms_correlated", lambda *a: None)
+        return norm(x, nm, ctx)
+
+
+def test_rms_norm_rule_is_never_wider_and_tighter_when_one_rsqrt_scales_all(monkeypatch):
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        d = 6
+        c, half = rng.normal(0, 3, d), np.abs(rng.normal(0, 1, d))
+        w = rng.normal(0, 1, d).astype(np.float32).astype(np.float64)
+        nm, ctx = _rms_case(torch.float32, d, w)
+        x = Interval((c - half)[None], (c + half)[None])
+        new, old = norm(x, nm, ctx), _old_rule(monkeypatch, x, nm, ctx)
+        assert np.all((old.lo <= new.lo) & (new.hi <= old.hi))
+    # one dominant coordinate: the coordinate-wise rule lets its x and its rsqrt vary independently
+    lo, hi = np.array([[9.0] + [0.9] * 7]), np.array([[11.0] + [1.1] * 7])
+    nm, ctx = _rms_case(torch.float32, 8, None)
+    new, old = norm(Interval(lo, hi), nm, ctx), _old_rule(monkeypatch, Interval(lo, hi), nm, ctx)
+    assert new.width()[0, 0] < old.width()[0, 0] / 5
+    exact = lambda x: x / np.sqrt((x**2).mean(-1, keepdims=True) + 1e-6)  # noqa: E731
+    assert new.lo[0, 0] <= exact(np.array([9.0] + [1.1] * 7))[0] and exact(np.array([11.0] + [0.9] * 7))[0] <= new.hi[0, 0]

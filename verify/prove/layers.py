@@ -15,7 +15,7 @@ import numpy as np
 
 from ...compiler.spec import MLP, Linear, Norm
 from .floatmodel import Arithmetic, dot_intervals, dot_rounded, library, rounded
-from .intervals import Interval, concat, up
+from .intervals import Interval, concat, down, sum_down, sum_up, up
 from .rigorous import exp_enclosure, gelu_enclosure, gelu_minimum
 from .weights import ModelWeights
 
@@ -67,7 +67,11 @@ def linear(x: Interval, lin: Linear, ctx: Ctx) -> Interval:
 
 
 def norm(x: Interval, nm: Norm | None, ctx: Ctx) -> Interval:
-    """RMSNorm over the last axis: x * rsqrt(mean(x^2) + eps) * weight + bias."""
+    """RMSNorm over the last axis: x * rsqrt(mean(x^2) + eps) * weight + bias.
+
+    Two sound enclosures, intersected: the coordinate-wise one (mean square as an interval,
+    rsqrt of it, times x: forgets that one r scales every coordinate) and `_rms_correlated`,
+    which keeps that correlation (exact range of each coordinate, then the float error)."""
     if nm is None:
         return x
     if nm.kind != "rms":
@@ -82,10 +86,77 @@ def norm(x: Interval, nm: Norm | None, ctx: Ctx) -> Interval:
     ctx.note("rsqrt", ms)
     r = library(ms.rsqrt(), ar, ar.rsqrt_ulps)
     y = rounded(x * Interval(r.lo[..., None], r.hi[..., None]), ar)
-    if nm.weight is not None:
-        y = rounded(y * ctx.mw(nm.weight), ar)
+    w = ctx.mw(nm.weight)
+    if w is not None:
+        y = rounded(y * w, ar)
+    tight = _rms_correlated(x, eps, w, ar)
+    if tight is not None:
+        y = Interval(np.maximum(y.lo, tight.lo), np.minimum(y.hi, tight.hi))
     if nm.bias is not None:
         y = rounded(y + ctx.mw(nm.bias), ar)
+    return y
+
+
+def _rms_upper(h: np.ndarray, s_lo: np.ndarray, s_hi: np.ndarray, eps: Interval, d: int) -> np.ndarray:
+    """An upper bound of max h / sqrt(h^2/d + s/d + e) over s in [s_lo, s_hi], e in eps (h fixed):
+    for h > 0 the smallest denominator, for h <= 0 the largest. Rounded outward."""
+    pos = h > 0
+    m_lo = down(down(down(down(h * h) + s_lo) / d) + eps.lo)  # >= eps.lo > 0
+    m_hi = up(up(up(up(h * h) + s_hi) / d) + eps.hi)
+    den = np.where(pos, down(np.sqrt(m_lo)), up(np.sqrt(m_hi)))
+    v = up(h / den)
+    return np.where(np.isnan(v), np.inf, v)  # inf / inf from an unbounded box: no bound here
+
+
+def _rms_correlated(x: Interval, eps: Interval, w: np.ndarray | None, ar: Arithmetic) -> Interval | None:
+    """RMSNorm's range over the box x, keeping that one rsqrt scales every coordinate (None when
+    eps may be 0: the relative error argument below needs ms >= eps > 0).
+
+    Exact part. y_i = x_i / sqrt(x_i^2/d + S_i/d + e), S_i = sum_{j != i} x_j^2, is increasing in
+    x_i (dy_i/dx_i = (S_i/d + e) / (x_i^2/d + S_i/d + e)^{3/2} > 0) and |y_i| decreases in S_i and
+    in e; x_i and S_i vary independently over a box. So max y_i is at x_i = hi_i with S_i, e
+    smallest if hi_i > 0 (largest if hi_i <= 0), min y_i = -max over the mirrored box [-hi, -lo].
+    S_i's least value takes x_j^2 = 0 where [lo_j, hi_j] holds 0, else min(lo_j^2, hi_j^2); its
+    greatest max(lo_j^2, hi_j^2). |y_i| < sqrt(d) always. All rounded outward.
+
+    Float part (standard model fl(a op b) = (a op b)(1 + delta) + t, |delta| <= u, |t| <= eta).
+    The module computes ms_f = fl(fl(fl(sum_j fl(x_j^2)) / d) + e): every x_j^2 term carries at
+    most d + 2 relative factors (its square, d - 1 additions, the division, + e; d + 3 if the mean
+    multiplies by a rounded 1/d) and e one, all terms >= 0, so ms_f = M (1 + g1) + a with M =
+    sum x_j^2 / d + e, |g1| <= gamma_{d+3}, |a| <= (2d + 3) eta (underflowing squares, sum,
+    division). M >= e >= eps.lo, so ms_f = M (1 + g), |g| <= g' = gamma_{d+3} + (2d+3) eta / eps.lo,
+    and rsqrt(ms_f) = rsqrt(M) (1 + g)^{-1/2} with (1 + g)^{-1/2} in [1 - g', 1 + g'] for g' <= 1/2.
+    Then r_f = rsqrt(ms_f)(1 + rho) + tau (K = rsqrt_ulps: |rho| <= 2Ku, |tau| <= K eta), the
+    products fl(x_i r_f), fl(. * w_i) one (1 + delta) + t each. Hence
+        y_f,i = w_i y_i (1 + theta) + E_i,   |theta| <= s / (1 - s),  s = g' + 2Ku + 2u,
+        |E_i| <= 2 |w_i| (K eta max(|x_i|, 1) + eta) + eta
+    (a product of factors 1 + e_k, sum |e_k| <= s < 1, lies in [1 - s, 1 + s/(1 - s)])."""
+    if not eps.lo > 0:
+        return None
+    d = x.shape[-1]
+    q = x.square()  # q.lo: least x_j^2 (0 where the box holds 0), q.hi: greatest; rounded outward
+    off = ~np.eye(d, dtype=bool)  # [i, j]: j != i
+    zero = np.zeros(())
+    s_lo = sum_down(np.where(off, q.lo[..., None, :], zero))  # [..., i]
+    s_hi = sum_up(np.where(off, q.hi[..., None, :], zero))
+    s_lo, s_hi = np.where(np.isnan(s_lo), 0.0, s_lo), np.where(np.isnan(s_hi), np.inf, s_hi)  # inf - inf
+    bound = up(np.sqrt(float(d)))
+    hi = np.minimum(_rms_upper(x.hi, s_lo, s_hi, eps, d), bound)
+    lo = np.maximum(-_rms_upper(-x.lo, s_lo, s_hi, eps, d), -bound)
+    y = Interval(lo, hi)
+    if not ar.exact:
+        g = up(ar.gamma(d + 3) + up(up((2 * d + 3) * ar.eta) / eps.lo))
+        s = up(up(g + ar.ulps(ar.rsqrt_ulps)) + 2 * ar.u)
+        if not np.all(g <= 0.5):
+            return None
+        theta = up(s / down(1 - s))
+        y = y.widen(up(theta * y.mag()))
+    w_mag = np.ones(()) if w is None else np.abs(w)
+    if w is not None:
+        y = y * w
+    if not ar.exact:
+        e = up(up(ar.rsqrt_ulps * ar.eta) * np.maximum(x.mag(), 1.0))
+        y = y.widen(up(up(2 * w_mag * up(e + ar.eta)) + ar.eta))
     return y
 
 
