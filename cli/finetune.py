@@ -12,42 +12,52 @@ from ..compiler.errors import AdderError
 from .common import INTERRUPTED_EXIT, console, creatable_folder, err_console, print_json
 
 
-def refuse(warm_start: Optional[str], others: dict) -> None:
-    """One line for a fine-tune asked for without its source, or with an option it does not take."""
+def refuse(warm_start: Optional[str], others: dict, mode: str = "--finetune") -> None:
+    """One line for a fine-tune (`mode`) asked for without its source, or with an option it does not take."""
     if not warm_start:
-        raise AdderError("--finetune starts from a trained model: name it with --warm-start CKPT")
+        raise AdderError(f"{mode} starts from a trained model: name it with --warm-start CKPT")
     given = [name for name, value in others.items() if value]
     if given:
-        raise AdderError(f"--finetune does not take {', '.join(given)}")
+        raise AdderError(f"{mode} does not take {', '.join(given)}")
+
+
+def finetune_options(steps: Optional[int], lr: Optional[float], margin: Optional[float], rounds: Optional[int]):
+    """The fine-tune's options: the defaults, with what the command line gave; checked."""
+    from dataclasses import replace
+
+    from ..train.finetune import FinetuneOptions
+
+    given = {"steps": steps, "lr": lr, "margin": margin, "rounds": rounds}
+    return replace(FinetuneOptions(), **{k: v for k, v in given.items() if v is not None}).check()
+
+
+def round_printer(margin: float, rows_to):
+    """The one line printed as each fine-tune round ends."""
+    def on_row(row):
+        loss = f"loss {row['loss']:.4f}  " if row["loss"] is not None else ""
+        rows_to.print(f"round {row['round']:>3} step {row['step']:>6}: {loss}mined {row['mined_wrong']:,} wrong, "
+                      f"{row['mined_low']:,} below margin {margin:g} of {row['mined_seen']:,} (pool "
+                      f"{row['pool']:,})  held-out exact {row['exact']:.4f}, smallest margin {row['min_margin']:.3f}",
+                      markup=False, highlight=False)
+    return on_row
 
 
 def run_finetune(rec, hyper, *, seed: int, run_dir: Path, warm_start: str, steps: Optional[int], lr: Optional[float],
                  margin: Optional[float], rounds: Optional[int], threads: int, force: bool, final_test: bool,
                  json_out: bool) -> None:
     """Fine-tune, print each round as it ends, then the summary and the official final test."""
-    from dataclasses import replace
-
     import torch
 
-    from ..train.finetune import FinetuneOptions, finetune, source_of
+    from ..train.finetune import finetune, source_of
     from ..train.loop import refuse_existing_run
     from ..train.sweep import warm_start_model
 
-    given = {"steps": steps, "lr": lr, "margin": margin, "rounds": rounds}
-    options = replace(FinetuneOptions(), **{k: v for k, v in given.items() if v is not None}).check()
+    options = finetune_options(steps, lr, margin, rounds)
     creatable_folder(run_dir, "--out")
     refuse_existing_run(run_dir, force=force)
     torch.set_num_threads(threads)
     warm = warm_start_model(warm_start)
-    rows_to = err_console if json_out else console
-
-    def on_row(row):
-        loss = f"loss {row['loss']:.4f}  " if row["loss"] is not None else ""
-        rows_to.print(f"round {row['round']:>3} step {row['step']:>6}: {loss}mined {row['mined_wrong']:,} wrong, "
-                      f"{row['mined_low']:,} below margin {options.margin:g} of {row['mined_seen']:,} (pool "
-                      f"{row['pool']:,})  held-out exact {row['exact']:.4f}, smallest margin {row['min_margin']:.3f}",
-                      markup=False, highlight=False)
-
+    on_row = round_printer(options.margin, err_console if json_out else console)
     res = finetune(rec, seed=seed, out=run_dir, warm_start=warm, options=options, hyper=hyper, force=force,
                    source=source_of(warm_start, warm), on_row=on_row)
     summary = {"recipe": rec.name, "finetune": options.to_json(), **res.to_json(), "final_test": None}

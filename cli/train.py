@@ -48,6 +48,12 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         margin: Optional[float] = typer.Option(None, help="With --finetune: mine margins below this; the hinge's "
                                                "target [1.0]."),
         rounds: Optional[int] = typer.Option(None, help="With --finetune: at most this many rounds [10]."),
+        until_proven: bool = typer.Option(False, "--until-proven", help="Prove the --warm-start model; while not "
+                                          "proven, fine-tune it on the prover's weak inputs and prove again "
+                                          "(--steps, --lr, --margin, --rounds: each attempt's fine-tune)."),
+        attempts: int = typer.Option(3, help="With --until-proven: at most this many fine-tunes."),
+        prove_timeout: float = typer.Option(1800.0, "--prove-timeout", help="With --until-proven: each proof's "
+                                            "search budget in seconds."),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
         threads: int = typer.Option(1, help="torch threads for a single run or a population (a 57p model "
                                     "gains nothing from more)."),
@@ -77,17 +83,26 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
     if device != "cpu" and population is None:
         raise AdderError("--device applies to --population runs only (a single run trains on the CPU)")
     rec = get_recipe(recipe)
-    if finetune:
+    if finetune or until_proven:
         from .finetune import refuse, run_finetune
 
         refuse(warm_start, {"--resume": resume, "--seeds": seeds, "--population": population, "--compile": compile_,
-                            "--curriculum": curriculum, "--plot": plot})
+                            "--curriculum": curriculum, "--plot": plot, "--finetune": finetune and until_proven},
+               mode="--until-proven" if until_proven else "--finetune")
+    if until_proven:
+        from .until_proven import run_until_proven
+
+        run_until_proven(rec, rec.hyper, seed=seed, run_dir=out or RUNS / f"{recipe}-until-proven-seed{seed}",
+                         warm_start=warm_start, steps=steps, lr=lr, margin=margin, rounds=rounds, attempts=attempts,
+                         prove_timeout=prove_timeout, threads=threads, force=force, json_out=json_out)
+        return
+    if finetune:
         run_finetune(rec, rec.hyper, seed=seed, run_dir=out or RUNS / f"{recipe}-finetune-seed{seed}",
                      warm_start=warm_start, steps=steps, lr=lr, margin=margin, rounds=rounds, threads=threads,
                      force=force, final_test=final_test, json_out=json_out)
         return
     if margin is not None or rounds is not None:
-        raise AdderError("--margin and --rounds apply to --finetune only")
+        raise AdderError("--margin and --rounds apply to --finetune and --until-proven only")
     hyper = Hyper.recorded_in(resume, rec.hyper) if resume is not None else rec.hyper  # go on as the run went
     hyper = hyper.override(steps=steps, lr=lr, curriculum=curriculum, sets=sets)
     from ..train.loop import refuse_existing_run, train

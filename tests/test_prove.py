@@ -20,7 +20,7 @@ from adder.compiler.spec import MLP
 from adder.constructions import build_spec
 from adder.verify.prove import check, prove, render
 from adder.verify.prove.automaton import path_of
-from adder.verify.prove.certificate import leaf_of, read
+from adder.verify.prove.certificate import CertificateError, leaf_of, read, write
 from adder.verify.prove.layout import StepLayout
 from adder.verify.prove.report import ProofReport
 from adder.verify.prove.split import root_cases
@@ -60,6 +60,36 @@ def test_certificate_check_passes_and_detects_tampering(param40):
     gone = copy.deepcopy(cert)
     gone["steps"][5]["roots"][7] = {"empty": True}
     assert not check(gone, model).passed
+
+
+@pytest.mark.parametrize("suffix", [".json.xz", ".json.gz", ".json"])
+def test_certificates_are_compressed_by_suffix_and_read_back_whole(param40, tmp_path, suffix):
+    model, _, cert = param40
+    path = tmp_path / f"c{suffix}"
+    write(cert, path)
+    assert path.read_bytes()[:1] == {".json.xz": b"\xfd", ".json.gz": b"\x1f", ".json": b"{"}[suffix]
+    again = read(path)
+    assert again == cert and check(again, model).passed
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # cut short: one clear error
+    with pytest.raises(CertificateError, match="not readable"):
+        read(path)
+
+
+def test_short_certified_numbers_keep_the_check_and_the_bound_direction(param40):
+    """Bounds are written with SHORT_DIGITS digits where that still certifies (most leaves) and
+    margins rounded down to MARGIN_DIGITS: short numbers, still lower bounds."""
+    from adder.verify.prove.search import MARGIN_DIGITS
+    from adder.verify.prove.softmax import SHORT_DIGITS
+
+    _, report, cert = param40
+    leaves = [n["leaf"] for s in cert["steps"] for n in s["roots"] if "leaf" in n]
+    lams = [x for leaf in leaves for row in leaf["lam"] for pair in row for x in (pair if isinstance(pair, list) else [pair])]
+    short = [x for x in lams if len(repr(abs(x)).replace(".", "").lstrip("0").split("e")[0]) <= SHORT_DIGITS]
+    assert len(short) >= 0.9 * len(lams)
+    by_step = {s["step"]: min(n["leaf"]["margin"] for n in s["roots"] if "leaf" in n) for s in cert["steps"]}
+    for sv in report.steps:
+        assert by_step[sv.step] <= sv.certified_margin and \
+            len(repr(by_step[sv.step]).split("e")[0].replace(".", "").lstrip("0")) <= MARGIN_DIGITS
 
 
 def test_certificate_is_bound_to_the_weights(param40, compiled):

@@ -16,7 +16,7 @@ from adder.verify.prove.automaton import CARRY_OUT, Cases, best_paths, count_pat
 from adder.compiler.module import _ACT
 from adder.verify.prove import libm
 from adder.verify.prove.floatmodel import FLOAT32, FLOAT64, REAL, dot_rounded, library, rounded
-from adder.verify.prove.intervals import Interval
+from adder.verify.prove.intervals import Interval, decimal_down, decimal_up
 from adder.verify.prove.layers import SILU_ARGMIN, SILU_MIN, Ctx, activation, norm
 from adder.verify.prove.layout import StepLayout
 from adder.verify.prove.libm import check_range, float32_range
@@ -31,6 +31,18 @@ FMT40 = build_spec("param40").format
 
 def f32(x):
     return np.asarray(x, np.float32).astype(np.float64)
+
+
+def test_decimal_rounding_is_directed_and_short():
+    x = np.concatenate([RNG.normal(0, 30, 2000), RNG.normal(0, 1e-7, 500), [0.0, 1.0, -2.5, np.inf, -np.inf, np.nan]])
+    for digits in (4, 9):
+        hi, lo = decimal_up(x, digits), decimal_down(x, digits)
+        fin = np.isfinite(x)
+        assert np.all(hi[fin] >= x[fin]) and np.all(lo[fin] <= x[fin])
+        assert np.all((hi[fin] - x[fin]) <= 10.0 ** (1 - digits) * np.abs(x[fin]))
+        for v in np.concatenate([hi[fin], lo[fin]]).tolist():  # written back (repr) in at most `digits` digits
+            assert len(repr(abs(v)).split("e")[0].replace(".", "").strip("0")) <= digits, v
+        assert np.array_equal(hi[~fin], x[~fin], equal_nan=True)
 
 
 def test_float32_products_and_sums_lie_in_the_rounded_interval():

@@ -107,7 +107,7 @@ def test_cli_refuses_a_finetune_it_cannot_do(tmp_path):
     runner = CliRunner()
     for args, says in ((["train", "micro57", "--finetune"], "--warm-start"),
                        (["train", "micro57", "--finetune", "--warm-start", str(REF), "--seeds", "1-2"], "--seeds"),
-                       (["train", "micro57", "--margin", "2"], "--finetune only"),
+                       (["train", "micro57", "--margin", "2"], "--finetune and --until-proven only"),
                        (["train", "micro57", "--finetune", "--warm-start", str(REF), "--rounds", "0", "--out",
                          str(tmp_path / "never")], "rounds")):
         r = runner.invoke(app, args)  # an AdderError: `adder` prints it as one line and exits 2

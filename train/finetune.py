@@ -39,6 +39,8 @@ from .loop import (BEST, LAST, METRICS, TrainingDiverged, answer_logits, data_se
                    run_meta, warm_start_from)
 from .recipes import Hyper, Recipe
 
+#: Operand pairs as two long tensors (a, b).
+Pairs = tuple[torch.Tensor, torch.Tensor]
 #: The fine-tune's data generator is seeded apart from the run it starts from (`data_seed(seed) + FINETUNE_SALT`).
 FINETUNE_SALT = 0xF1_7E
 #: The adversarial suites mined in round r are drawn with seed `SUITE_SEED_BASE * seed + r`.
@@ -159,10 +161,14 @@ def last_phase(h: Hyper) -> tuple[int, int]:
     return lo, hi
 
 
-def candidates(seed: int, round_: int, o: FinetuneOptions, h: Hyper, gen: torch.Generator) -> Iterator[tuple]:
-    """Where a round mines: `o.fresh` fresh training pairs from `gen`, then the adversarial suites."""
+def candidates(seed: int, round_: int, o: FinetuneOptions, h: Hyper, gen: torch.Generator,
+               extra: Pairs | None = None) -> Iterator[tuple]:
+    """Where a round mines: the caller's `extra` pairs, `o.fresh` fresh training pairs from `gen`, then
+    the adversarial suites."""
     from ..verify.api import SuiteOptions, adversarial_cases
 
+    if extra is not None and len(extra[0]):
+        yield extra
     lo, hi = last_phase(h)
     for done in range(0, o.fresh, MINE_CHUNK):
         yield data.mixed_pairs(min(MINE_CHUNK, o.fresh - done), lo, hi, o.carry_share, gen, h.carry_sampler)
@@ -243,10 +249,13 @@ def held_out(model: AdderModel, va: torch.Tensor, vb: torch.Tensor) -> dict:
 
 def finetune(recipe: Recipe, *, seed: int, out: Path, warm_start: AdderModel,
              options: FinetuneOptions = FinetuneOptions(), hyper: Hyper | None = None, force: bool = False,
-             source: dict | None = None, on_row: Callable[[dict], None] | None = None) -> FinetuneResult:
+             source: dict | None = None, on_row: Callable[[dict], None] | None = None,
+             extra: Pairs | None = None) -> FinetuneResult:
     """Fine-tune `warm_start` (a model whose parameters fit `recipe`'s) round by round; keep the best
     held-out checkpoint in `out`. `source`: what the caller knows of where `warm_start` came from
-    (recorded). Ctrl-C ends it early with what the last round wrote."""
+    (recorded). `extra`: pairs mined every round besides the fresh and suite ones (the prover's
+    counterexample and weak inputs under `--until-proven`); the guard drops forbidden ones like any
+    other. Ctrl-C ends it early with what the last round wrote."""
     o = options.check()
     h = hyper or recipe.hyper
     last_phase(h)  # a curriculum the sampler can follow, before any work
@@ -262,7 +271,8 @@ def finetune(recipe: Recipe, *, seed: int, out: Path, warm_start: AdderModel,
     guard = Forbidden.for_run(h.eval_pairs)
     meta = {**run_meta(recipe, seed, h, warm_start=warm_start, warm_started=warm),
             "finetune": {**o.to_json(), "data_seed": finetune_seed(seed),
-                         "suite_seeds": f"{SUITE_SEED_BASE} * seed + round", "source": source or {}}}
+                         "suite_seeds": f"{SUITE_SEED_BASE} * seed + round", "source": source or {},
+                         "extra_pairs": 0 if extra is None else len(extra[0])}}
     per_round = o.steps // o.rounds
     pool = (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
     rows, best, stopped, step, t0 = [], None, "budget", 0, time.perf_counter()
@@ -272,7 +282,7 @@ def finetune(recipe: Recipe, *, seed: int, out: Path, warm_start: AdderModel,
         writer.writeheader()
         try:
             for r in range(o.rounds + 1):
-                mined = mine(model, candidates(seed, r, o, h, gen), guard, o.margin)
+                mined = mine(model, candidates(seed, r, o, h, gen, extra), guard, o.margin)
                 pool = refresh_pool(model, pool, mined, o.pool)
                 row = {"round": r, "step": step, "loss": loss_sum / per_round if r else None,
                        "mined_wrong": mined.wrong, "mined_low": len(mined.a), "mined_seen": mined.seen,

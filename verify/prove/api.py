@@ -144,6 +144,7 @@ def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, 
                              sampled_margin=float(margins[k]) if margins is not None else None,
                              open_inputs=res.open_inputs, seconds=res.seconds)
             report.steps.append(sv)
+            report.weak_inputs += [list(pair) for pair in res.weak_inputs]
             if res.counterexample:
                 a, b, printed = res.counterexample
                 sv.verdict, sv.reason = "refuted", f"{a} + {b} prints {printed}"

@@ -29,7 +29,9 @@ makes it fail.
 
 from __future__ import annotations
 
+import gzip
 import json
+import lzma
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,16 +76,28 @@ def build(model: AdderModel, arithmetic: str, assumptions: list[str], steps: lis
             "arithmetic": arithmetic, "assumptions": assumptions, "steps": steps}
 
 
+#: Compressed certificates, by file suffix when written and by magic bytes when read: a big
+#: proof's certificate is mostly structure and short numbers, which xz shrinks about 20-fold.
+COMPRESSORS = {".xz": (lzma, b"\xfd7zXZ\x00"), ".gz": (gzip, b"\x1f\x8b")}
+
+
 def write(cert: dict, path: Path) -> None:
-    path.write_text(json.dumps(cert, separators=(",", ":")))
+    """Write `cert` as JSON; compressed when the name ends in .xz or .gz."""
+    data = json.dumps(cert, separators=(",", ":")).encode()
+    codec = COMPRESSORS.get(Path(path).suffix)
+    Path(path).write_bytes(codec[0].compress(data) if codec else data)
 
 
 def read(path: Path) -> dict:
     try:
-        cert = json.loads(Path(path).read_text())
+        data = Path(path).read_bytes()
+        for codec, magic in COMPRESSORS.values():
+            if data.startswith(magic):
+                data = codec.decompress(data)
+        cert = json.loads(data.decode())
     except FileNotFoundError:
         raise CertificateError(f"certificate {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, EOFError, lzma.LZMAError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CertificateError(f"certificate {path} is not readable JSON ({type(e).__name__}); "
                                "write one with `adder prove TARGET --certificate FILE`") from None
     if not isinstance(cert, dict) or cert.get("format") != FORMAT:

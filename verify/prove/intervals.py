@@ -15,6 +15,7 @@ own float32/float64 operations on top.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 
 import numpy as np
 
@@ -30,6 +31,25 @@ def down(x: np.ndarray) -> np.ndarray:
 def up(x: np.ndarray) -> np.ndarray:
     """One ulp towards +inf."""
     return np.nextafter(x, np.inf)
+
+
+def decimal_up(x: np.ndarray, digits: int) -> np.ndarray:
+    """The nearest float to x rounded up to `digits` significant decimal digits: >= x, and
+    written back in at most `digits` digits (a short number in a certificate). Exact: the
+    decimal is rounded from the float's exact value, and rounding to nearest is monotone,
+    so the float nearest a decimal >= x is >= x. Non-finite entries are kept."""
+    return _decimal_round(x, Context(prec=digits, rounding=ROUND_CEILING))
+
+
+def decimal_down(x: np.ndarray, digits: int) -> np.ndarray:
+    """As `decimal_up`, rounded towards -inf: <= x."""
+    return _decimal_round(x, Context(prec=digits, rounding=ROUND_FLOOR))
+
+
+def _decimal_round(x: np.ndarray, ctx: Context) -> np.ndarray:
+    flat = np.asarray(x, dtype=np.float64).ravel()
+    out = np.array([float(ctx.plus(Decimal(v))) if np.isfinite(v) else v for v in flat.tolist()], dtype=np.float64)
+    return out.reshape(np.shape(x))
 
 
 def _sum_slack(terms: np.ndarray, axis: int) -> np.ndarray:

@@ -47,6 +47,7 @@ class ProofReport:
     counterexample: dict | None = None  # {"a", "b", "printed", "expected", "step"}
     open_regions: list[str] = field(default_factory=list)
     open_inputs: float = 0.0
+    weak_inputs: list[list[int]] = field(default_factory=list)  # [a, b]: worst-case inputs of cases whose bound failed
     reason: str = ""
     assumptions: list[str] = field(default_factory=list)
     libm: list[dict] = field(default_factory=list)

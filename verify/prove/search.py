@@ -25,6 +25,7 @@ from .automaton import GROUPS, Cases, count_paths
 from .layers import Ctx, Unsupported
 from .layout import StepLayout
 from .inner import bound_inner
+from .intervals import decimal_down
 from .pipeline import bound_cases, quick_candidates
 from .split import carry_children, children, root_cases
 
@@ -34,8 +35,12 @@ log = logging.getLogger(__name__)
 MAX_SPLIT_DEPTH = 2
 #: Cases bounded per vectorised batch (bounds memory).
 BATCH = 256
+#: Significant digits of the margin written in a leaf (rounded down: still a lower bound).
+MARGIN_DIGITS = 4
 #: Worst-case inputs run through the module per unproven case.
 CANDIDATES_PER_CASE = 8
+#: Worst-case inputs kept per step for training on (`adder train --until-proven`): the deepest failing cases'.
+WEAK_INPUTS = 256
 
 
 @dataclass
@@ -50,6 +55,7 @@ class StepSearch:
     certified_margin: float = np.inf  # smallest margin lower bound over proven leaves
     leaves: int = 0
     counterexample: tuple | None = None  # (a, b, printed sum)
+    weak_inputs: list = field(default_factory=list)  # (a, b): worst-case inputs of cases whose bound failed, last first
     unsupported: str | None = None
     seconds: float = 0.0
 
@@ -158,13 +164,14 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
                 box[i] = {"empty": True}
             elif bounds.ok[r]:
                 box[i] = {"leaf": {"lam": bounds.lams[r].tolist(), "tree": bounds.trees[r],
-                                   "margin": float(bounds.worst[r])}}
+                                   "margin": float(decimal_down(bounds.worst[r], MARGIN_DIGITS))}}
                 res.leaves += 1
                 res.certified_margin = min(res.certified_margin, float(bounds.worst[r]))
             else:
                 failing.append(r)
         cands = [pair for r in failing for pair in bounds.candidates[r][:CANDIDATES_PER_CASE]]
         found = _refute(model, layout.k, cands)
+        res.weak_inputs = ([tuple(int(v) for v in pair) for pair in cands[::-1]] + res.weak_inputs)[:WEAK_INPUTS]
         if found:
             res.counterexample = found
             for box, i, *_ in [batch[r] for r in failing] + pending:

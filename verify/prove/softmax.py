@@ -23,7 +23,7 @@ import numpy as np
 
 from .automaton import Cases, best_paths
 from .floatmodel import Arithmetic
-from .intervals import Interval, down, sum_up, up
+from .intervals import Interval, decimal_up, down, sum_up, up
 from .layers import Ctx, Unsupported
 from .layout import StepLayout
 
@@ -32,6 +32,9 @@ EXP_OVERFLOW = {"float32": 88.0, "float64": 709.0, "real": np.inf}
 #: Dinkelbach stops when lam moves by less than this (relative); the bound then adds a slack.
 CONVERGED = 1e-13
 MAX_ITERATIONS = 40
+#: Significant digits of a certified bound when that many still certify it (a short number
+#: in the certificate); else the bound keeps all 17.
+SHORT_DIGITS = 9
 
 
 def weights(scores: Interval, live: np.ndarray, softmax: str, ctx: Ctx) -> tuple[Interval, Interval]:
@@ -177,10 +180,11 @@ def dinkelbach(e: Interval, v_hi: np.ndarray, d0: Interval, layout: StepLayout, 
     cert = lam.copy()
     ok = np.zeros(n, bool)
     for slack in (1e-12, 1e-10, 1e-8, 1e-6):
-        trial = up(cert + slack * (np.abs(cert) + vmax + 1e-300))
-        holds = upper_bound_holds(trial, e, v_hi, d0, layout, cases, allowed) & ~ok
-        cert = np.where(holds, trial, cert)
-        ok |= holds
+        exact = up(cert + slack * (np.abs(cert) + vmax + 1e-300))
+        for trial in (decimal_up(exact, SHORT_DIGITS), exact):  # the short bound first: it is a little looser
+            holds = upper_bound_holds(trial, e, v_hi, d0, layout, cases, allowed) & ~ok
+            cert = np.where(holds, trial, cert)
+            ok |= holds
         if ok.all():
             break
     return np.where(ok, cert, np.nan), paths
