@@ -1,8 +1,9 @@
 """Optional dependencies: imported where first needed, refused in one line that names the extra.
 
-Plots (`pip install 'adder[plot]'`) and Ray clusters (`pip install 'adder[ray]'`, train/cluster.py) are optional. A command that will
-plot calls `pyplot(...)` before its long work starts, so a missing matplotlib is reported
-before a training run or a comparison, not after it.
+Plots (`pip install 'adder[plot]'`) and Ray clusters (`pip install 'adder[ray]'`, train/cluster.py)
+are optional. A command that will plot calls `pyplot(...)` before its long work starts, so a
+missing matplotlib is reported before a training run or a comparison, not after it; `--ray`
+checks for ray the same way.
 """
 
 from __future__ import annotations
