@@ -196,6 +196,8 @@ def ray_population(name: str, seeds: list[int], out: Path, hyper: Hyper, address
         gpu = device != "cpu"
         if gpu and not resources.get("GPU"):
             raise AdderError(f"--device {device} --ray {address}: the Ray cluster has no GPU")
+        if resources.get("CPU", 0) < threads:
+            raise AdderError(f"--threads {threads}: the Ray cluster has {resources.get('CPU', 0):g} CPUs")
         slots = int(resources.get("GPU", 0)) if gpu else int(resources.get("CPU", 1)) // threads
         parts = shards(seeds, shard_size or default_shard_size(len(seeds), slots))
         task = ray.remote(num_cpus=threads, num_gpus=1 if gpu else 0)(_shard_task)
