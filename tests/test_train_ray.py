@@ -7,6 +7,7 @@ The slow tests start a local Ray instance (2 CPUs) once for the module and compa
 
 import csv
 import json
+import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 from adder.compiler import checkpoint
+from adder.compiler.errors import AdderError
 from adder.train.cluster import shards
 from adder.train.recipes import get_recipe
 from adder.train.sweep import seed_folder
@@ -48,6 +50,20 @@ def test_without_ray_the_ray_path_is_one_line_naming_the_extra_before_any_work(m
 def test_ray_options_out_of_place_are_one_line(args, needle, tmp_path):
     one_line_error(adder_without_ray("train", "micro57", *args, "--out", "runs", cwd=tmp_path), needle)
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_address_nothing_answers_on_is_refused_at_once():
+    from adder.train.cluster import _check_reachable
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens on it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(AdderError, match="nothing answers there"):
+        _check_reachable(f"127.0.0.1:{port}")
+    with socket.create_server(("127.0.0.1", 0)) as server:  # one that answers passes
+        _check_reachable(f"127.0.0.1:{server.getsockname()[1]}")
+    for name in ("auto", "local", "ray://head:10001"):
+        _check_reachable(name)  # left to Ray
 
 
 def test_shards_cut_the_seeds_in_order():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import tempfile
 import time
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ from .sweep import seed_folder, train_seed, warm_start_model
 PURPOSE = "--ray"
 #: The `--ray` value that starts a private Ray instance on this machine (Ray's own name for it).
 LOCAL = "local"
+#: Seconds to wait for a HOST:PORT to answer before --ray is refused.
+CONNECT_TIMEOUT_S = 5
 
 
 def require_ray():
@@ -54,17 +57,30 @@ def connect(address: str, num_cpus: int | None = None) -> Iterator:
         yield ray
         return
     local = address == LOCAL
+    _check_reachable(address)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
                  **({"num_cpus": num_cpus} if local else {}))
     except (ConnectionError, RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AdderError(f"--ray {address}: no Ray cluster there ({first}); start one with `ray start --head`, "
-                         f"or use --ray {LOCAL}") from None
+        why = "" if isinstance(e, ConnectionError) else f" ({str(e).strip().splitlines()[0] if str(e).strip() else e!r})"
+        raise AdderError(f"--ray {address}: no Ray cluster found there{why}; start one with `ray start --head` "
+                         f"and pass --ray auto or HOST:6379, or use --ray {LOCAL}") from None
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT that nothing answers on is one line at once (Ray itself retries it for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # auto, local, ray://...: Ray finds out fast
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise AdderError(f"--ray {address}: nothing answers there ({e.strerror or e}); start the head with "
+                         f"`ray start --head` and pass its HOST:6379, or use --ray auto on the head") from None
 
 
 def _gather(ray, refs: list, on_done: Callable) -> None:
