@@ -159,3 +159,15 @@ def test_the_cli_runs_a_sweep_on_a_cluster_by_address_and_keeps_existing_runs(ra
     before = (tmp_path / "sweep" / "seed1" / "metrics.csv").read_text()
     one_line_error(subprocess.run(args, capture_output=True, text=True, cwd=tmp_path), "already holds a run", "--force")
     assert (tmp_path / "sweep" / "seed1" / "metrics.csv").read_text() == before
+
+
+@pytest.mark.slow
+def test_a_seed_that_diverges_on_ray_is_the_local_error_and_keeps_its_metrics(ray_instance, tiny, tmp_path):
+    from adder.train.cluster import ray_sweep
+    from adder.train.loop import TrainingDiverged
+
+    r, h = tiny
+    with pytest.raises(TrainingDiverged, match="training loss is nan"):
+        ray_sweep(r.name, [1], tmp_path / "ray", replace(h, lr=1e9), "auto", force=False)
+    last = (seed_folder(tmp_path / "ray", 1) / "metrics.csv").read_text().splitlines()[-1]
+    assert last.split(",")[1] == "nan"  # the step that diverged, as a local run records it

@@ -75,7 +75,7 @@ def _check_reachable(address: str) -> None:
     """A HOST:PORT that nothing answers on is one line at once (Ray itself retries it for minutes)."""
     host, sep, port = address.rpartition(":")
     if not sep or "://" in address or not port.isdigit():
-        return  # auto, local, ray://...: Ray finds out fast
+        return  # auto, local, ray://...: left to Ray
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as e:
@@ -119,13 +119,17 @@ def _moved(path: str | None, old: Path, new: Path) -> str | None:
 
 # ---------------------------------------------------------------------- sweeps: one task per seed
 def _seed_task(args: tuple) -> tuple[dict, dict[str, bytes]]:
-    """On a worker: `train_seed` into a temporary folder; its summary and the files it wrote."""
+    """On a worker: `train_seed` into a temporary folder; its summary (or the AdderError it ended with,
+    a diverged run's) and the files it wrote, which the driver writes either way as a local run keeps them."""
     name, seed, hyper, final_test, warm_start, compile = args
     with tempfile.TemporaryDirectory(prefix="adder-ray-") as tmp:
         folder = Path(tmp) / f"seed{seed}"
-        row = train_seed((name, seed, str(folder), hyper, True, final_test, warm_start, compile))
+        try:
+            row = train_seed((name, seed, str(folder), hyper, True, final_test, warm_start, compile))
+        except AdderError as e:
+            row = {"seed": seed, "error": e}
         row["tmp"] = str(folder)
-        return row, _folder_files(folder)
+        return row, _folder_files(folder) if folder.exists() else {}
 
 
 def ray_sweep(name: str, seeds: list[int], out: Path, hyper: Hyper, address: str, force: bool,
@@ -141,6 +145,8 @@ def ray_sweep(name: str, seeds: list[int], out: Path, hyper: Hyper, address: str
         row, files = result
         folder, tmp = seed_folder(out, row["seed"]), Path(row.pop("tmp"))
         write_files(folder, files)
+        if "error" in row:
+            raise row["error"]
         row.update(checkpoint=_moved(row["checkpoint"], tmp, folder), metrics=_moved(row["metrics"], tmp, folder))
         rows[row["seed"]] = row
         if on_seed:
