@@ -27,7 +27,8 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         list_: bool = typer.Option(False, "--list", help="List the recipes."),
         seed: int = typer.Option(0, help="Seed of initialisation and data (recorded in the checkpoint)."),
         seeds: Optional[str] = typer.Option(None, help="Sweep: '1-8' or '1,5,777' (one process per seed)."),
-        jobs: int = typer.Option(2, help="Parallel single-thread processes for a sweep (at least 1)."),
+        jobs: int = typer.Option(2, help="Parallel single-thread processes for a sweep (at least 1); with --ray "
+                                 "local, the instance's CPUs."),
         population: Optional[int] = typer.Option(None, help="Train S seeds in one process as one batched "
                                                  "computation (--seed .. --seed+S-1, or the --seeds list)."),
         device: str = typer.Option("cpu", help="With --population: cpu or cuda."),
