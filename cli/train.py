@@ -27,10 +27,16 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         list_: bool = typer.Option(False, "--list", help="List the recipes."),
         seed: int = typer.Option(0, help="Seed of initialisation and data (recorded in the checkpoint)."),
         seeds: Optional[str] = typer.Option(None, help="Sweep: '1-8' or '1,5,777' (one process per seed)."),
-        jobs: int = typer.Option(2, help="Parallel single-thread processes for a sweep (at least 1)."),
+        jobs: int = typer.Option(2, help="Parallel single-thread processes for a sweep (at least 1); with --ray "
+                                 "local, the instance's CPUs."),
         population: Optional[int] = typer.Option(None, help="Train S seeds in one process as one batched "
                                                  "computation (--seed .. --seed+S-1, or the --seeds list)."),
         device: str = typer.Option("cpu", help="With --population: cpu or cuda."),
+        ray: Optional[str] = typer.Option(None, "--ray", help="Run --seeds or --population on a Ray cluster: auto "
+                                          "(the one `ray start` runs here), HOST:PORT, or local (a private instance "
+                                          "of --jobs CPUs). Needs pip install 'adder[ray]' (docs/train.md)."),
+        shard_size: Optional[int] = typer.Option(None, "--shard-size", help="With --population --ray: members per "
+                                                 "Ray task [one shard per CPU of the cluster, per GPU with cuda]."),
         steps: Optional[int] = typer.Option(None, help="Override the recipe's step count."),
         out: Optional[Path] = typer.Option(None, "--out", help="Run folder [runs/RECIPE-seedN]."),
         resume: Optional[Path] = typer.Option(None, help="Continue from a checkpoint of the same recipe."),
@@ -82,12 +88,21 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
             raise AdderError(f"{option} must be at least 1, got {value}")
     if device != "cpu" and population is None:
         raise AdderError("--device applies to --population runs only (a single run trains on the CPU)")
+    if ray is not None:
+        if not seeds and population is None:
+            raise AdderError("--ray runs many seeds on a cluster: add --seeds A-B or --population S")
+        from ..train.cluster import require_ray
+
+        require_ray()  # a missing ray is found now, before any folder or run
+    if shard_size is not None and (ray is None or population is None):
+        raise AdderError("--shard-size applies to --population with --ray only")
     rec = get_recipe(recipe)
     if finetune or until_proven:
         from .finetune import refuse, run_finetune
 
-        refuse(warm_start, {"--resume": resume, "--seeds": seeds, "--population": population, "--compile": compile_,
-                            "--curriculum": curriculum, "--plot": plot, "--finetune": finetune and until_proven},
+        refuse(warm_start, {"--resume": resume, "--seeds": seeds, "--population": population, "--ray": ray,
+                            "--compile": compile_, "--curriculum": curriculum, "--plot": plot,
+                            "--finetune": finetune and until_proven},
                mode="--until-proven" if until_proven else "--finetune")
     if until_proven:
         from .until_proven import run_until_proven
@@ -115,7 +130,7 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         from .sweep import run_population
 
         run_population(rec, population, seed, seeds, out or RUNS / f"{recipe}-population", hyper, device, force,
-                       warm_start, json_out)
+                       warm_start, json_out, ray=ray, shard_size=shard_size, threads=threads, jobs=jobs)
         return
     if seeds:
         base = out or RUNS / f"{recipe}-sweep"
@@ -125,7 +140,7 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
             refuse_existing_run(seed_folder(base, s), force=force)
         from .sweep import run_sweep
 
-        run_sweep(rec, seeds, seed_list, jobs, base, hyper, force, final_test, warm_start, compile_, json_out)
+        run_sweep(rec, seeds, seed_list, jobs, base, hyper, force, final_test, warm_start, compile_, json_out, ray=ray)
         return
     run_dir = out or (resume.parent if resume else RUNS / f"{recipe}-seed{seed}")
     creatable_folder(run_dir, "--out")

@@ -1,8 +1,9 @@
 """Optional dependencies: imported where first needed, refused in one line that names the extra.
 
-Plots are the only optional feature today (`pip install 'adder[plot]'`). A command that will
-plot calls `pyplot(...)` before its long work starts, so a missing matplotlib is reported
-before a training run or a comparison, not after it.
+Plots (`pip install 'adder[plot]'`) and Ray clusters (`pip install 'adder[ray]'`, train/cluster.py)
+are optional. A command that will plot calls `pyplot(...)` before its long work starts, so a
+missing matplotlib is reported before a training run or a comparison, not after it; `--ray`
+checks for ray the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from types import ModuleType
 from .errors import AdderError
 
 #: The pip extra that installs each optional module.
-EXTRAS = {"matplotlib": "plot"}
+EXTRAS = {"matplotlib": "plot", "ray": "ray"}
 
 
 def require(module: str, purpose: str) -> ModuleType:

@@ -44,7 +44,10 @@ def warm_start_model(target: str) -> AdderModel:
     return resolve(target).model(dtype=WARM_START_DTYPE)
 
 
-def _one(args) -> dict:
+def train_seed(args) -> dict:
+    """One seed of a sweep, single-threaded: its `RunResult.to_json()` and official accuracy ("official", None
+    unless asked). `args` is one tuple (name, seed, out, hyper, force, final_test, warm_start, compile) so that a
+    process pool or a Ray task (train/cluster.py) can run it as it is."""
     import torch
 
     from .loop import train
@@ -66,4 +69,4 @@ def sweep(name: str, seeds: list[int], out: Path, hyper: Hyper, jobs: int, force
         raise AdderError(f"--jobs must be at least 1, got {jobs}")
     tasks = [(name, s, str(seed_folder(out, s)), hyper, force, final_test, warm_start, compile) for s in seeds]
     with mp.get_context("spawn").Pool(jobs) as pool:
-        return list(pool.imap(_one, tasks))
+        return list(pool.imap(train_seed, tasks))
