@@ -90,6 +90,7 @@ def train_population(recipe: Recipe, seeds: list[int], out: Path, hyper: Hyper |
     h = hyper or recipe.hyper
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise AdderError(f"a population needs distinct non-negative seeds, got {seeds}")
+    refuse_finishing(h)
     for s in seeds:
         folder = seed_folder(out, s)
         refuse_existing_run(folder, force=force)
@@ -98,6 +99,15 @@ def train_population(recipe: Recipe, seeds: list[int], out: Path, hyper: Hyper |
         return population.run(on_row)
     finally:
         population.close()
+
+
+def refuse_finishing(h: Hyper) -> None:
+    """A population has no weight average nor L-BFGS phase yet (per-member start, selection and a
+    full-batch line search per member): one line pointing at single runs, which have both."""
+    on = [f"{name}={getattr(h, name)}" for name in ("ema_after", "lbfgs_steps") if getattr(h, name)]
+    if on:
+        raise AdderError(f"--population does not support {' and '.join(on)} yet; "
+                         "train those seeds as single runs (--seeds) instead")
 
 
 def _device(name: str) -> torch.device:
@@ -319,7 +329,8 @@ class _Population:
         m.weight_decay = h.weight_decay_at(exact, token_acc)  # adaptive decay (a no-op without wd_drops)
         row = {"step": step + 1, "loss": m.loss_sum / m.loss_n, "exact": exact, "token_acc": token_acc, "lr": lr,
                "carry_mix": data.carry_mix_at(step, h.carry_mix, h.carry_fade), "seconds": seconds,
-               "steps_per_s": round((step + 1) / max(1e-9, seconds), 1), "weight_decay": m.weight_decay}
+               "steps_per_s": round((step + 1) / max(1e-9, seconds), 1), "weight_decay": m.weight_decay,
+               "phase": "train"}
         m.loss_sum, m.loss_n = 0.0, 0
         m.csv.writerow(row)
         m.csv_file.flush()
@@ -337,8 +348,9 @@ class _Population:
         self._load(i)
         if m.best_step == step:
             checkpoint.save(self.saver, m.folder / BEST, force=True,
-                            meta={**m.meta, "step": step, "val_exact": m.best})
-        checkpoint.save(self.saver, m.folder / LAST, force=True, meta={**m.meta, "step": step, "val_exact": exact})
+                            meta={**m.meta, "step": step, "val_exact": m.best, "weights": "raw"})
+        checkpoint.save(self.saver, m.folder / LAST, force=True,
+                        meta={**m.meta, "step": step, "val_exact": exact, "weights": "raw"})
         torch.save({"step": step, "optimizer": self._member_state(state, i, m.weight_decay),
                     "generator": m.gen.get_state(), "best": m.best, "best_step": m.best_step,
                     "grokked": -1 if m.grokked is None else m.grokked, "perfect_streak": m.perfect_streak},
