@@ -81,7 +81,7 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         from .finetune import refuse, run_finetune
 
         refuse(warm_start, {"--resume": resume, "--seeds": seeds, "--population": population, "--compile": compile_,
-                            "--curriculum": curriculum, "--plot": plot})
+                            "--curriculum": curriculum, "--plot": plot, "--set": sets})
         run_finetune(rec, rec.hyper, seed=seed, run_dir=out or RUNS / f"{recipe}-finetune-seed{seed}",
                      warm_start=warm_start, steps=steps, lr=lr, margin=margin, rounds=rounds, threads=threads,
                      force=force, final_test=final_test, json_out=json_out)

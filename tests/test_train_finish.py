@@ -6,6 +6,8 @@ seed, and both are refused by populations and checked as hyperparameters in one 
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -155,3 +157,12 @@ def test_the_finishing_options_are_off_by_default_and_round_trip():
     assert h.ema_after == 0 and h.lbfgs_steps == 0
     on = h.override(sets=["ema_after=0.9", "ema_decay=0.999", "lbfgs_steps=50", "lbfgs_batch=4096"])
     assert Hyper.from_json(on.to_json()) == on and (on.ema_after, on.lbfgs_steps) == (0.9, 50)
+
+
+def test_a_finetune_refuses_set_rather_than_ignoring_it(tmp_path):
+    """A fine-tune takes its own options, not the recipe's: `--set lbfgs_steps=...` there is an error."""
+    r = subprocess.run([sys.executable, "-m", "adder", "train", "micro57", "--warm-start", str(REF), "--finetune",
+                        "--set", "lbfgs_steps=3", "--out", str(tmp_path / "ft")], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "--set" in r.stderr
+    assert not (tmp_path / "ft").exists()
