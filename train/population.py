@@ -8,8 +8,8 @@ share nothing.
 
 Each member is the single run of its seed (`train(recipe, seed=N)`): the same initial values
 (`compile_spec(spec, seed=N)`), the same batches (its own generator, seeded as the loop seeds
-it), its own AdamW moments, gradient clipping, adaptive weight decay, early stop and
-checkpoints: `out/seed<N>/` holds `best.pt`, `last.pt`, `last.state.pt` and `metrics.csv`
+it), its own AdamW moments, gradient clipping, adaptive weight decay, weight average
+(`Hyper.ema_after`), early stop and checkpoints: `out/seed<N>/` holds `best.pt`, `last.pt`, `last.state.pt` and `metrics.csv`
 as a single run writes them, so `adder info` and `adder verify` read a member's checkpoint and
 `adder train RECIPE --resume out/seed<N>/last.pt` continues one member alone. A member that
 stops early (perfect held-out evaluations in a row, or a non-finite loss) leaves the stacks
