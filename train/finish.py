@@ -89,8 +89,9 @@ def lbfgs(model: torch.nn.Module, loss: Callable[[], torch.Tensor], steps: int) 
     one fixed batch; yields the number of iterations done after each. The iteration's state (its
     curvature history) lives in the optimizer, so the phase runs start to end: it is not resumed.
 
-    One `step` call per iteration (`max_iter=1`) so the caller can log between them; the history
-    carries over, which makes it the same method as one call with `max_iter=steps`."""
+    One `step` call per iteration (`max_iter=1`) so the caller can log between them; the curvature
+    history carries over between calls, so this is one L-BFGS run of `steps` iterations (each call
+    evaluates the loss once more at its start, and torch's stopping tolerances end a call, not the run)."""
     opt = torch.optim.LBFGS(trainable(model), lr=1.0, max_iter=1, max_eval=1 + LINE_SEARCH_EVALS,
                             history_size=LBFGS_HISTORY,
                             line_search_fn="strong_wolfe")
