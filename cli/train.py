@@ -101,7 +101,7 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         from .finetune import refuse, run_finetune
 
         refuse(warm_start, {"--resume": resume, "--seeds": seeds, "--population": population, "--ray": ray,
-                            "--compile": compile_, "--curriculum": curriculum, "--plot": plot,
+                            "--compile": compile_, "--curriculum": curriculum, "--plot": plot, "--set": sets,
                             "--finetune": finetune and until_proven},
                mode="--until-proven" if until_proven else "--finetune")
     if until_proven:

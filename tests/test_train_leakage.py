@@ -1,13 +1,15 @@
-"""Leakage guard (issue 11): no training or fine-tuning batch holds an official 2025 pair or a
-held-out pair, and nothing a run reads to select, stop or mine is an official pair.
+"""Leakage guard (issue 11): no training, L-BFGS finishing or fine-tuning batch holds an official
+2025 pair or a held-out pair, and nothing a run reads to select, stop or mine is an official pair.
 
 The check does not trust the trainer's own bookkeeping: it watches every forward pass of the
 module (`AdderModel.forward`) during a run of a few hundred steps and a fine-tune round, and
 reads the addends back from the prompt tokens. A forward pass with gradients on is a training
-batch; one without is evaluation, mining or selection. Planted leaks show that it fails when
-the guard is bypassed.
+batch; one without is evaluation, mining or selection. The run ends with an L-BFGS finishing
+phase whose batch has a size of its own (LBFGS_BATCH), so its rows are told apart. Planted leaks
+show that it fails when the guard is bypassed.
 """
 
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +29,10 @@ REF = Path(__file__).resolve().parents[1] / "train" / "reference" / "micro57.pt"
 EVAL_PAIRS = 500
 #: A run short enough for the default tests, long enough to pass the 1-3 digit phase's (0, 0)
 #: and (0, 1) many times over (each is drawn with odds ~1/10^6 per pair: planted below).
-HYPER = dict(steps=300, eval_every=100, eval_pairs=EVAL_PAIRS, warmup=20, batch=64)
+#: The L-BFGS phase's fixed batch: a size no other batch has.
+LBFGS_BATCH = 300
+HYPER = dict(steps=300, eval_every=100, eval_pairs=EVAL_PAIRS, warmup=20, batch=64, lbfgs_steps=2,
+             lbfgs_batch=LBFGS_BATCH)
 ROUND = FinetuneOptions(steps=20, rounds=1, fresh=4096, suite_k=1, window=1, pool=2000)
 #: The planted leaks need a few steps only, and mine fresh pairs only.
 SHORT = dict(steps=30, eval_every=10)
@@ -41,7 +46,8 @@ class Watcher:
     def __init__(self):
         self.trained: set = set()
         self.read: set = set()
-        self.trained_rows = 0
+        self.trained_rows: Counter = Counter()  # rows of training batches, by batch size
+        self.lbfgs: set = set()  # pairs of the L-BFGS phase's batch
 
     def __call__(self, forward):
         def watched(module, tokens, *args, **kwargs):
@@ -49,7 +55,9 @@ class Watcher:
             pairs = _prompt_pairs(fmt, tokens)
             if torch.is_grad_enabled():
                 self.trained |= pairs
-                self.trained_rows += len(tokens)
+                self.trained_rows[len(tokens)] += len(tokens)
+                if len(tokens) == LBFGS_BATCH:
+                    self.lbfgs |= pairs
             else:
                 self.read |= pairs
             return forward(module, tokens, *args, **kwargs)
@@ -61,6 +69,8 @@ class Watcher:
         held_out = set(zip(va.tolist(), vb.tolist()))
         return {"official in a training batch": self.trained & official,
                 "held-out in a training batch": self.trained & held_out,
+                "official in an L-BFGS batch": self.lbfgs & official,
+                "held-out in an L-BFGS batch": self.lbfgs & held_out,
                 "official read to select, stop or mine": self.read & official}
 
 
@@ -82,8 +92,8 @@ def _prompt_pairs(fmt, tokens: torch.Tensor) -> set:
 
 
 def _run(tmp_path: Path, monkeypatch, short: bool = False) -> Watcher:
-    """A 300-step micro57 run and a fine-tune round from the reference (`short`: 30 steps and a
-    10-step round), every forward pass watched."""
+    """A 300-step micro57 run with a 2-iteration L-BFGS finish and a fine-tune round from the
+    reference (`short`: 30 steps and a 10-step round), every forward pass watched."""
     torch.set_num_threads(1)
     w = Watcher()
     monkeypatch.setattr(AdderModel, "forward", w(AdderModel.forward))
@@ -93,7 +103,8 @@ def _run(tmp_path: Path, monkeypatch, short: bool = False) -> Watcher:
     train(r, seed=3, out=tmp_path / "run", hyper=h, force=True)
     finetune(r, seed=3, out=tmp_path / "ft", warm_start=checkpoint.load(REF, dtype="float32"), options=options,
              hyper=h, force=True)
-    assert w.trained_rows == (h.steps + options.steps) * h.batch  # every batch was seen
+    assert w.trained_rows[h.batch] == (h.steps + options.steps) * h.batch  # every batch was seen
+    assert w.trained_rows[LBFGS_BATCH] >= h.lbfgs_steps * LBFGS_BATCH  # a closure per iteration at least
     return w
 
 
@@ -134,6 +145,7 @@ def test_a_planted_leak_is_caught_when_the_guard_is_bypassed(tmp_path, monkeypat
     leaks = _run(tmp_path, monkeypatch, short=True).leaks(EVAL_PAIRS)
     assert OFFICIAL_EDGE in leaks["official in a training batch"]
     assert held in leaks["held-out in a training batch"]
+    assert OFFICIAL_EDGE in leaks["official in an L-BFGS batch"] and held in leaks["held-out in an L-BFGS batch"]
     assert OFFICIAL_EDGE in leaks["official read to select, stop or mine"]  # mining read it
 
 

@@ -36,7 +36,7 @@ from ..compiler.module import AdderModel, compile_spec
 from . import data
 from .guard import Forbidden
 from .loop import (BEST, LAST, METRICS, TrainingDiverged, answer_logits, data_seed, recipe_optimizer, refuse_existing_run,
-                   run_meta, warm_start_from)
+                   run_meta, smallest_margin, warm_start_from)
 from .recipes import Hyper, Recipe
 
 #: Operand pairs as two long tensors (a, b).
@@ -190,11 +190,6 @@ def mine(model: AdderModel, chunks: Iterable[tuple], guard: Forbidden, margin: f
         seen += len(a)
     a, b, m = (torch.cat(column) for column in zip(*kept))
     return Mined(a, b, m, wrong, seen)
-
-
-def smallest_margin(margin: torch.Tensor) -> torch.Tensor:
-    """[B, n] margins -> [B], the smallest over answer steps (NaN counts as -inf: wrong)."""
-    return torch.nan_to_num(margin.float(), nan=float("-inf")).amin(dim=1)
 
 
 def refresh_pool(model: AdderModel, pool: tuple[torch.Tensor, torch.Tensor], mined: Mined,

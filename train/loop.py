@@ -14,9 +14,10 @@ import logging
 import math
 import platform
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ from ..compiler.decode import teacher_forced
 from ..compiler.errors import AdderError, CheckpointError
 from ..compiler.module import AdderModel, compile_spec
 from . import data
+from .finish import WeightEMA, lbfgs
 from .guard import Forbidden
 from .optim import make_optimizer
 from .recipes import Hyper, Recipe
@@ -39,8 +41,11 @@ GROKKED_AT = 0.99
 BEST, LAST = "best.pt", "last.pt"
 #: A run folder's other files: the state `--resume` reads beside LAST, and the metrics table.
 STATE, METRICS = "last.state.pt", "metrics.csv"
-#: The columns of metrics.csv, in order.
-METRICS_COLUMNS = ["step", "loss", "exact", "token_acc", "lr", "carry_mix", "seconds", "steps_per_s", "weight_decay"]
+#: The columns of metrics.csv, in order. `phase`: "train" (the recipe's optimizer) or "lbfgs" (the
+#: finishing phase, `Hyper.lbfgs_steps`); `ema_exact`: the weight average's held-out exact match
+#: (`Hyper.ema_after`), empty before it started; `min_margin`: the held-out pairs' smallest logit margin.
+METRICS_COLUMNS = ["step", "loss", "exact", "token_acc", "lr", "carry_mix", "seconds", "steps_per_s", "weight_decay",
+                   "phase", "ema_exact", "min_margin"]
 
 
 def lr_at(step: int, h: Hyper) -> float:
@@ -65,17 +70,25 @@ def answer_loss(model: AdderModel, a: torch.Tensor, b: torch.Tensor, forward=Non
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), answer.reshape(-1))
 
 
+def smallest_margin(margin: torch.Tensor) -> torch.Tensor:
+    """[B, n] margins -> [B], the smallest over answer steps (NaN counts as -inf: wrong)."""
+    return torch.nan_to_num(margin.float(), nan=float("-inf")).amin(dim=1)
+
+
 @torch.no_grad()
 def evaluate(model: AdderModel, a: torch.Tensor, b: torch.Tensor, chunk: int = 4096) -> dict:
+    """Exact match, token accuracy and the smallest answer-step logit margin on pairs (a, b)."""
     model.eval()
     exact = tok = 0
+    low = float("inf")
     fmt = model.spec.format
     for i in range(0, len(a), chunk):
         r = teacher_forced(model, a[i:i + chunk], b[i:i + chunk])
         exact += int(r.correct.sum())
         tok += int((r.pred == fmt.answer(a[i:i + chunk], b[i:i + chunk])).sum())
+        low = min(low, float(smallest_margin(r.margin).min()))
     model.train()
-    return {"exact": exact / len(a), "token_acc": tok / (len(a) * fmt.out_digits)}
+    return {"exact": exact / len(a), "token_acc": tok / (len(a) * fmt.out_digits), "min_margin": low}
 
 
 class TrainingDiverged(AdderError):
@@ -201,6 +214,7 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
     model.train()
     forward = torch.compile(model) if compile else None
     opt = recipe_optimizer(model, h)
+    ema = WeightEMA(model, after=h.ema_after, decay=h.ema_decay)  # off unless h.ema_after > 0
     gen = torch.Generator().manual_seed(data_seed(seed, start))
     va, vb = data.validation_pairs(h.eval_pairs)
     guard = Forbidden.for_run(h.eval_pairs)  # no batch holds an official or a held-out pair
@@ -214,6 +228,7 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
             if st.get("step") == start:
                 opt.load_state_dict(st["optimizer"])
                 gen.set_state(st["generator"])
+                ema.load_state_dict(st.get("ema"))
                 best, best_step, perfect_streak = st["best"], st["best_step"], st["perfect_streak"]
                 grokked = st["grokked"] if st["grokked"] >= 0 else None
             else:
@@ -247,11 +262,16 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                 if h.clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), h.clip)
                 opt.step()
+                ema.update()
                 done = step + 1
                 loss_sum, loss_n = loss_sum + step_loss, loss_n + 1
                 last = step == h.steps - 1
                 if (step + 1) % h.eval_every == 0 or last:
                     ev = evaluate(model, va, vb)
+                    ema_ev = averaged(ema, model, va, vb)  # None until the weight average has started
+                    ema.follow(ev["exact"])
+                    use_ema = ema_ev is not None and ema_ev["exact"] > ev["exact"]
+                    score = ema_ev["exact"] if use_ema else ev["exact"]  # what selection and early stop read
                     wd = h.weight_decay_at(ev["exact"], ev["token_acc"])  # adaptive decay (a no-op without wd_drops)
                     opt.param_groups[0]["weight_decay"] = wd
                     row = {"step": step + 1, "loss": loss_sum / loss_n, "exact": ev["exact"],
@@ -259,23 +279,26 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                            "carry_mix": data.carry_mix_at(step, h.carry_mix, h.carry_fade),
                            "seconds": round(time.perf_counter() - t0, 2),
                            "steps_per_s": round((step + 1 - start) / max(1e-9, time.perf_counter() - t0), 1),
-                           "weight_decay": wd}
+                           "weight_decay": wd, "phase": "train", "ema_exact": ema_ev and ema_ev["exact"],
+                           "min_margin": ev["min_margin"]}
                     loss_sum, loss_n = 0.0, 0
                     writer.writerow(row)
                     fcsv.flush()
                     rows.append(row)
-                    if grokked is None and ev["exact"] >= GROKKED_AT:
+                    if grokked is None and score >= GROKKED_AT:
                         grokked = step + 1
-                    if ev["exact"] > best:
-                        best, best_step = ev["exact"], step + 1
-                        checkpoint.save(model, best_path, force=True, meta={**meta, "step": step + 1, "val_exact": best})
+                    if score > best:
+                        best, best_step = score, step + 1
+                        with ema.swapped() if use_ema else nullcontext():
+                            checkpoint.save(model, best_path, force=True, meta={**meta, "step": step + 1, "val_exact": best,
+                                                                               "weights": "ema" if use_ema else "raw"})
                     checkpoint.save(model, last_path, force=True,
-                                    meta={**meta, "step": step + 1, "val_exact": ev["exact"]})
-                    perfect_streak = perfect_streak + 1 if ev["exact"] == 1.0 else 0
+                                    meta={**meta, "step": step + 1, "val_exact": ev["exact"], "weights": "raw"})
+                    perfect_streak = perfect_streak + 1 if score == 1.0 else 0
                     checkpoint.save_whole({"step": step + 1, "optimizer": opt.state_dict(), "generator": gen.get_state(),
                                            "best": best, "best_step": best_step,
                                            "grokked": -1 if grokked is None else grokked,
-                                           "perfect_streak": perfect_streak}, state_path)
+                                           "perfect_streak": perfect_streak, "ema": ema.state_dict()}, state_path)
                     if on_row:
                         on_row(row)
                     if perfect_streak >= h.early_stop_evals:
@@ -283,11 +306,75 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                 elif on_row and step % 50 == 0:
                     on_row({"step": step + 1, "loss": step_loss, "lr": lr,
                             "steps_per_s": (step + 1 - start) / max(1e-9, time.perf_counter() - t0)})
+            if h.lbfgs_steps:  # the finishing phase, on fresh pairs of the run's own stream
+                batch = data.training_batch(done, h.lbfgs_batch, phases, h.carry_mix, h.carry_fade, gen,
+                                            h.carry_sampler, guard)
+                found = finish_with_lbfgs(model, h, batch, va, vb, best_path=best_path, meta=meta, step=done, t0=t0,
+                                          writer=writer, fcsv=fcsv, rows=rows, on_row=on_row)
+                best, best_step = found or (best, best_step)
+                if grokked is None and best >= GROKKED_AT:
+                    grokked = best_step
         except KeyboardInterrupt:  # Ctrl-C: the checkpoints of the last evaluation are whole on disk
             interrupted = True
     return RunResult(seed=seed, steps=done, best_exact=best, best_step=best_step, grokked_step=grokked,
                      seconds=time.perf_counter() - t0, checkpoint=best_path, metrics=csv_path, rows=rows,
                      warm_started=warm, interrupted=interrupted)
+
+
+def averaged(ema: WeightEMA, model: AdderModel, va: torch.Tensor, vb: torch.Tensor) -> dict | None:
+    """The weight average's held-out evaluation (`evaluate`), or None before it started."""
+    if not ema.started:
+        return None
+    with ema.swapped():
+        return evaluate(model, va, vb)
+
+
+def lbfgs_rows(model: AdderModel, h: Hyper, batch: tuple[torch.Tensor, torch.Tensor], va: torch.Tensor,
+               vb: torch.Tensor, *, step: int, t0: float) -> Iterator[dict]:
+    """The L-BFGS finishing phase on one fixed `batch`: a metrics row for its start and one after each
+    iteration (loss on that batch, held-out figures), numbered on from the run's last `step`."""
+    a, b = batch
+
+    def row(k: int) -> dict:
+        with torch.no_grad():
+            loss = answer_loss(model, a, b).item()
+        ev = evaluate(model, va, vb)
+        return {"step": step + k, "loss": loss, "exact": ev["exact"], "token_acc": ev["token_acc"], "lr": 1.0,
+                "seconds": round(time.perf_counter() - t0, 2), "phase": "lbfgs", "min_margin": ev["min_margin"]}
+
+    yield row(0)
+    for k in lbfgs(model, lambda: answer_loss(model, a, b), h.lbfgs_steps):
+        yield row(k)
+
+
+def finish_with_lbfgs(model: AdderModel, h: Hyper, batch: tuple[torch.Tensor, torch.Tensor], va: torch.Tensor,
+                      vb: torch.Tensor, *, best_path: Path, meta: dict, step: int, t0: float, writer, fcsv,
+                      rows: list, on_row) -> tuple[float, int] | None:
+    """Run the L-BFGS phase from the best held-out weights (best.pt: raw or averaged) on `batch`, fresh
+    training pairs of the run's own generator, cleaned by the guard like every batch. Selection as in
+    fine-tuning: best.pt is replaced by an iterate with a higher (held-out exact, smallest margin).
+    The new (best exact, best step), or None if no iterate beat the start. last.pt stays the
+    recipe optimizer's last step, so `--resume` with a larger --steps goes on from there."""
+    checkpoint.load_state(model, checkpoint.read(best_path)["state"], where=str(best_path))
+    chosen, kept = None, None
+    for row in lbfgs_rows(model, h, batch, va, vb, step=step, t0=t0):
+        writer.writerow(row)
+        fcsv.flush()
+        rows.append(row)
+        if on_row:
+            on_row(row)
+        if not math.isfinite(row["loss"]):
+            log.warning("L-BFGS loss is %s at step %s: finishing phase stopped; %s kept", row["loss"], row["step"], best_path)
+            break
+        key = (row["exact"], row["min_margin"])
+        if kept is None:
+            kept = key  # the start: the weights best.pt holds
+        elif key > kept:
+            kept, chosen = key, (row["exact"], row["step"])
+            checkpoint.save(model, best_path, force=True,
+                            meta={**meta, "step": row["step"], "val_exact": row["exact"], "weights": "lbfgs",
+                                  "lbfgs_step": row["step"] - step, "val_min_margin": row["min_margin"]})
+    return chosen
 
 
 def kept_checkpoint(best_path: Path, best: float, best_step: int, eval_every: int) -> str:

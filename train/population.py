@@ -8,8 +8,8 @@ share nothing.
 
 Each member is the single run of its seed (`train(recipe, seed=N)`): the same initial values
 (`compile_spec(spec, seed=N)`), the same batches (its own generator, seeded as the loop seeds
-it), its own AdamW moments, gradient clipping, adaptive weight decay, early stop and
-checkpoints: `out/seed<N>/` holds `best.pt`, `last.pt`, `last.state.pt` and `metrics.csv`
+it), its own AdamW moments, gradient clipping, adaptive weight decay, weight average
+(`Hyper.ema_after`), early stop and checkpoints: `out/seed<N>/` holds `best.pt`, `last.pt`, `last.state.pt` and `metrics.csv`
 as a single run writes them, so `adder info` and `adder verify` read a member's checkpoint and
 `adder train RECIPE --resume out/seed<N>/last.pt` continues one member alone. A member that
 stops early (perfect held-out evaluations in a row, or a non-finite loss) leaves the stacks
@@ -90,6 +90,7 @@ def train_population(recipe: Recipe, seeds: list[int], out: Path, hyper: Hyper |
     h = hyper or recipe.hyper
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise AdderError(f"a population needs distinct non-negative seeds, got {seeds}")
+    refuse_finishing(h)
     for s in seeds:
         folder = seed_folder(out, s)
         refuse_existing_run(folder, force=force)
@@ -98,6 +99,14 @@ def train_population(recipe: Recipe, seeds: list[int], out: Path, hyper: Hyper |
         return population.run(on_row)
     finally:
         population.close()
+
+
+def refuse_finishing(h: Hyper) -> None:
+    """A population has no L-BFGS phase yet (a full-batch line search per member): one line
+    pointing at single runs, which have it. (Its members do keep a weight average, `ema_after`.)"""
+    if h.lbfgs_steps:
+        raise AdderError(f"--population does not support lbfgs_steps={h.lbfgs_steps} yet; "
+                         "train those seeds as single runs (--seeds) instead")
 
 
 def _device(name: str) -> torch.device:
@@ -127,6 +136,7 @@ class _Member:
     best_step: int = -1
     grokked: int | None = None
     perfect_streak: int = 0
+    best_weights: str = "raw"  # which weights scored its best: "raw" or "ema" (its weight average)
     loss_sum: float = 0.0
     loss_n: int = 0
     steps: int = 0  # steps done
@@ -158,6 +168,11 @@ class _Population:
         self.decay = [n for n in self.params if n in trainable and (h.decay == "all" or self.params[n].dim() > 2)]
         self.no_decay = [n for n in self.params if n in trainable and n not in self.decay]
         self.opt = self._optimizer(self.params)
+        # each member's weight average (`Hyper.ema_after`, as `finish.WeightEMA`): a stack row per member,
+        # followed only once `averaging` says that member's average has started
+        self.trainable = [n for n in self.params if n in trainable]
+        self.shadow = {n: self.params[n].detach().clone() for n in self.trainable}
+        self.averaging = torch.zeros(len(seeds), dtype=torch.bool)
         self.members = [self._member(recipe, s, seed_folder(out, s), warm_start, w) for s, w in zip(seeds, warm)]
         self.active = list(self.members)  # the members in the stacks, in stack order
         va, vb = data.validation_pairs(h.eval_pairs)
@@ -238,6 +253,7 @@ class _Population:
             self._clip(h.clip)
         self._decay(lr)
         self.opt.step()
+        self._average()
         for m, v in zip(self.active, values):
             m.loss_sum, m.loss_n, m.steps = m.loss_sum + v, m.loss_n + 1, step + 1
         return values
@@ -280,10 +296,37 @@ class _Population:
                 p = self.params[n]
                 p.mul_(factor.view(-1, *[1] * (p.dim() - 1)))
 
+    @torch.no_grad()
+    def _average(self) -> None:
+        """One step of each started member's weight average, s <- d s + (1 - d) p; the others' rows stay."""
+        if not bool(self.averaging.any()):
+            return
+        d = torch.where(self.averaging, self.h.ema_decay, 1.0).to(self.template.dtype).to(self.device)
+        for n in self.trainable:
+            s, view = self.shadow[n], d.view(-1, *[1] * (self.shadow[n].dim() - 1))
+            s.mul_(view).add_(self.params[n].detach() * (1 - view))
+
+    def _averaged(self) -> dict[str, torch.Tensor]:
+        """The stacks with every member's weight average in place of its trainable weights."""
+        return {**self.params, **self.shadow}
+
+    def _start_averages(self, exacts: list[float]) -> None:
+        """Start the weight average of each member whose held-out exact match reached `ema_after` (as
+        `WeightEMA.follow`), at its weights of now."""
+        if self.h.ema_after <= 0:
+            return
+        for i, exact in enumerate(exacts):
+            if not self.averaging[i] and exact >= self.h.ema_after:
+                self.averaging[i] = True
+                with torch.no_grad():
+                    for n in self.trainable:
+                        self.shadow[n][i] = self.params[n][i]
+
     # ------------------------------------------------------------------ evaluation, checkpoints
     @torch.no_grad()
-    def _held_out(self) -> list[tuple[float, float]]:
-        """Each active member's held-out (exact match, token accuracy), as `loop.evaluate` counts them."""
+    def _held_out(self, params: dict[str, torch.Tensor] | None = None) -> list[tuple[float, float]]:
+        """Each active member's held-out (exact match, token accuracy), as `loop.evaluate` counts them,
+        of `params` (the stacks by default)."""
         n, pairs = self.fmt.out_digits, len(self.va_tokens)
         chunk = max(1, EVAL_ROWS // len(self.active))
         exact = torch.zeros(len(self.active), dtype=torch.long, device=self.device)
@@ -294,7 +337,7 @@ class _Population:
 
         for i in range(0, pairs, chunk):
             tokens, answer = self.va_tokens[i:i + chunk], self.va_answer[i:i + chunk]
-            right = vmap(logits, in_dims=(0, None))(self.params, tokens).argmax(dim=-1) == answer  # [S, c, n]
+            right = vmap(logits, in_dims=(0, None))(params or self.params, tokens).argmax(dim=-1) == answer
             exact += right.all(dim=-1).sum(dim=-1)
             tok += right.sum(dim=(-1, -2))
         return [(e / pairs, t / (pairs * n)) for e, t in zip(exact.tolist(), tok.tolist())]
@@ -303,8 +346,12 @@ class _Population:
         """Evaluate, log and checkpoint every active member as its single run does (the rows it
         wrote to its metrics.csv, by seed); drop those that stop early."""
         evaluated, stopped, state = {}, [], self.opt.state_dict()
-        for i, (m, (exact, token_acc)) in enumerate(zip(self.active, self._held_out())):
-            evaluated[m.seed] = self._record(m, step, lr, exact, token_acc)
+        raw = self._held_out()
+        started = self.averaging.tolist()  # as in a single run: an average is scored from the evaluation after it starts
+        averaged = self._held_out(self._averaged()) if any(started) else [None] * len(raw)
+        self._start_averages([exact for exact, _ in raw])
+        for i, (m, (exact, token_acc), avg) in enumerate(zip(self.active, raw, averaged)):
+            evaluated[m.seed] = self._record(m, step, lr, exact, token_acc, avg[0] if started[i] else None)
             self._save(m, i, step + 1, exact, state)
             if m.perfect_streak >= self.h.early_stop_evals and step + 1 < self.h.steps:
                 self._end(m, EARLY_STOP)
@@ -313,45 +360,54 @@ class _Population:
             self._keep([i for i in range(len(self.active)) if i not in stopped])
         return evaluated
 
-    def _record(self, m: _Member, step: int, lr: float, exact: float, token_acc: float) -> dict:
-        """Member `m`'s selection state after an evaluation, and its metrics.csv row."""
+    def _record(self, m: _Member, step: int, lr: float, exact: float, token_acc: float,
+                ema_exact: float | None) -> dict:
+        """Member `m`'s selection state after an evaluation, and its metrics.csv row (`ema_exact`: its
+        weight average's held-out exact match, None before the average started)."""
         h, seconds = self.h, self._seconds()
         m.weight_decay = h.weight_decay_at(exact, token_acc)  # adaptive decay (a no-op without wd_drops)
         row = {"step": step + 1, "loss": m.loss_sum / m.loss_n, "exact": exact, "token_acc": token_acc, "lr": lr,
                "carry_mix": data.carry_mix_at(step, h.carry_mix, h.carry_fade), "seconds": seconds,
-               "steps_per_s": round((step + 1) / max(1e-9, seconds), 1), "weight_decay": m.weight_decay}
+               "steps_per_s": round((step + 1) / max(1e-9, seconds), 1), "weight_decay": m.weight_decay,
+               "phase": "train", "ema_exact": ema_exact}
         m.loss_sum, m.loss_n = 0.0, 0
         m.csv.writerow(row)
         m.csv_file.flush()
         m.rows.append(row)
-        if m.grokked is None and exact >= GROKKED_AT:
+        use_ema = ema_exact is not None and ema_exact > exact
+        score = ema_exact if use_ema else exact  # what selection and early stop read, as in a single run
+        if m.grokked is None and score >= GROKKED_AT:
             m.grokked = step + 1
-        if exact > m.best:
-            m.best, m.best_step = exact, step + 1
-        m.perfect_streak = m.perfect_streak + 1 if exact == 1.0 else 0
+        if score > m.best:
+            m.best, m.best_step, m.best_weights = score, step + 1, "ema" if use_ema else "raw"
+        m.perfect_streak = m.perfect_streak + 1 if score == 1.0 else 0
         return row
 
     def _save(self, m: _Member, i: int, step: int, exact: float, state: dict) -> None:
         """Member `m`'s (stack row `i`) checkpoints after the evaluation at `step`: best.pt if it is
         its best, last.pt, and last.state.pt (what `--resume` reads) from the optimizer's `state`."""
-        self._load(i)
         if m.best_step == step:
+            self._load(i, self._averaged() if m.best_weights == "ema" else None)
             checkpoint.save(self.saver, m.folder / BEST, force=True,
-                            meta={**m.meta, "step": step, "val_exact": m.best})
-        checkpoint.save(self.saver, m.folder / LAST, force=True, meta={**m.meta, "step": step, "val_exact": exact})
+                            meta={**m.meta, "step": step, "val_exact": m.best, "weights": m.best_weights})
+        self._load(i)
+        checkpoint.save(self.saver, m.folder / LAST, force=True,
+                        meta={**m.meta, "step": step, "val_exact": exact, "weights": "raw"})
         torch.save({"step": step, "optimizer": self._member_state(state, i, m.weight_decay),
                     "generator": m.gen.get_state(), "best": m.best, "best_step": m.best_step,
-                    "grokked": -1 if m.grokked is None else m.grokked, "perfect_streak": m.perfect_streak},
-                   m.folder / STATE)
+                    "grokked": -1 if m.grokked is None else m.grokked, "perfect_streak": m.perfect_streak,
+                    "ema": [self.shadow[n][i].detach().cpu().clone() for n in self.trainable]
+                    if self.averaging[i] else None}, m.folder / STATE)
 
     def _end(self, m: _Member, why: str) -> None:
         self.ended[m.seed] = self.unreported[m.seed] = why
 
-    def _load(self, i: int) -> None:
-        """Copy stack row `i` (an active member's weights) into the CPU module checkpoints are written from."""
+    def _load(self, i: int, params: dict[str, torch.Tensor] | None = None) -> None:
+        """Copy stack row `i` (an active member's weights; of `params`, the stacks by default) into the
+        CPU module checkpoints are written from."""
         with torch.no_grad():
             for n, p in self.saver.named_parameters():
-                p.copy_(self.params[n][i])
+                p.copy_((params or self.params)[n][i])
 
     def _member_state(self, state: dict, i: int, weight_decay: float) -> dict:
         """Member `i`'s optimizer state as its single run's optimizer would hold it (`state_dict`)."""
@@ -370,6 +426,8 @@ class _Population:
                     st[k] = v.index_select(0, index)
         self.params = {n: p.detach().index_select(0, index).requires_grad_(p.requires_grad)
                        for n, p in self.params.items()}
+        self.shadow = {n: s.index_select(0, index) for n, s in self.shadow.items()}
+        self.averaging = self.averaging[torch.tensor(keep, dtype=torch.long)]
         self.opt = self._optimizer(self.params)
         self.opt.load_state_dict(state)
         self.active = [self.active[i] for i in keep]

@@ -41,6 +41,12 @@ class Hyper:
     # Grokfast-EMA gradient filter (train/optim.py): g += lamb * EMA_alpha(g); lamb 0 turns it off
     grokfast_alpha: float = 0.98
     grokfast_lamb: float = 0.0
+    # finishing (train/finish.py): an EMA of the weights from the first evaluation at held-out exact
+    # >= ema_after (0: off), and lbfgs_steps L-BFGS iterations on lbfgs_batch fresh pairs after the run (0: off)
+    ema_after: float = 0.0
+    ema_decay: float = 0.999
+    lbfgs_steps: int = 0
+    lbfgs_batch: int = 8_192
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -116,6 +122,14 @@ class Hyper:
             raise AdderError(f"grokfast_alpha must be in [0, 1), got {self.grokfast_alpha}")
         if not (math.isfinite(self.grokfast_lamb) and self.grokfast_lamb >= 0):
             raise AdderError(f"grokfast_lamb must be a finite number >= 0 (0: off), got {self.grokfast_lamb}")
+        if not 0.0 <= self.ema_after <= 1.0:
+            raise AdderError(f"ema_after must be a held-out exact match in [0, 1] (0: off), got {self.ema_after}")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise AdderError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
+        if self.lbfgs_steps < 0:
+            raise AdderError(f"lbfgs_steps must be >= 0 (0: off), got {self.lbfgs_steps}")
+        if self.lbfgs_batch < 1:
+            raise AdderError(f"lbfgs_batch must be at least 1, got {self.lbfgs_batch}")
         return self
 
     def weight_decay_at(self, exact: float, token_acc: float) -> float:
