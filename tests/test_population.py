@@ -206,3 +206,15 @@ def test_the_cli_trains_a_population_and_reports_one_row_per_seed(tmp_path):
     assert [row["seed"] for row in report["seeds"]] == list(range(4, 12)) and report["seed_steps_per_s"] > 0
     assert all(row["steps"] == 300 and row["complete"] for row in report["seeds"])
     assert all((seed_folder(tmp_path / "pop", s) / "best.pt").exists() for s in range(4, 12))
+
+
+def test_a_member_with_the_eos_target_follows_its_single_run(tmp_path):
+    """`eos_token` reaches the batched loss as it reaches the single run's (and pos.top_digit moves)."""
+    r = get_recipe("micro57")
+    h = replace(r.hyper, steps=80, eos_token=0, batch=64, weight_decay=0.0, **FLAT)  # no decay: only a gradient moves it
+    pop = train_population(r, [3], tmp_path / "pop", h)
+    single = train(r, seed=3, out=tmp_path / "single", hyper=h)
+    assert_same_rows(pop.runs[0], single)
+    start = dict(compile_spec(r.build(), seed=3).named_spec_params())["pos.top_digit"]
+    moved = dict(checkpoint.load(pop.runs[0].checkpoint).named_spec_params())["pos.top_digit"]
+    assert not torch.allclose(start, moved)

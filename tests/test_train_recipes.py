@@ -103,3 +103,35 @@ def test_unknown_optimizer_is_one_line(tmp_path):
     r = get_recipe("qwen3-d3")
     with pytest.raises(AdderError, match="optimizer must be one of"):
         train(r, seed=0, out=tmp_path / "x", hyper=replace(r.hyper, optimizer="sgd", steps=2), force=True)
+
+
+def test_eos_target_adds_the_end_step_to_the_loss_and_reaches_the_top_digit_position():
+    """`Hyper.eos_token` (MicroAdder's end-of-sequence target): the loss is the mean over the 11 digits and
+    the step after the last one, computed here from a full forward pass; pos.top_digit then learns."""
+    m = compile_spec(get_recipe("micro57").build(), seed=3)
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randint(0, 10**10, (16,), generator=g), torch.randint(0, 10**10, (16,), generator=g)
+    fmt = m.spec.format
+    answer = fmt.answer(a, b)
+    logits = m(torch.cat([fmt.encode(a, b), answer], dim=1))  # [B, 33, V], every position
+    first = fmt.prompt_len - 1  # '=' predicts sum digit 0
+    digit_terms = -logits[:, first:first + 11].log_softmax(-1).gather(2, answer[:, :, None]).squeeze(2)
+    eos_terms = -logits[:, first + 11].log_softmax(-1)[:, 7]
+    with torch.no_grad():
+        assert answer_loss(m, a, b, eos=7).item() == pytest.approx(
+            torch.cat([digit_terms, eos_terms[:, None]], 1).mean().item(), rel=1e-5)
+        assert answer_loss(m, a, b).item() == pytest.approx(digit_terms.mean().item(), rel=1e-5)
+    answer_loss(m, a, b, eos=0).backward()
+    top = dict(m.named_spec_params())["pos.top_digit"]
+    assert top.grad is not None and top.grad.abs().sum() > 0
+
+
+def test_eos_target_is_checked_before_training_and_recorded(tmp_path):
+    r = get_recipe("micro57")
+    for bad in (10, -2):
+        with pytest.raises(AdderError, match="eos_token"):
+            train(r, seed=1, out=tmp_path / f"bad{bad}", hyper=replace(r.hyper, eos_token=bad))
+        assert not (tmp_path / f"bad{bad}").exists()
+    h = replace(r.hyper, steps=4, eval_every=2, eval_pairs=20, batch=16, eos_token=0)
+    res = train(r, seed=1, out=tmp_path / "eos", hyper=h)
+    assert Hyper.recorded_in(res.checkpoint, r.hyper).eos_token == 0

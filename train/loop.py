@@ -56,18 +56,42 @@ def lr_at(step: int, h: Hyper) -> float:
     return low + (h.lr - low) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def answer_logits(model: AdderModel, a: torch.Tensor, b: torch.Tensor, forward=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher-forced logits of the answer digits [B, n, V] and the answer [B, n] (`forward`: a compiled `model`)."""
-    fmt = model.spec.format
+def teacher_forced_batch(fmt, a: torch.Tensor, b: torch.Tensor, eos: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tokens fed in [B, T] and the targets of the last positions [B, n]: the prompt and every answer
+    digit but the last, targets the answer. With `eos` >= 0 (`Hyper.eos_token`) the last digit is fed in
+    too and its position's target is `eos`: the end-of-sequence step MicroAdder's trainer also learns."""
     answer = fmt.answer(a, b)
-    tokens = torch.cat([fmt.encode(a, b), answer[:, :-1]], dim=1)
-    return (forward or model)(tokens, keep_last=fmt.out_digits), answer
+    if eos < 0:
+        return torch.cat([fmt.encode(a, b), answer[:, :-1]], dim=1), answer
+    return torch.cat([fmt.encode(a, b), answer], dim=1), torch.cat([answer, torch.full_like(answer[:, :1], eos)], dim=1)
 
 
-def answer_loss(model: AdderModel, a: torch.Tensor, b: torch.Tensor, forward=None) -> torch.Tensor:
-    """Cross-entropy of the answer digits, teacher-forced (`forward`: a compiled `model`)."""
-    logits, answer = answer_logits(model, a, b, forward)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), answer.reshape(-1))
+def check_eos(spec, h: Hyper) -> None:
+    """An AdderError, before training, if `h.eos_token` names no token of `spec` or its learned position
+    table ends before the end-of-sequence step."""
+    if h.eos_token < 0:
+        return
+    if h.eos_token >= len(spec.vocab):
+        raise AdderError(f"eos_token {h.eos_token} is not a token of {spec.name} (vocabulary of {len(spec.vocab)}); "
+                         "--set eos_token=T with T < the vocabulary size, or -1")
+    if spec.pos is not None and spec.pos.shape[0] < spec.format.total_len + 1:
+        raise AdderError(f"{spec.name}'s position table has {spec.pos.shape[0]} rows, no room for an end-of-sequence "
+                         f"step at position {spec.format.total_len}; leave eos_token at -1")
+
+
+def answer_logits(model: AdderModel, a: torch.Tensor, b: torch.Tensor, forward=None,
+                  eos: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forced logits [B, n, V] and targets [B, n] of the answer digits (and of the end-of-sequence
+    step when `eos` >= 0: `teacher_forced_batch`); `forward`: a compiled `model`."""
+    tokens, targets = teacher_forced_batch(model.spec.format, a, b, eos)
+    return (forward or model)(tokens, keep_last=targets.shape[1]), targets
+
+
+def answer_loss(model: AdderModel, a: torch.Tensor, b: torch.Tensor, forward=None, eos: int = -1) -> torch.Tensor:
+    """Cross-entropy of the answer digits (and of the end-of-sequence step when `eos` >= 0), teacher-forced
+    (`forward`: a compiled `model`)."""
+    logits, targets = answer_logits(model, a, b, forward, eos)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
 def smallest_margin(margin: torch.Tensor) -> torch.Tensor:
@@ -181,6 +205,7 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
     (10-26 s to compile here; gains ranged from -30% to +50%, so it is not the default)."""
     h = (hyper or recipe.hyper).check()
     phases = data.parse_curriculum(h.curriculum)
+    check_eos(recipe.build(), h)
     refuse_existing_run(out, force=force, resume=resume)
     out.mkdir(parents=True, exist_ok=True)
     best_path, last_path, csv_path = out / BEST, out / LAST, out / METRICS
@@ -249,7 +274,7 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                     g["lr"] = lr
                 a, b = data.training_batch(step, h.batch, phases, h.carry_mix, h.carry_fade, gen, h.carry_sampler,
                                            guard)
-                loss = answer_loss(model, a, b, forward)
+                loss = answer_loss(model, a, b, forward, h.eos_token)
                 step_loss = loss.item()
                 if not math.isfinite(step_loss):
                     writer.writerow({"step": step + 1, "loss": step_loss, "lr": lr,
@@ -337,13 +362,13 @@ def lbfgs_rows(model: AdderModel, h: Hyper, batch: tuple[torch.Tensor, torch.Ten
 
     def row(k: int) -> dict:
         with torch.no_grad():
-            loss = answer_loss(model, a, b).item()
+            loss = answer_loss(model, a, b, eos=h.eos_token).item()
         ev = evaluate(model, va, vb)
         return {"step": step + k, "loss": loss, "exact": ev["exact"], "token_acc": ev["token_acc"], "lr": 1.0,
                 "seconds": round(time.perf_counter() - t0, 2), "phase": "lbfgs", "min_margin": ev["min_margin"]}
 
     yield row(0)
-    for k in lbfgs(model, lambda: answer_loss(model, a, b), h.lbfgs_steps):
+    for k in lbfgs(model, lambda: answer_loss(model, a, b, eos=h.eos_token), h.lbfgs_steps):
         yield row(k)
 
 

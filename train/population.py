@@ -37,8 +37,8 @@ from ..compiler.errors import AdderError
 from ..compiler.module import AdderModel, compile_spec
 from . import data
 from .guard import Forbidden
-from .loop import (BEST, GROKKED_AT, LAST, METRICS, METRICS_COLUMNS, STATE, RunResult, data_seed, lr_at, refuse_existing_run,
-                   run_meta, warm_start_from)
+from .loop import (BEST, GROKKED_AT, LAST, METRICS, METRICS_COLUMNS, STATE, RunResult, check_eos, data_seed, lr_at,
+                   refuse_existing_run, run_meta, teacher_forced_batch, warm_start_from)
 from .optim import make_optimizer
 from .recipes import Hyper, Recipe
 from .sweep import seed_folder
@@ -91,6 +91,7 @@ def train_population(recipe: Recipe, seeds: list[int], out: Path, hyper: Hyper |
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise AdderError(f"a population needs distinct non-negative seeds, got {seeds}")
     refuse_finishing(h)
+    check_eos(recipe.build(), h)
     for s in seeds:
         folder = seed_folder(out, s)
         refuse_existing_run(folder, force=force)
@@ -264,14 +265,13 @@ class _Population:
         pairs = [data.training_batch(step, h.batch, self.phases, h.carry_mix, h.carry_fade, m.gen, h.carry_sampler,
                                      self.guard) for m in self.active]
         a, b = torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
-        answer = self.fmt.answer(a, b)
-        tokens = torch.cat([self.fmt.encode(a, b), answer[:, :-1]], dim=1)
+        tokens, answer = teacher_forced_batch(self.fmt, a, b, h.eos_token)
         shape = (len(self.active), h.batch, -1)
         return tokens.view(shape).to(self.device), answer.view(shape).to(self.device)
 
     def _losses(self, tokens: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
         """Each member's teacher-forced answer loss [S] on its own batch (as `loop.answer_loss`)."""
-        n = self.fmt.out_digits
+        n = answer.shape[-1]
 
         def loss(params, tokens, answer):
             logits = functional_call(self.template, params, (tokens,), {"keep_last": n})

@@ -34,6 +34,9 @@ class Hyper:
     early_stop_evals: int = 3  # stop after this many consecutive evals at 100% held-out exact match
     decay: str = "all"  # weight decay on "all" parameters (as MicroAdder's AdamW) or only "matrices"
     carry_sampler: str = "classes"  # carry-heavy examples: "classes" (generate/propagate/kill per digit) or "families"
+    # end-of-sequence target (MicroAdder's and Jack Cai's trainers): -1 none; a token id t >= 0: the last sum
+    # digit is fed in too and its position must predict t, one more term in the loss's mean (docs/train.md)
+    eos_token: int = -1
     # adaptive weight decay: (min held-out exact, min token accuracy, multiplier of weight_decay);
     # after each evaluation the last stage whose two thresholds are met sets the decay (none: base)
     wd_drops: tuple[tuple[float, float, float], ...] = ()
@@ -116,6 +119,8 @@ class Hyper:
             raise AdderError(f"lr must be a positive finite number, got {self.lr}")
         if self.decay not in ("all", "matrices"):
             raise AdderError(f"decay must be 'all' or 'matrices', got {self.decay!r}")
+        if self.eos_token < -1:
+            raise AdderError(f"eos_token must be a token id >= 0, or -1 for no end-of-sequence target, got {self.eos_token}")
         if self.optimizer not in OPTIMIZERS:
             raise AdderError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
         if not 0.0 <= self.grokfast_alpha < 1.0:
