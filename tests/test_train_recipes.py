@@ -9,7 +9,7 @@ import torch
 from adder.compiler import checkpoint, compile_spec, ledger
 from adder.compiler.errors import AdderError, SpecError
 from adder.compiler.inits import check_init, init_tensor
-from adder.train.loop import answer_loss, train, warm_start_from
+from adder.train.loop import answer_loss, lr_at, recipe_optimizer, train, warm_start_from
 from adder.train.recipes import RECIPES, Hyper, get_recipe
 
 NAMES = sorted(RECIPES)
@@ -97,6 +97,24 @@ def test_mlx_adamw_skips_bias_correction():
     q.grad = torch.tensor([0.5, 0.1])
     torch.optim.AdamW([q], lr=0.1, weight_decay=0.01).step()
     assert not torch.allclose(p.data, q.data)  # torch's first step is lr * sign(g), 3.2x smaller
+
+
+@pytest.mark.parametrize("name", ["qwen3-d3", "qwen3-d3-2h", "qwen3-d3-tied"])
+def test_mlx_family_trains_as_its_mlx_original(name):
+    """staghado's train.py: MLX's AdamW (no bias correction: a first step of lr (1 - b1) / sqrt(1 - b2)
+    per coordinate, 3.2x torch's) at a constant learning rate."""
+    r = get_recipe(name)
+    h = r.hyper
+    assert {lr_at(s, h) for s in (0, 1, h.steps // 2, h.steps - 1)} == {h.lr}
+    m = compile_spec(r.build(), seed=0)
+    opt = recipe_optimizer(m, h)
+    p = m.param("attn.q")
+    before = p.detach().clone()
+    p.grad = torch.full_like(p, 0.5)
+    opt.step()
+    b1, b2 = opt.param_groups[0]["betas"]
+    expected = before * (1 - h.lr * h.weight_decay) - h.lr * (1 - b1) / (1 - b2) ** 0.5
+    assert torch.allclose(p.detach(), expected, atol=1e-6)
 
 
 def test_unknown_optimizer_is_one_line(tmp_path):
