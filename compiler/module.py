@@ -88,7 +88,9 @@ def _silu_mlx(x: torch.Tensor) -> torch.Tensor:
     return x * torch.where(x < 0, y, 1 - y)
 
 
-_ACT = {"relu": F.relu, "silu": F.silu, "silu_mlx": _silu_mlx, "gelu": F.gelu, "identity": lambda x: x}
+#: The MLP activations by spec name. Public because the prover's library checks (verify/prove/libm.py)
+#: must test the very functions the module calls, bit for bit, not a re-implementation.
+ACTIVATIONS = {"relu": F.relu, "silu": F.silu, "silu_mlx": _silu_mlx, "gelu": F.gelu, "identity": lambda x: x}
 
 
 def _storage_key(name: str) -> str:
@@ -270,7 +272,7 @@ class AdderModel(nn.Module):
 
     def _mlp(self, x: torch.Tensor, mlp: MLP, W: dict, trace: dict | None = None) -> torch.Tensor:
         up = self._linear(x, mlp.up, W)
-        act = _ACT[mlp.act]
+        act = ACTIVATIONS[mlp.act]
         hidden = act(self._linear(x, mlp.gate, W)) * up if mlp.gate is not None else act(up)
         if trace is not None:
             trace.setdefault("mlp", {})[trace["block"]] = hidden
@@ -288,8 +290,8 @@ class AdderModel(nn.Module):
         q, k = self._norm(q, att.q_norm, W), self._norm(k, att.k_norm, W)
         if att.rope is not None:
             pos = torch.arange(T, dtype=x.dtype, device=x.device)
-            q = _rotate(q, pos[T - Tq:], W[id(att.rope.omegas)], att.rope.convention)
-            k = _rotate(k, pos, W[id(att.rope.omegas)], att.rope.convention)
+            q = rotary(q, pos[T - Tq:], W[id(att.rope.omegas)], att.rope.convention)
+            k = rotary(k, pos, W[id(att.rope.omegas)], att.rope.convention)
         scale = self._scales[id(att)]
         if att.scale_op == "mul_q":  # (scale * q) . k: MLX's attention order
             q = scale * q
@@ -321,8 +323,10 @@ class AdderModel(nn.Module):
         return self._linear(out, att.o, W)
 
 
-def _rotate(x: torch.Tensor, pos: torch.Tensor, omegas: torch.Tensor, convention: str) -> torch.Tensor:
-    """Rotary embedding of x [B, T, H, hd] at positions pos [T] with frequencies omegas [hd/2]."""
+def rotary(x: torch.Tensor, pos: torch.Tensor, omegas: torch.Tensor, convention: str) -> torch.Tensor:
+    """Rotary embedding of x [B, T, H, hd] at positions pos [T] with frequencies omegas [hd/2].
+    Public for the prover (verify/prove/weights.py), which bounds the rotated vectors from this
+    very float computation rather than from a formula that may round differently."""
     ang = pos[:, None] * omegas[None, :]  # [T, hd/2]
     if convention == "interleaved" and x.dtype in (torch.float32, torch.float64):
         # Meta Llama's reference form: adjacent pairs as complex numbers times e^{i angle}

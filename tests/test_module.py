@@ -162,12 +162,12 @@ def test_scale_at_q_scales_the_queries_before_the_dot_product():
 
 
 def test_silu_mlx_is_silu_evaluated_as_mlx_does():
-    from adder.compiler.module import _ACT
+    from adder.compiler.module import ACTIVATIONS
 
     x = torch.cat([torch.randn(20000) * s for s in (0.1, 3, 30, 300)] + [torch.tensor([0.0, -0.0, 100.0, -100.0, 1e30, -1e30])])
     y = 1 / (1 + torch.exp(x.abs()))
-    assert torch.equal(_ACT["silu_mlx"](x), x * torch.where(x < 0, y, 1 - y))  # MLX: x * sigmoid(x), split at 0
-    assert torch.allclose(_ACT["silu_mlx"](x), torch.nn.functional.silu(x), rtol=1e-6, atol=1e-30)
+    assert torch.equal(ACTIVATIONS["silu_mlx"](x), x * torch.where(x < 0, y, 1 - y))  # MLX: x * sigmoid(x), split at 0
+    assert torch.allclose(ACTIVATIONS["silu_mlx"](x), torch.nn.functional.silu(x), rtol=1e-6, atol=1e-30)
     xg = x.clone().requires_grad_(True)
-    _ACT["silu_mlx"](xg).sum().backward()
+    ACTIVATIONS["silu_mlx"](xg).sum().backward()
     assert torch.isfinite(xg.grad).all()  # no inf * 0 where e^|x| overflows

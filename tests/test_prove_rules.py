@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from adder.constructions import build_spec
 from adder.verify.prove.automaton import CARRY_OUT, Cases, best_paths, count_paths, live_transitions, path_of
-from adder.compiler.module import _ACT
+from adder.compiler.module import ACTIVATIONS
 from adder.verify.prove import libm
 from adder.verify.prove.floatmodel import FLOAT32, FLOAT64, REAL, dot_rounded, library, rounded
 from adder.verify.prove.intervals import Interval, decimal_down, decimal_up
@@ -105,8 +105,8 @@ def test_gelu_minimum_is_bracketed():
 def test_the_module_gelu_is_the_erf_one():
     """The rule bounds x Phi(x) (approximate='none'); the tanh approximation differs by up to ~5e-4."""
     x = torch.linspace(-8, 8, 10_001)
-    assert torch.equal(_ACT["gelu"](x), F.gelu(x, approximate="none"))
-    assert (_ACT["gelu"](x) - F.gelu(x, approximate="tanh")).abs().max() > 1e-4
+    assert torch.equal(ACTIVATIONS["gelu"](x), F.gelu(x, approximate="none"))
+    assert (ACTIVATIONS["gelu"](x) - F.gelu(x, approximate="tanh")).abs().max() > 1e-4
 
 
 def test_gelu_enclosures_contain_mpmath_gelu():
@@ -155,7 +155,7 @@ def test_gelu_rule_contains_torch_gelu(ar, rigorous):
     z = activation(Interval(lo.astype(np.float64), hi.astype(np.float64)), "gelu", Ctx(None, ar, rigorous=rigorous))
     x = torch.from_numpy(pts)
     with torch.no_grad():
-        for got in (_ACT["gelu"](x), _ACT["gelu"](torch.stack([x, x], -1)[..., 0])):
+        for got in (ACTIVATIONS["gelu"](x), ACTIVATIONS["gelu"](torch.stack([x, x], -1)[..., 0])):
             g = got.double().numpy()
             inside = (z.lo[:, None] <= g) & (g <= z.hi[:, None])
             assert inside.all(), (lo[~inside.all(1)], hi[~inside.all(1)])

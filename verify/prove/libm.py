@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...compiler.module import _ACT
+from ...compiler.module import ACTIVATIONS
 from .floatmodel import ACT_ABS, GELU_X_ULPS, LIBRARY_ULPS
 from .rigorous import gelu_longdouble
 
@@ -172,7 +172,7 @@ def _silu_ref(r, lib):
 def _gelu_model(t):
     """torch's gelu on both of its code paths: [vectorised (contiguous), scalar (strided)]."""
     strided = torch.stack([t, t], 1)[:, 0]
-    return torch.stack([_ACT["gelu"](t), _ACT["gelu"](strided)])
+    return torch.stack([ACTIVATIONS["gelu"](t), ACTIVATIONS["gelu"](strided)])
 
 
 def _gelu_ref(r, lib):
@@ -191,8 +191,8 @@ def _check(model_fn, ref_fn, measure):
 CHECKS = {"exp": _check(_softmax_model, _softmax_ref, _softmax_excess),
           "exp1": _check(torch.exp, lambda r, lib: lib.exp(r), _ulps),
           "rsqrt": _check(torch.rsqrt, lambda r, lib: 1 / lib.sqrt(r), _ulps),
-          "silu": _check(_ACT["silu"], _silu_ref, _silu_k),
-          "silu_mlx": _check(_ACT["silu_mlx"], _silu_ref, _silu_k),
+          "silu": _check(ACTIVATIONS["silu"], _silu_ref, _silu_k),
+          "silu_mlx": _check(ACTIVATIONS["silu_mlx"], _silu_ref, _silu_k),
           "gelu": _check(_gelu_model, _gelu_ref, _gelu_k)}
 #: Functions whose float64 reference is computed in arb: fewer float64 samples.
 ARB_REFERENCE = {"gelu"}

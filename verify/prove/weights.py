@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...compiler.module import AdderModel, _rotate
+from ...compiler.module import AdderModel, rotary
 from ...compiler.spec import Attention, Norm, RoPE, TExpr
 from .floatmodel import ARITHMETICS, Arithmetic
 from .intervals import Interval
@@ -61,7 +61,7 @@ class ModelWeights:
         pos = torch.arange(n_pos, dtype=self.model.dtype)
         omegas = self.model.weights()[id(rope.omegas)]
         with torch.no_grad():
-            y = _rotate(x, pos, omegas, rope.convention)[0, :, 0].to(torch.float64).numpy()
+            y = rotary(x, pos, omegas, rope.convention)[0, :, 0].to(torch.float64).numpy()
         if rope.convention == "interleaved":
             return y[:, 0::2], y[:, 1::2]
         return y[:, :half], y[:, half:]
