@@ -129,6 +129,23 @@ def test_add_matches_adders_greedy_decoding_on_a_failing_case(compiled, tmp_path
         module.add(exported, -1, 2)
 
 
+def test_add_computes_the_weights_once_per_sum(compiled, tmp_path):
+    """`add` hands one weights() to all its decoding steps; its answers are those of adder's decoding."""
+    from adder.compiler import add
+
+    model = compiled("qwen87")  # its Q/K/O matrices are computed from parameters in weights()
+    module, exported, _ = export(model, tmp_path, "qwen87")
+    calls = []
+    inner = type(exported).weights
+    type(exported).weights = lambda self: calls.append(1) or inner(self)
+    try:
+        pairs = [(9_999_999_999, 1), (1_234_567_890, 9_876_543_210), (5_000_000_000, 5_000_000_000)]
+        assert [module.add(exported, a, b) for a, b in pairs] == [add(model, a, b)[0] for a, b in pairs]
+    finally:
+        type(exported).weights = inner
+    assert len(calls) == len(pairs)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_float_literals_read_back_exactly(dtype):
     gen = torch.Generator().manual_seed(0)
