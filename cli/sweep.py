@@ -52,8 +52,10 @@ def _local_population(rec, seed_list: list[int], base: Path, hyper, device: str,
 
         def on_row(row):
             best = f"best exact {row['best_exact']:.3f} (seed {row['best_seed']})" if row["best_seed"] is not None else ""
-            bar.update(task, completed=row["step"], info=f"{row['active']}/{row['members']} training, "
-                       f"{row['grokked']} grokked, {best} {row['seed_steps_per_s']:.0f} seed-steps/s")
+            doing = (f"L-BFGS finishing {row['finishing'][0]}/{row['finishing'][1]} members done" if "finishing" in row
+                     else f"{row['active']}/{row['members']} training")
+            bar.update(task, completed=row["step"], info=f"{doing}, {row['grokked']} grokked, {best} "
+                       f"{row['seed_steps_per_s']:.0f} seed-steps/s")
 
         return train_population(rec, seed_list, base, hyper, device=device, force=force, warm_start=warm,
                                 on_row=on_row)

@@ -13,7 +13,9 @@ it), its own AdamW moments, gradient clipping, adaptive weight decay, weight ave
 as a single run writes them, so `adder info` and `adder verify` read a member's checkpoint and
 `adder train RECIPE --resume out/seed<N>/last.pt` continues one member alone. A member that
 stops early (perfect held-out evaluations in a row, or a non-finite loss) leaves the stacks
-and the others go on without it.
+and the others go on without it. The L-BFGS finishing phase (`Hyper.lbfgs_steps`) runs after
+the batched steps, member by member (a line search does not batch), each exactly as its single
+run's: from its best.pt, on a batch from its own generator where its steps ended.
 
 Members match their single runs to float rounding, not bit for bit: batched kernels (a `bmm`
 for an `mm`, a norm over one row of a stack) may sum in another order.
@@ -37,8 +39,8 @@ from ..compiler.errors import AdderError
 from ..compiler.module import AdderModel, compile_spec
 from . import data
 from .guard import Forbidden
-from .loop import (BEST, GROKKED_AT, LAST, METRICS, METRICS_COLUMNS, STATE, RunResult, check_eos, data_seed, lr_at,
-                   refuse_existing_run, run_meta, teacher_forced_batch, warm_start_from)
+from .loop import (BEST, GROKKED_AT, LAST, METRICS, METRICS_COLUMNS, STATE, RunResult, check_eos, data_seed,
+                   finish_with_lbfgs, lr_at, refuse_existing_run, run_meta, teacher_forced_batch, warm_start_from)
 from .optim import make_optimizer
 from .recipes import Hyper, Recipe
 from .sweep import seed_folder
@@ -85,12 +87,12 @@ def train_population(recipe: Recipe, seeds: list[int], out: Path, hyper: Hyper |
     "best_seed" (the best held-out exact match so far and whose; -1.0 and None before the
     first evaluation) and "ended" ({seed: why} for the members that stopped since the last
     row). A row after an evaluation also has "evaluated": {seed: the row that member wrote to
-    its metrics.csv}.
+    its metrics.csv}; a row of the L-BFGS phase has "finishing": (members finished, members to
+    finish).
     """
     h = hyper or recipe.hyper
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise AdderError(f"a population needs distinct non-negative seeds, got {seeds}")
-    refuse_finishing(h)
     check_eos(recipe.build(), h)
     for s in seeds:
         folder = seed_folder(out, s)
@@ -100,14 +102,6 @@ def train_population(recipe: Recipe, seeds: list[int], out: Path, hyper: Hyper |
         return population.run(on_row)
     finally:
         population.close()
-
-
-def refuse_finishing(h: Hyper) -> None:
-    """A population has no L-BFGS phase yet (a full-batch line search per member): one line
-    pointing at single runs, which have it. (Its members do keep a weight average, `ema_after`.)"""
-    if h.lbfgs_steps:
-        raise AdderError(f"--population does not support lbfgs_steps={h.lbfgs_steps} yet; "
-                         "train those seeds as single runs (--seeds) instead")
 
 
 def _device(name: str) -> torch.device:
@@ -220,12 +214,34 @@ class _Population:
                         on_row({**self._progress(step, lr, losses), "evaluated": evaluated})
                 elif on_row and step % PROGRESS_EVERY == 0:
                     on_row(self._progress(step, lr, losses))
+            if h.lbfgs_steps:
+                self._finish(on_row)
         except KeyboardInterrupt:  # Ctrl-C: the checkpoints of each member's last evaluation are whole on disk
             interrupted = True
         seconds = time.perf_counter() - self.t0
         return PopulationResult(runs=[m.result(seconds) for m in self.members], ended=dict(self.ended),
                                 steps=max(m.steps for m in self.members), seed_steps=sum(m.steps for m in self.members),
                                 seconds=seconds, interrupted=interrupted)
+
+    def _finish(self, on_row: Callable[[dict], None] | None) -> None:
+        """The L-BFGS finishing phase of every member that did not diverge, one after another on the
+        CPU module checkpoints are written from (`loop.finish_with_lbfgs`, a single run's phase):
+        from its best.pt, on `lbfgs_batch` pairs its own generator draws where its steps ended."""
+        h = self.h
+        va, vb = data.validation_pairs(h.eval_pairs)
+        todo = [m for m in self.members if self.ended.get(m.seed) != DIVERGED and m.best_step >= 0]
+        self.saver.train()
+        for k, m in enumerate(todo):
+            batch = data.training_batch(m.steps, h.lbfgs_batch, self.phases, h.carry_mix, h.carry_fade, m.gen,
+                                        h.carry_sampler, self.guard)
+            found = finish_with_lbfgs(self.saver, h, batch, va, vb, best_path=m.folder / BEST, meta=m.meta,
+                                      step=m.steps, t0=self.t0, writer=m.csv, fcsv=m.csv_file, rows=m.rows, on_row=None)
+            if found:
+                m.best, m.best_step = found
+                if m.grokked is None and m.best >= GROKKED_AT:
+                    m.grokked = m.best_step
+            if on_row:
+                on_row({**self._progress(max(x.steps for x in self.members) - 1, h.lr, []), "finishing": (k + 1, len(todo))})
 
     def _step(self, step: int, lr: float) -> list[float]:
         """One training step of every active member; their losses."""
