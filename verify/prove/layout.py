@@ -19,6 +19,11 @@ from ...compiler.formats import PromptFormat
 from .automaton import GROUPS, PAIRS, ROLE_DIGIT, Cases, live_transitions
 from .intervals import sum_up
 
+#: Rows of `StepLayout.group_weights` gathered at a time: each row's gathered copy is 2,000 x k
+#: float64 (k <= 3 here, ~48 KB), so 64 rows stay a few MB. A whole batch at once made temporaries of
+#: hundreds of MB whose page faults cost a certificate check more system time than the sums cost.
+GATHER_ROWS = 64
+
 
 @dataclass(frozen=True)
 class Slot:
@@ -81,8 +86,12 @@ class StepLayout:
 
     def group_weights(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """terms [N, P, V] -> (constant [N], weights [N, 10, 100, 2], top [N, 2]), each an upper
-        bound of the exact sum of the terms it gathers."""
+        bound of the exact sum of the terms it gathers. Rows are independent; they are gathered
+        GATHER_ROWS at a time (the same numbers, without a temporary of hundreds of MB)."""
         n = terms.shape[0]
+        if n > GATHER_ROWS:
+            parts = [self.group_weights(terms[i:i + GATHER_ROWS]) for i in range(0, n, GATHER_ROWS)]
+            return tuple(np.concatenate(part) for part in zip(*parts))
         flat = np.concatenate([terms.reshape(n, -1), np.zeros((n, 1))], 1)
         weights = sum_up(flat[:, self._gather], axis=2) if self._gather.shape[1] > 1 else flat[:, self._gather[:, 0]]
         const = sum_up(np.stack([terms[:, p, tok] for p, tok in self._fixed], 1), 1) if self._fixed else np.zeros(n)

@@ -33,7 +33,10 @@ from ...compiler.module import ACTIVATIONS
 from .floatmodel import ACT_ABS, GELU_X_ULPS, LIBRARY_ULPS
 from .rigorous import gelu_longdouble
 
-CHUNK = 1 << 20
+#: Inputs per batch. Small enough that each temporary (~0.5 MB) stays in the allocator's reused heap:
+#: at 2^20 every temporary was a fresh mmap, and page faults took more system time than the
+#: arithmetic took user time (GELU on 2^24 inputs: 0.85 s sys, 0.78 s user; at 2^16: 0.00 s sys).
+CHUNK = 1 << 16
 #: Bumped whenever an error measure changes, so that cached results are not reused.
 MEASURES_VERSION = 2
 SAMPLES_FLOAT64 = 1 << 22

@@ -44,24 +44,36 @@ def _outward(x: np.ndarray, steps: int, direction: float) -> np.ndarray:
     return x
 
 
+def _balls(mid: np.ndarray, rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Arb balls (their midpoints and radii read as float64) as float64 bounds, stepped outward
+    (the conversions round). Elementwise; one numpy call per step, not one per ball."""
+    return down(down(mid) - up(rad)), up(up(mid) + up(rad))
+
+
 def _ball(b) -> tuple[float, float]:
-    """An arb ball as float64 bounds, stepped outward (the conversions round)."""
-    m, r = float(b.mid()), float(b.rad())
-    return float(down(down(m) - up(r))), float(up(up(m) + up(r)))
+    """One arb ball as float64 bounds (`_balls`)."""
+    lo, hi = _balls(np.float64(float(b.mid())), np.float64(float(b.rad())))
+    return float(lo), float(hi)
+
+
+def _map_balls(f, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float64 bounds of the arb ball f(arb(x)) at each point x of `values` (1-d)."""
+    arb = _flint().arb
+    mid, rad = np.empty_like(values), np.empty_like(values)
+    for i, x in enumerate(values.tolist()):
+        b = f(arb(x))
+        mid[i], rad[i] = float(b.mid()), float(b.rad())
+    return _balls(mid, rad)
 
 
 def _arb_bounds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    flint = _flint()
-    lo, hi = np.empty_like(values), np.empty_like(values)
-    for i, x in enumerate(values):
-        if np.isneginf(x):
-            lo[i] = hi[i] = 0.0
-            continue
-        if x > _EXP_MAX:  # exp(x) exceeds every float64: the largest one is a lower bound
-            lo[i], hi[i] = np.finfo(np.float64).max, np.inf
-            continue
-        a, b = _ball(flint.arb(float(x)).exp())
-        lo[i], hi[i] = max(0.0, a), b
+    _flint()
+    lo, hi = np.zeros_like(values), np.zeros_like(values)  # exp(-inf) is exactly 0
+    big = values > _EXP_MAX  # exp(x) exceeds every float64: the largest one is a lower bound
+    lo[big], hi[big] = np.finfo(np.float64).max, np.inf
+    mid = ~big & ~np.isneginf(values)
+    a, b = _map_balls(lambda x: x.exp(), values[mid])
+    lo[mid], hi[mid] = np.maximum(0.0, a), b
     return lo, hi
 
 
@@ -88,15 +100,20 @@ def exp_enclosure(lo: np.ndarray, hi: np.ndarray, rigorous: bool) -> tuple[np.nd
 # |x| >= 40: gelu(x) lies in [-2^-1074, 0] for x <= -40 and in [x - 2^-1074, x] for x >= 40.
 
 
+@cache
+def _sqrt2():
+    """sqrt(2) as an arb ball at the checker's precision (the same ball every time: made once)."""
+    return _flint().arb(2).sqrt()
+
+
 def _arb_gelu(b):
-    flint = _flint()
-    return b * (-b / flint.arb(2).sqrt()).erfc() / 2
+    return b * (-b / _sqrt2()).erfc() / 2
 
 
 def _arb_gelu_slope(b):
     """gelu'(b) = Phi(b) + b phi(b)."""
     flint = _flint()
-    return (-b / flint.arb(2).sqrt()).erfc() / 2 + b * (-b * b / 2).exp() / (2 * flint.arb.pi()).sqrt()
+    return (-b / _sqrt2()).erfc() / 2 + b * (-b * b / 2).exp() / (2 * flint.arb.pi()).sqrt()
 
 
 def gelu_enclosure(x: np.ndarray, rigorous: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -110,11 +127,9 @@ def gelu_enclosure(x: np.ndarray, rigorous: bool) -> tuple[np.ndarray, np.ndarra
     lo[pos], hi[pos] = down(x[pos]), x[pos]
     mid = ~neg & ~pos & ~np.isnan(x)
     if rigorous:
-        flint = _flint()
+        _flint()
         uniq, inv = np.unique(x[mid], return_inverse=True)
-        ulo, uhi = np.empty_like(uniq), np.empty_like(uniq)
-        for i, v in enumerate(uniq):
-            ulo[i], uhi[i] = _ball(_arb_gelu(flint.arb(float(v))))
+        ulo, uhi = _map_balls(_arb_gelu, uniq)
         lo[mid], hi[mid] = ulo[inv.reshape(-1)], uhi[inv.reshape(-1)]
         return lo, hi
     v = x[mid]
