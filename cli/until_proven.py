@@ -46,6 +46,22 @@ def prover_findings(report) -> tuple:
     return (torch.tensor([p[0] for p in pairs], dtype=torch.long), torch.tensor([p[1] for p in pairs], dtype=torch.long))
 
 
+def require_recipe_layout(rec, warm_start: str) -> None:
+    """A fine-tune trains the recipe's model from the warm start's values, so the two must have the
+    same parameters (names and shapes); otherwise the model proven next would not be the one given.
+    Checked before the first proof, which may take the whole --prove-timeout."""
+    from ..compiler.module import compile_spec
+    from ..train.sweep import warm_start_model
+
+    mine = {n: tuple(t.shape) for n, t in compile_spec(rec.build()).named_spec_params()}
+    theirs = {n: tuple(t.shape) for n, t in warm_start_model(warm_start).named_spec_params()}
+    if mine != theirs:
+        differ = sorted(n for n in mine.keys() | theirs.keys() if mine.get(n) != theirs.get(n))
+        shown = ", ".join(differ[:4]) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
+        raise AdderError(f"--until-proven fine-tunes {rec.name}'s model, and {warm_start} has other parameters "
+                         f"({shown}); name the recipe it was trained with, or pass --attempts 0 to prove it only")
+
+
 def run_until_proven(rec, hyper, *, seed: int, run_dir: Path, warm_start: str, steps: Optional[int],
                      lr: Optional[float], margin: Optional[float], rounds: Optional[int], attempts: int,
                      prove_timeout: float, threads: int, force: bool, json_out: bool) -> None:
@@ -74,6 +90,8 @@ def run_until_proven(rec, hyper, *, seed: int, run_dir: Path, warm_start: str, s
             shutil.rmtree(stale)
         elif stale.exists():
             stale.unlink()  # --force: an earlier run's files must not pass for this one's
+    if attempts:
+        require_recipe_layout(rec, warm_start)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
     say = err_console if json_out else console

@@ -60,17 +60,20 @@ def test_until_proven_needs_a_start_and_sane_budgets(tmp_path):
     for args, words in ((["--until-proven"], "--warm-start"),
                         (["--until-proven", "--warm-start", str(REF), "--attempts", "-1"], "--attempts"),
                         (["--until-proven", "--warm-start", str(REF), "--prove-timeout", "0"], "--prove-timeout"),
-                        (["--until-proven", "--warm-start", str(REF), "--population", "2"], "--population")):
+                        (["--until-proven", "--warm-start", str(REF), "--population", "2"], "--population"),
+                        # a fine-tune would train micro57's model, which param40 is not: refused before its proof
+                        (["--until-proven", "--warm-start", "param40"], "pass --attempts 0")):
         res = CliRunner().invoke(app, ["train", "micro57", "--out", str(tmp_path / "x"), *args])
         assert isinstance(res.exception, AdderError) and words in str(res.exception), (args, res.exception)
     assert not (tmp_path / "x").exists()  # refused before any work
 
 
 def test_a_proven_model_ends_the_loop_with_its_certificate_beside_it(tmp_path):
-    """A start the prover proves (the param40 construction, ~10 s): attempt 0 ends the loop, no
-    fine-tune runs, and the certificate beside the checkpoint re-checks."""
+    """A start the prover proves (the param40 construction, ~10 s; not a micro57, so only proven,
+    `--attempts 0`): attempt 0 ends the loop, no fine-tune runs, and the certificate beside the
+    checkpoint re-checks."""
     out = tmp_path / "up"
-    res = CliRunner().invoke(app, ["train", "micro57", "--warm-start", "param40", "--until-proven", "--attempts", "2",
+    res = CliRunner().invoke(app, ["train", "micro57", "--warm-start", "param40", "--until-proven", "--attempts", "0",
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "proven after 0 fine-tune attempt(s)" in res.output and not (out / "attempt1").exists()
