@@ -892,10 +892,10 @@ def _decoding(*, computed_weights: bool) -> str:
     about 40% of an exported qwen87's time."""
     if not computed_weights:
         return DECODING
-    return DECODING.replace(
-        "    for _ in range(ANSWER_DIGITS):\n        next_token = model(seq)[",
-        "    w = model.weights()  # once: the parameters do not change while decoding\n"
-        "    for _ in range(ANSWER_DIGITS):\n        next_token = model(seq, w)[")
+    step = "    for _ in range(ANSWER_DIGITS):\n        next_token = model(seq)["
+    assert step in DECODING, "DECODING's loop changed: update _decoding with it"
+    return DECODING.replace(step, "    w = model.weights()  # once: the parameters do not change while decoding\n"
+                                  "    for _ in range(ANSWER_DIGITS):\n        next_token = model(seq, w)[")
 
 def model_source(model: AdderModel) -> str:
     """The source text of one self-contained PyTorch file computing `model` (see the module docstring)."""

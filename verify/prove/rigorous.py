@@ -67,7 +67,6 @@ def _map_balls(f, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _arb_bounds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    _flint()
     lo, hi = np.zeros_like(values), np.zeros_like(values)  # exp(-inf) is exactly 0
     big = values > _EXP_MAX  # exp(x) exceeds every float64: the largest one is a lower bound
     lo[big], hi[big] = np.finfo(np.float64).max, np.inf
@@ -127,7 +126,6 @@ def gelu_enclosure(x: np.ndarray, rigorous: bool) -> tuple[np.ndarray, np.ndarra
     lo[pos], hi[pos] = down(x[pos]), x[pos]
     mid = ~neg & ~pos & ~np.isnan(x)
     if rigorous:
-        _flint()
         uniq, inv = np.unique(x[mid], return_inverse=True)
         ulo, uhi = _map_balls(_arb_gelu, uniq)
         lo[mid], hi[mid] = ulo[inv.reshape(-1)], uhi[inv.reshape(-1)]
