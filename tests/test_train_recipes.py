@@ -63,6 +63,19 @@ def test_adaptive_decay_reaches_the_optimizer(tmp_path, monkeypatch):
     assert state["optimizer"]["param_groups"][0]["weight_decay"] == pytest.approx(0.005)
 
 
+def test_micro74_positions_start_where_microadders_learned_spiral_does():
+    """Its trainer starts a learned spiral on the unit circle, rising 1/9 per digit (the 57p's
+    frozen spiral is 3.5x wider): a_i's position vector at init, read from the compiled table."""
+    import math
+
+    m = compile_spec(get_recipe("micro74").build(), seed=3)
+    with torch.no_grad():
+        a_pos = m.weights()[id(m.spec.pos)][:10, 2:].double()  # a0..a9, the 3 position dims
+    turn = torch.arange(10, dtype=torch.float64) * (2 * math.pi / 10)
+    want = torch.stack([turn.cos(), turn.sin(), torch.arange(10) / 9], dim=1)
+    assert torch.allclose(a_pos, want, atol=1e-6)
+
+
 def test_warm_start_copies_same_named_parameters_only():
     m = compile_spec(get_recipe("micro57").build(), seed=0)
     donor = compile_spec(get_recipe("micro67").build(), seed=9)

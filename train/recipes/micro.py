@@ -26,7 +26,12 @@ from ...compiler.spec import ModelSpec
 from .hyper import Hyper
 from .registry import recipe
 
+#: The 57p's frozen spiral (MicroAdder's `--spiral-init-amp 3.5 --spiral-init-slope 0.15`).
 SPIRAL_AMP, SPIRAL_SLOPE = sympy.Rational(7, 2), sympy.Rational(3, 20)
+#: Where a learned spiral starts (MicroAdder's 74p trainer, both its research and its clean code):
+#: a unit circle rising 1/9 per digit. Until 2026-12-03 `micro74` started from the 57p's frozen
+#: 3.5 / 0.15, whose circle makes the first attention scores (they read positions only) ~12x larger.
+LEARNED_SPIRAL_AMP, LEARNED_SPIRAL_SLOPE = 1, sympy.Rational(1, 9)
 SOURCE = "https://github.com/evindor/MicroAdder"
 #: MicroAdder's adaptive decay: x0.1 once held-out exact >= 2% (token accuracy >= 70%), x0.01 from 20%.
 MICRO_WD_DROPS = ((0.02, 0.7, 0.1), (0.2, 0.7, 0.01))
@@ -52,9 +57,9 @@ def micro_adder(name: str, *, qk_dim: int = 4, tie_fc2: bool = True, learned_spi
     tok = stack([A * cos(ang), A * sin(ang)], axis=1)  # [10, 2]
     # positions: a spiral for digit i (shared by a_i, b_i, s_i) + '=' and the top digit
     if learned_spiral:
-        amp = c.param("pos.spiral_amp", SPIRAL_AMP)
+        amp = c.param("pos.spiral_amp", LEARNED_SPIRAL_AMP)
         phase0 = c.param("pos.spiral_phase", 0)
-        slope = c.param("pos.spiral_slope", SPIRAL_SLOPE)
+        slope = c.param("pos.spiral_slope", LEARNED_SPIRAL_SLOPE)
         offset = c.param("pos.spiral_offset", 0)
         idx = const(list(range(10)))
         turn = idx * (2 * sympy.pi / 10) + phase0
