@@ -1,6 +1,7 @@
 """Every recipe: its layout counts what it claims, every parameter gets a gradient, a short
 run lowers the loss and its checkpoint is read back; adaptive decay, warm start, inits."""
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -66,8 +67,6 @@ def test_adaptive_decay_reaches_the_optimizer(tmp_path, monkeypatch):
 def test_micro74_positions_start_where_microadders_learned_spiral_does():
     """Its trainer starts a learned spiral on the unit circle, rising 1/9 per digit (the 57p's
     frozen spiral is 3.5x wider): a_i's position vector at init, read from the compiled table."""
-    import math
-
     m = compile_spec(get_recipe("micro74").build(), seed=3)
     with torch.no_grad():
         a_pos = m.weights()[id(m.spec.pos)][:10, 2:].double()  # a0..a9, the 3 position dims
