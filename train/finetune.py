@@ -37,6 +37,7 @@ from . import data
 from .guard import Forbidden
 from .loop import (BEST, LAST, METRICS, TrainingDiverged, answer_logits, data_seed, recipe_optimizer, refuse_existing_run,
                    run_meta, smallest_margin, warm_start_from)
+from .optim import descend
 from .recipes import Hyper, Recipe
 
 #: Operand pairs as two long tensors (a, b).
@@ -305,11 +306,7 @@ def finetune(recipe: Recipe, *, seed: int, out: Path, warm_start: AdderModel,
                         raise TrainingDiverged(f"fine-tune loss is {loss.item()} at step {step + 1:,} (round {r + 1}); "
                                                f"stopped. The best checkpoint so far is {out / BEST}; "
                                                "a lower --lr usually helps")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if h.clip > 0:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), h.clip)
-                    opt.step()
+                    descend(model, opt, loss, h.clip)
                     loss_sum += loss.item()
                     step += 1
         except KeyboardInterrupt:

@@ -29,7 +29,7 @@ from ..compiler.module import AdderModel, compile_spec
 from . import data
 from .finish import WeightEMA, lbfgs
 from .guard import Forbidden
-from .optim import make_optimizer
+from .optim import descend, make_optimizer
 from .recipes import Hyper, Recipe
 
 log = logging.getLogger(__name__)
@@ -282,11 +282,7 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                     raise TrainingDiverged(f"training loss is {step_loss} at step {step + 1:,} (learning rate {lr:.3g}); "
                                            f"stopped. {kept_checkpoint(best_path, best, best_step, h.eval_every)}; "
                                            "a lower --lr usually helps")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if h.clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), h.clip)
-                opt.step()
+                descend(model, opt, loss, h.clip)
                 ema.update()
                 done = step + 1
                 loss_sum, loss_n = loss_sum + step_loss, loss_n + 1

@@ -96,3 +96,12 @@ def make_optimizer(name: str, groups: list[dict], *, lr: float, grokfast_alpha: 
         return base(groups, lr=lr)
     filtered = type(f"Grokfast{base.__name__}", (GrokfastEMA, base), {})
     return filtered(groups, lr=lr, grokfast_alpha=grokfast_alpha, grokfast_lamb=grokfast_lamb)
+
+
+def descend(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float) -> None:
+    """One step of `opt` down `loss`: fresh gradients, their global norm clipped to `clip` (when > 0)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
