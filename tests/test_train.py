@@ -54,6 +54,28 @@ def test_samplers_respect_curriculum_and_carry_mix():
     assert data.carry_mix_at(25, 0.8, (10, 20)) == 0.0
 
 
+def digit_count(x: torch.Tensor) -> torch.Tensor:
+    return torch.tensor([len(str(v)) for v in x.tolist()])
+
+
+def test_operands_drawn_by_length_first():
+    """'lengths': both operands have the pair's k digits, k uniform over the phase; 'bounds': both
+    below 10^k, so short operands are common; 'values': nine in ten operands are full-length."""
+    phases = data.parse_curriculum("2-10:rest")
+    g = torch.Generator().manual_seed(1)
+    a, b = data.training_batch(0, 20_000, phases, 0.0, (0, 1), g, operands="lengths")
+    ka, kb = digit_count(a), digit_count(b)
+    assert torch.equal(ka, kb) and int(ka.min()) == 2 and int(ka.max()) == 10
+    assert torch.bincount(ka)[2:].double().div(len(a)).sub(1 / 9).abs().max() < 0.01
+    a, b = data.training_batch(0, 20_000, phases, 0.0, (0, 1), g, operands="bounds")
+    short = (digit_count(a) <= 2).double().mean()  # k = 2 always, else 10^2/10^k of the range
+    assert abs(short - sum(100 / 10**k for k in range(2, 11)) / 9) < 0.01 and int(b.max()) < 10**10
+    a, _ = data.training_batch(0, 20_000, phases, 0.0, (0, 1), g)
+    assert (digit_count(a) == 10).double().mean() > 0.88
+    with pytest.raises(AdderError, match="operands must be one of"):
+        data.training_batch(0, 10, phases, 0.0, (0, 1), g, operands="digits")
+
+
 @pytest.mark.parametrize("bad", ["1-3", "0-3:10,1-10:rest", "3-1:10", "1-3:rest,1-10:100", "1-3:-5,1-10:rest"])
 def test_impossible_curriculum(bad):
     with pytest.raises(AdderError, match="impossible curriculum"):

@@ -53,6 +53,28 @@ def uniform_pairs(n: int, lo: int, hi: int, gen: torch.Generator) -> tuple[torch
     return (torch.randint(low, BASE**hi, (n,), generator=gen), torch.randint(low, BASE**hi, (n,), generator=gen))
 
 
+def length_pairs(n: int, lo: int, hi: int, gen: torch.Generator, *, exact: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs drawn by length first: k uniform in [lo, hi] per pair, then each operand uniform
+    among the k-digit numbers (`exact`, Jack Cai's trainer) or below 10^k (yinglunz's).
+
+    Either way a tenth of the last phase's pairs are single digits, where uniform values over
+    10 digits make nine in ten operands full-length."""
+    k = torch.randint(lo, hi + 1, (n,), generator=gen)
+    low = torch.where(k > 1, BASE ** (k - 1), torch.zeros_like(k)) if exact else torch.zeros_like(k)
+    span = (BASE**k - low).double()
+
+    def operand():
+        return low + (torch.rand(n, generator=gen, dtype=torch.float64) * span).long()
+
+    return operand(), operand()
+
+
+#: How plain (not carry-heavy) operands are drawn: uniform over the values of the phase's digit
+#: range, or by length first (`length_pairs`): k-digit operands, or operands below 10^k.
+OPERANDS = {"values": uniform_pairs, "lengths": length_pairs,
+            "bounds": lambda n, lo, hi, gen: length_pairs(n, lo, hi, gen, exact=False)}
+
+
 def carry_heavy_pairs(n: int, hi: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Pairs whose first `hi` digit positions are mostly generate/propagate: long chains."""
     odds = torch.tensor(CARRY_HEAVY_ODDS)
@@ -110,22 +132,31 @@ SAMPLERS = ("families", "classes")
 
 
 def training_batch(step: int, batch: int, phases, carry_mix: float, fade, gen: torch.Generator,
-                   sampler: str = "classes", exclude=None):
+                   sampler: str = "classes", exclude=None, operands: str = "values"):
     """Operand pairs [batch] for `step`: uniform within the phase's digit range, a `carry_mix_at`
     share of them replaced by carry-heavy pairs from `sampler` ("families" or "classes").
 
     `exclude` (a `guard.Forbidden`): pairs no batch may hold (the official and held-out ones),
     replaced without drawing anything more, so the stream is the same wherever none was drawn."""
     lo, hi = digit_range(step, phases)
-    a, b = mixed_pairs(batch, lo, hi, carry_mix_at(step, carry_mix, fade), gen, sampler)
+    a, b = mixed_pairs(batch, lo, hi, carry_mix_at(step, carry_mix, fade), gen, sampler, operands)
     return exclude.clean(a, b) if exclude is not None else (a, b)
 
 
-def mixed_pairs(n: int, lo: int, hi: int, mix: float, gen: torch.Generator, sampler: str = "classes"):
-    """`n` pairs of lo..hi digits, uniform, a `mix` share of them replaced by carry-heavy pairs from `sampler`."""
+def hyper_batch(h, step: int, n: int, phases, gen: torch.Generator, exclude=None):
+    """`training_batch` of `n` pairs as the run's hyperparameters `h` (a `Hyper`) draw them."""
+    return training_batch(step, n, phases, h.carry_mix, h.carry_fade, gen, h.carry_sampler, exclude, h.operands)
+
+
+def mixed_pairs(n: int, lo: int, hi: int, mix: float, gen: torch.Generator, sampler: str = "classes",
+                operands: str = "values"):
+    """`n` pairs of lo..hi digits drawn as `operands` says (OPERANDS), a `mix` share of them
+    replaced by carry-heavy pairs from `sampler`."""
     if sampler not in SAMPLERS:
         raise AdderError(f"carry sampler must be one of {SAMPLERS}, got {sampler!r}")
-    a, b = uniform_pairs(n, lo, hi, gen)
+    if operands not in OPERANDS:
+        raise AdderError(f"operands must be one of {tuple(OPERANDS)}, got {operands!r}")
+    a, b = OPERANDS[operands](n, lo, hi, gen)
     heavy = torch.rand(n, generator=gen) < mix
     k = int(heavy.sum())
     if k:

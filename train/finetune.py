@@ -172,7 +172,7 @@ def candidates(seed: int, round_: int, o: FinetuneOptions, h: Hyper, gen: torch.
         yield extra
     lo, hi = last_phase(h)
     for done in range(0, o.fresh, MINE_CHUNK):
-        yield data.mixed_pairs(min(MINE_CHUNK, o.fresh - done), lo, hi, o.carry_share, gen, h.carry_sampler)
+        yield data.mixed_pairs(min(MINE_CHUNK, o.fresh - done), lo, hi, o.carry_share, gen, h.carry_sampler, h.operands)
     if o.suite_k:
         yield from adversarial_cases(suite_seed(seed, round_), SuiteOptions(k=o.suite_k, window=o.window), MINE_CHUNK)
 
@@ -214,7 +214,7 @@ def finetune_batch(n: int, pool: tuple[torch.Tensor, torch.Tensor], o: FinetuneO
     k = min(round(n * o.error_share), len(pool[0]))
     pick = torch.randperm(len(pool[0]), generator=gen)[:k]
     lo, hi = last_phase(h)
-    a, b = data.mixed_pairs(n - k, lo, hi, o.carry_share, gen, h.carry_sampler)
+    a, b = data.mixed_pairs(n - k, lo, hi, o.carry_share, gen, h.carry_sampler, h.operands)
     return guard.clean(torch.cat([pool[0][pick], a]), torch.cat([pool[1][pick], b]))
 
 

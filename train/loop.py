@@ -272,8 +272,7 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                 lr = lr_at(step, h)
                 for g in opt.param_groups:
                     g["lr"] = lr
-                a, b = data.training_batch(step, h.batch, phases, h.carry_mix, h.carry_fade, gen, h.carry_sampler,
-                                           guard)
+                a, b = data.hyper_batch(h, step, h.batch, phases, gen, guard)
                 loss = answer_loss(model, a, b, forward, h.eos_token)
                 step_loss = loss.item()
                 if not math.isfinite(step_loss):
@@ -328,8 +327,7 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                     on_row({"step": step + 1, "loss": step_loss, "lr": lr,
                             "steps_per_s": (step + 1 - start) / max(1e-9, time.perf_counter() - t0)})
             if h.lbfgs_steps:  # the finishing phase, on fresh pairs of the run's own stream
-                batch = data.training_batch(done, h.lbfgs_batch, phases, h.carry_mix, h.carry_fade, gen,
-                                            h.carry_sampler, guard)
+                batch = data.hyper_batch(h, done, h.lbfgs_batch, phases, gen, guard)
                 found = finish_with_lbfgs(model, h, batch, va, vb, best_path=best_path, meta=meta, step=done, t0=t0,
                                           writer=writer, fcsv=fcsv, rows=rows, on_row=on_row)
                 best, best_step = found or (best, best_step)

@@ -232,8 +232,7 @@ class _Population:
         todo = [m for m in self.members if self.ended.get(m.seed) != DIVERGED and m.best_step >= 0]
         self.saver.train()
         for k, m in enumerate(todo):
-            batch = data.training_batch(m.steps, h.lbfgs_batch, self.phases, h.carry_mix, h.carry_fade, m.gen,
-                                        h.carry_sampler, self.guard)
+            batch = data.hyper_batch(h, m.steps, h.lbfgs_batch, self.phases, m.gen, self.guard)
             found = finish_with_lbfgs(self.saver, h, batch, va, vb, best_path=m.folder / BEST, meta=m.meta,
                                       step=m.steps, t0=self.t0, writer=m.csv, fcsv=m.csv_file, rows=m.rows, on_row=None)
             if found:
@@ -278,8 +277,7 @@ class _Population:
     def _batches(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Each active member's batch from its own generator, as token prompts [S, B, T] and answers [S, B, n]."""
         h = self.h
-        pairs = [data.training_batch(step, h.batch, self.phases, h.carry_mix, h.carry_fade, m.gen, h.carry_sampler,
-                                     self.guard) for m in self.active]
+        pairs = [data.hyper_batch(h, step, h.batch, self.phases, m.gen, self.guard) for m in self.active]
         a, b = torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
         tokens, answer = teacher_forced_batch(self.fmt, a, b, h.eos_token)
         shape = (len(self.active), h.batch, -1)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ...compiler import checkpoint
 from ...compiler.errors import AdderError
-from ..data import parse_curriculum
+from ..data import OPERANDS, SAMPLERS, parse_curriculum
 from ..optim import OPTIMIZERS
 
 
@@ -34,6 +34,9 @@ class Hyper:
     early_stop_evals: int = 3  # stop after this many consecutive evals at 100% held-out exact match
     decay: str = "all"  # weight decay on "all" parameters (as MicroAdder's AdamW) or only "matrices"
     carry_sampler: str = "classes"  # carry-heavy examples: "classes" (generate/propagate/kill per digit) or "families"
+    # the other examples: uniform over the phase's "values"; or k digits, k uniform in the phase's
+    # range, then operands of exactly k digits ("lengths") or below 10^k ("bounds")
+    operands: str = "values"
     # end-of-sequence target (MicroAdder's and Jack Cai's trainers): -1 none; a token id t >= 0: the last sum
     # digit is fed in too and its position must predict t, one more term in the loss's mean (docs/train.md)
     eos_token: int = -1
@@ -119,6 +122,10 @@ class Hyper:
             raise AdderError(f"lr must be a positive finite number, got {self.lr}")
         if self.decay not in ("all", "matrices"):
             raise AdderError(f"decay must be 'all' or 'matrices', got {self.decay!r}")
+        if self.carry_sampler not in SAMPLERS:
+            raise AdderError(f"carry_sampler must be one of {SAMPLERS}, got {self.carry_sampler!r}")
+        if self.operands not in OPERANDS:
+            raise AdderError(f"operands must be one of {tuple(OPERANDS)}, got {self.operands!r}")
         if self.eos_token < -1:
             raise AdderError(f"eos_token must be a token id >= 0, or -1 for no end-of-sequence target, got {self.eos_token}")
         if self.optimizer not in OPTIMIZERS:

@@ -7,8 +7,8 @@ factor. At 456p K and V are one projection ("shareA_tieKV") and the norms are RM
 512p uses LayerNorm and separate second factors for Q, K and V.
 
 Format: `a9..a0 + b9..b0 =` (most significant first, vocab 14: digits, '+', '=', pad, eos),
-then the 11 sum digits least significant first. The published trainer also learns an EOS
-after the sum; our formats end at the last digit, so that target is not trained here.
+then the 11 sum digits least significant first, and (in training, as the published trainer
+does) the end token after them.
 
 Factors are drawn as the original draws them in spirit: Glorot (uniform here, normal
 there: the same variance) for the low-rank pairs, N(0, 0.02) for the token table and the
@@ -28,8 +28,12 @@ from .registry import recipe
 D, FF, SEQ, VOCAB = 7, 14, 33, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "+", "=", "<pad>", "<eos>"]
 PLUS, EQUALS = 10, 11
 SOURCE = "https://github.com/yinglunz/A-456-Parameter-Transformer-Solves-10-Digit-Addition"
+#: The original's train.py: AdamW at 0.02, 1,350 warmup steps, cosine to 0.1x, decay 0.01 on every
+#: tensor, batch 512, clip 1.0; a phase's pairs draw k digits, then both operands below 10^k; the
+#: loss counts the end token after the 11 sum digits.
 HYPER = Hyper(steps=54_000, batch=512, lr=0.02, min_lr_ratio=0.1, warmup=1_350, weight_decay=0.01, clip=1.0,
-              curriculum="1-3:2000,1-6:5000,1-10:rest", carry_mix=0.0, carry_fade=(0, 1), decay="all")
+              curriculum="1-3:2000,1-6:5000,1-10:rest", carry_mix=0.0, carry_fade=(0, 1), decay="all",
+              operands="bounds", eos_token=VOCAB.index("<eos>"))
 
 
 def lowrank_d7(name: str, *, tie_kv: bool, out_rank: int, norm: str) -> ModelSpec:
