@@ -128,7 +128,7 @@ def plain_loop(steps: int, hyper, seed: int = 0, name: str = "micro57") -> float
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, hyper)
-        a, b = data.training_batch(step, hyper.batch, phases, hyper.carry_mix, hyper.carry_fade, gen, hyper.carry_sampler)
+        a, b = data.hyper_batch(hyper, step, hyper.batch, phases, gen)
         ans = fmt.answer(a, b)
         logits = model(torch.cat([fmt.encode(a, b), ans[:, :-1]], 1))[:, -fmt.out_digits:]
         loss = F.cross_entropy(logits.reshape(-1, 10), ans.reshape(-1))

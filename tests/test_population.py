@@ -150,8 +150,8 @@ def test_every_recipe_batches(name, tmp_path):
     spec, phases = r.build(), data.parse_curriculum(h.curriculum)
     for i, (seed, gen) in enumerate(zip([1, 2], streams)):
         single = compile_spec(spec, seed=seed).train()
-        a, b = data.training_batch(0, h.batch, phases, h.carry_mix, h.carry_fade, gen, h.carry_sampler)
-        answer_loss(single, a, b).backward()
+        a, b = data.hyper_batch(h, 0, h.batch, phases, gen, pop.guard)  # short operands meet the official edge cases
+        answer_loss(single, a, b, eos=h.eos_token).backward()
         for n, p in single.named_parameters():
             if p.requires_grad:
                 assert torch.allclose(pop.params[n].grad[i], p.grad, rtol=1e-4, atol=1e-6), (name, n)
