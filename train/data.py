@@ -143,6 +143,14 @@ def training_batch(step: int, batch: int, phases, carry_mix: float, fade, gen: t
     return exclude.clean(a, b) if exclude is not None else (a, b)
 
 
+def check_sources(sampler: str, operands: str) -> None:
+    """An AdderError naming `sampler` or `operands` unless SAMPLERS and OPERANDS know them."""
+    if sampler not in SAMPLERS:
+        raise AdderError(f"carry sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if operands not in OPERANDS:
+        raise AdderError(f"operands must be one of {tuple(OPERANDS)}, got {operands!r}")
+
+
 def hyper_batch(h, step: int, n: int, phases, gen: torch.Generator, exclude=None):
     """`training_batch` of `n` pairs as the run's hyperparameters `h` (a `Hyper`) draw them."""
     return training_batch(step, n, phases, h.carry_mix, h.carry_fade, gen, h.carry_sampler, exclude, h.operands)
@@ -152,10 +160,7 @@ def mixed_pairs(n: int, lo: int, hi: int, mix: float, gen: torch.Generator, samp
                 operands: str = "values"):
     """`n` pairs of lo..hi digits drawn as `operands` says (OPERANDS), a `mix` share of them
     replaced by carry-heavy pairs from `sampler`."""
-    if sampler not in SAMPLERS:
-        raise AdderError(f"carry sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if operands not in OPERANDS:
-        raise AdderError(f"operands must be one of {tuple(OPERANDS)}, got {operands!r}")
+    check_sources(sampler, operands)
     a, b = OPERANDS[operands](n, lo, hi, gen)
     heavy = torch.rand(n, generator=gen) < mix
     k = int(heavy.sum())

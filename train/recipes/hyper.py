@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ...compiler import checkpoint
 from ...compiler.errors import AdderError
-from ..data import OPERANDS, SAMPLERS, parse_curriculum
+from ..data import check_sources, parse_curriculum
 from ..optim import OPTIMIZERS
 
 
@@ -122,10 +122,7 @@ class Hyper:
             raise AdderError(f"lr must be a positive finite number, got {self.lr}")
         if self.decay not in ("all", "matrices"):
             raise AdderError(f"decay must be 'all' or 'matrices', got {self.decay!r}")
-        if self.carry_sampler not in SAMPLERS:
-            raise AdderError(f"carry_sampler must be one of {SAMPLERS}, got {self.carry_sampler!r}")
-        if self.operands not in OPERANDS:
-            raise AdderError(f"operands must be one of {tuple(OPERANDS)}, got {self.operands!r}")
+        check_sources(self.carry_sampler, self.operands)
         if self.eos_token < -1:
             raise AdderError(f"eos_token must be a token id >= 0, or -1 for no end-of-sequence target, got {self.eos_token}")
         if self.optimizer not in OPTIMIZERS:

@@ -3,8 +3,8 @@
 The residual is a token half and a position half, concatenated: 3 token dims (digits
 initialised on a spiral `(cos 2 pi d/10, sin 2 pi d/10, d/9)`, the four specials at fixed
 points) and 3 position dims (digit place i initialised on the same spiral, the top sum digit
-and the three delimiters at fixed points). Attention is split by subspace: Q and K read only the position
-half, V only the token half, two heads of width 3. Positions are shared three ways: a_i,
+and the three delimiters at fixed points). Attention is split by subspace: Q and K read only
+the position half, V only the token half, two heads of width 3. Positions are shared three ways: a_i,
 b_i and sum digit i use one vector ("shared XYZ"), plus vectors for '+', '=', the end and
 the top sum digit. The head is tied through a 6 -> 3 projection onto the token table, and
 the MLP has just 2 units (with biases), which weight decay 0.01 makes enough.
