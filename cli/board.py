@@ -16,7 +16,10 @@ from typing import Optional
 import typer
 
 from ..compiler.errors import AdderError
+from ..compiler.files import write_whole
+from ..compiler.limits import check_count, check_finite, check_seed, check_threads
 from .common import console, err_console, json_text, table, writable
+from .verify import MAX_EXAMPLES
 
 #: The order of kinds on the board.
 KIND_ORDER = ("hand-coded", "trained")
@@ -59,11 +62,10 @@ def run(models: Optional[Path] = typer.Option(None, "--models", help="Manifest (
 
     if markdown and json_out:
         raise AdderError("--markdown and --json are two formats of the same rows; choose one")
-    for option, value in (("--threads", threads), ("--examples", examples)):
-        if value < 1:
-            raise AdderError(f"{option} must be a positive integer, got {value}")
-    if not prove_timeout > 0:
-        raise AdderError(f"--prove-timeout must be positive seconds, got {prove_timeout}")
+    check_seed(seed)
+    check_threads(threads)
+    check_count(examples, "--examples", high=MAX_EXAMPLES)
+    check_finite(prove_timeout, "--prove-timeout", 0, low_open=True)
     settings = BoardSettings(seed=seed, options=SuiteOptions(k=k, window=window), examples=examples,
                              black_box=SuiteOptions(k=black_box_k, window=black_box_window),
                              prove_timeout=prove_timeout, call_timeout=check_timeout(timeout), sandbox=sandbox)
@@ -234,11 +236,4 @@ def _machine() -> str:
 
 def _write_text(path: Path, text: str) -> None:
     """Write whole or not at all: a temporary file renamed into place."""
-    import os
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_whole(path, text)

@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..compiler.errors import AdderError
+from ..compiler.files import check_writable, write_whole
 
 #: Width of a console that writes to a pipe or a file: wide enough that no table cell is cut.
 UNWRAPPED_WIDTH = 100_000
@@ -48,16 +49,8 @@ console = _console(stderr=False)
 err_console = _console(stderr=True)
 
 
-def writable(path: Path, force: bool) -> None:
-    """Refuse, before any long work, an output file that exists (without --force) or cannot be written."""
-    if path.is_dir():
-        raise AdderError(f"cannot write {path}: it is a folder")
-    if path.exists() and not force:
-        raise AdderError(f"{path} already exists; pass --force to overwrite it")
-    if not path.parent.is_dir():
-        raise AdderError(f"cannot write {path}: folder {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise AdderError(f"cannot write {path}: folder {path.parent} is not writable")
+#: Refuse, before any long work, an output file that exists (without --force) or cannot be written.
+writable = check_writable
 
 
 def creatable_folder(path: Path, option: str) -> None:
@@ -113,12 +106,7 @@ def print_json(data: Any) -> None:
 
 def write_json(path: Path, data: dict) -> None:
     """Write a report's JSON (whole or not at all: a temporary file renamed into place) and say so."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json_text(data))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_whole(path, json_text(data) + "\n")
     console.print(f"wrote {escape(str(path))}", highlight=False)
 
 

@@ -9,10 +9,13 @@ import typer
 from rich.markup import escape
 
 from ..compiler.errors import AdderError
+from ..compiler.limits import check_count, check_seed
 from .common import console, err_console, print_json, table, writable_folder
 
 #: Linear probes need data: fewer probe additions than this are refused.
 MIN_PROBES = 50
+#: Each probe keeps every site's activations of both models: a million is ~GBs, and far past what a probe needs.
+MAX_PROBES = 1_000_000
 ROUTING_COLUMNS = ("model", "head", "top class", "mass", "content dependence")
 
 
@@ -29,6 +32,8 @@ def run(a: str = typer.Argument(..., help="First model: checkpoint path or const
 
     if probes < MIN_PROBES:
         raise AdderError(f"--probes must be at least {MIN_PROBES} (linear probes need data), got {probes}")
+    check_count(probes, "--probes", MIN_PROBES, MAX_PROBES)
+    check_seed(seed)
     if out is not None:
         from ..compiler.optional import pyplot
         from ..verify.compare.plots import PURPOSE

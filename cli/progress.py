@@ -75,3 +75,20 @@ def progress_bar(*fields: str, transient: bool = False) -> Progress:
 def progress_spinner(template: str) -> Progress:
     """A spinner for work of unknown length: `template` (e.g. "{task.completed:,} cases"), time elapsed."""
     return progress(SpinnerColumn(), TextColumn(template, markup=False), TimeElapsedColumn(), transient=True)
+
+
+def phase_spinner(title: str):
+    """A spinner for work in named phases, and its callback `(n, phase)`: the line reads
+    "title · phase: count", the count restarting at each new phase (hidden while it is 0)."""
+    bar = progress_spinner("{task.fields[text]}")
+    task = bar.add_task(title, total=None, text=title)
+    seen = {"phase": None, "count": 0}
+
+    def advance(n: int, phase: str) -> None:
+        if phase != seen["phase"]:
+            seen["phase"], seen["count"] = phase, 0
+        seen["count"] += n
+        text = f"{title} · {phase}" + (f": {seen['count']:,}" if seen["count"] else "")
+        bar.update(task, advance=n, text=text)
+
+    return bar, advance

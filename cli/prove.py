@@ -14,9 +14,9 @@ import typer
 
 from ..compiler.errors import AdderError
 from .common import INTERRUPTED_EXIT, console, err_console, write_json, writable
-from .progress import progress_spinner
+from .progress import phase_spinner
 
-#: Exit status by verdict; anything else (real-only, undecided) exits with UNDECIDED_EXIT.
+#: Exit status by verdict; anything else (conditional, real-only, undecided) exits with UNDECIDED_EXIT.
 VERDICT_EXIT = {"proven": 0, "refuted": 1}
 UNDECIDED_EXIT = 3
 
@@ -24,7 +24,8 @@ UNDECIDED_EXIT = 3
 def run(target: Optional[str] = typer.Argument(None, help="Construction name or checkpoint (with --check: the checkpoint)."),
         certificate: Optional[Path] = typer.Option(None, "--certificate", help="Write the proof certificate (JSON) here."),
         check: Optional[Path] = typer.Option(None, "--check", help="Re-check this certificate against TARGET, no search."),
-        timeout: float = typer.Option(600.0, help="Search budget in seconds; what is left open is reported undecided."),
+        timeout: float = typer.Option(600.0, help="Wall-clock budget in seconds (search and checks); what it leaves "
+                                                  "undone is reported undecided: the budget ran out."),
         dtype: Optional[str] = typer.Option(None, help="Prove the model compiled in float32 or float64 [its own]."),
         libm_check: bool = typer.Option(True, "--libm-check/--no-libm-check",
                                         help="Check the library-function assumptions exhaustively (cached per machine)."),
@@ -32,33 +33,36 @@ def run(target: Optional[str] = typer.Argument(None, help="Construction name or 
         force: bool = typer.Option(False, "--force", help="Overwrite existing --certificate / --json files.")):
     """Prove (or refute) that a model adds correctly on all 10^20 inputs, float rounding included.
 
-    Exit status: 0 proven (or certificate check passed), 1 refuted (or check failed), 3 real-only or undecided,
+    Exit status: 0 proven (or certificate check passed), 1 refuted (or check failed), 3 conditional, real-only
+    or undecided,
     130 interrupted (Ctrl-C; the report is still printed and written, undecided).
     """
     from ..constructions.targets import resolve
     from ..verify.prove import check as check_certificate
     from ..verify.prove import prove, read, render
+    from ..verify.prove.api import check_timeout
 
     if target is None:
         raise AdderError("name a construction or checkpoint to prove (see `adder list`)")
+    check_timeout(timeout)
     tgt = resolve(target)
-    if timeout <= 0:
-        raise AdderError(f"--timeout must be positive seconds, got {timeout}")
     for path in (certificate, json_path):
         if path is not None:
             writable(path, force)
     cert = read(check) if check is not None else None
     model = tgt.model(dtype=dtype)
     if cert is not None:
-        result = check_certificate(cert, model)
+        bar, advance = phase_spinner(f"checking {check}")
+        with bar:
+            result = check_certificate(cert, model, progress=advance)
         style = "bold green" if result.passed else "bold red"
         console.print(f"certificate {check}: " + ("check passed: " if result.passed else "check FAILED: ") + result.reason,
                       style=style, markup=False)
         raise typer.Exit(0 if result.passed else 1)
-    with progress_spinner("proving {task.fields[name]}: {task.completed:,} cases bounded") as bar:
-        task = bar.add_task("prove", total=None, name=model.spec.name)
+    bar, advance = phase_spinner(f"proving {model.spec.name}")
+    with bar:
         report = prove(model, target, timeout=timeout, certificate=certificate, check_libm=libm_check,
-                       progress=lambda n: bar.advance(task, n))
+                       progress=advance)
     console.print(render(report))
     if json_path is not None:
         write_json(json_path, report.to_json())

@@ -15,12 +15,15 @@ import typer
 from rich.markup import escape
 
 from ..compiler.errors import AdderError
+from ..compiler.limits import check_count, check_seed, check_threads
 from .common import INTERRUPTED_EXIT, console, creatable_folder, err_console, print_json, table
 from .progress import progress_bar
 
 RECIPE_COLUMNS = ("name", "params", "steps", "summary")
 #: Runs in a folder of their own under this one unless --out names it.
 RUNS = Path("runs")
+#: Processes of a sweep, members of a population, threads on a cluster: far above any machine here.
+MAX_JOBS = 4096
 
 
 def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --list)."),
@@ -47,6 +50,9 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         plot: bool = typer.Option(False, "--plot", help="Write curves.png (needs matplotlib)."),
         warm_start: Optional[str] = typer.Option(None, "--warm-start", help="Construction or checkpoint whose "
                                                  "same-named, same-shaped parameters initialise the run."),
+        partial_warm_start: bool = typer.Option(False, "--partial-warm-start", help="Allow a --warm-start that fills "
+                                                "only some of the recipe's parameters (the rest start at their "
+                                                "initial values); not with --finetune."),
         compile_: bool = typer.Option(False, "--compile", help="torch.compile the training forward pass "
                                       "(10-26 s to compile; -30%..+50% speed here, so off by default)."),
         finetune: bool = typer.Option(False, "--finetune", help="Fine-tune the --warm-start model: mine its wrong and "
@@ -83,9 +89,15 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         return
     if recipe is None:
         raise AdderError("name a recipe (adder train --list shows them)")
-    for option, value in (("--threads", threads), ("--jobs", jobs)):
-        if value < 1:
-            raise AdderError(f"{option} must be at least 1, got {value}")
+    check_seed(seed)
+    check_count(jobs, "--jobs", high=MAX_JOBS)
+    if ray is None:
+        check_threads(threads)
+    else:  # the cluster's machines, not this one, run the threads
+        check_count(threads, "--threads", high=MAX_JOBS)
+    if population is not None:
+        check_count(population, "--population", high=MAX_JOBS)
+        check_seed(seed + population - 1, "--seed + --population - 1")
     if device != "cpu" and population is None:
         raise AdderError("--device applies to --population runs only (a single run trains on the CPU)")
     if ray is not None:
@@ -97,6 +109,10 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
     if shard_size is not None and (ray is None or population is None):
         raise AdderError("--shard-size applies to --population with --ray only")
     rec = get_recipe(recipe)
+    if partial_warm_start and (warm_start is None or finetune or until_proven):
+        raise AdderError("--partial-warm-start applies to --warm-start without --finetune or --until-proven only")
+    if warm_start is not None and not until_proven:  # --until-proven checks the layout itself (--attempts 0 proves any)
+        _check_warm_start(rec, warm_start, partial_warm_start)
     if finetune or until_proven:
         from .finetune import refuse, run_finetune
 
@@ -187,6 +203,20 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
                           + (f"; go on with --resume {last}" if last.exists() else ""),
                           markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(INTERRUPTED_EXIT)
+
+
+def _check_warm_start(rec, warm_start: str, partial: bool) -> None:
+    """Refuse, before any work, a warm start that leaves some of the recipe's parameters at their initial
+    values, unless `partial` (never for a fine-tune: it would fine-tune a near-random model)."""
+    from ..train.loop import warm_start_gaps
+    from ..train.sweep import warm_start_model
+
+    gaps = warm_start_gaps(rec, warm_start_model(warm_start))
+    if gaps and not partial:
+        shown = ", ".join(gaps[:4]) + (f" and {len(gaps) - 4} more" if len(gaps) > 4 else "")
+        raise AdderError(f"--warm-start {warm_start} has no parameter of the same name and shape for {len(gaps)} of "
+                         f"{rec.name}'s ({shown}); name a model of this recipe's layout, or pass --partial-warm-start "
+                         "(not with --finetune) to start those from their initial values")
 
 
 def _print_run(res, summary: dict, warm_start: Optional[str]) -> None:

@@ -15,9 +15,12 @@ from rich.markup import escape
 
 from ..compiler.blackbox import DEFAULT_TIMEOUT
 from ..compiler.errors import AdderError
+from ..compiler.limits import check_count, check_finite, check_seed, check_threads
 from .common import console, err_console, write_json, writable
 from .progress import progress_bar
 
+#: Hypothesis examples of one search: each is one batched forward and shrinking; more is not a budget anyone waits for.
+MAX_EXAMPLES = 10_000_000
 #: Options that need a compiled model, and why a submission file (a black box) cannot take them.
 MODEL_ONLY = {
     "--search": "the search steers by the model's margins, which a black box does not show",
@@ -86,11 +89,11 @@ def run(ctx: typer.Context,
 
     names = select_suites(suite, adversarial)
     options = SuiteOptions.for_run(adversarial=adversarial, k=k, window=window, n=n)
-    for option, value in (("--threads", threads), ("--chunk", chunk), ("--examples", examples)):
-        if value < 1:
-            raise AdderError(f"{option} must be a positive integer, got {value}")
-    if not prove_timeout > 0:
-        raise AdderError(f"--prove-timeout must be positive seconds, got {prove_timeout}")
+    check_seed(seed)
+    check_count(chunk, "--chunk")
+    check_count(examples, "--examples", high=MAX_EXAMPLES)
+
+    check_finite(prove_timeout, "--prove-timeout", 0, low_open=True)
     check_timeout(timeout)
     total = suite_count(names, options)
     if json_path is not None:
@@ -105,7 +108,7 @@ def run(ctx: typer.Context,
                              " (--sandbox confines it: CPU, memory, files, network where the OS allows)"),
                           highlight=False, soft_wrap=True)
     else:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(check_threads(threads))
     arith = parse_arithmetics(precision) if precision else None
     model = None if is_submission else tgt.model(dtype=dtype, device=device)
     with progress_bar(transient=True) as bar:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from .files import write_whole
 from .errors import CheckpointError
 from .ledger import ledger
 from .module import AdderModel, dtype_named, place
@@ -116,12 +116,7 @@ def save(model: AdderModel, path: str | Path, *, force: bool = False, meta: dict
 def save_whole(obj: object, path: Path) -> None:
     """`torch.save(obj, path)` through a temporary file renamed into place: an interruption (Ctrl-C,
     a full disk) leaves the previous file, never a truncated one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_whole(path, lambda p: torch.save(obj, p))
 
 
 def read(path: str | Path) -> dict:

@@ -117,6 +117,10 @@ def check_addend(x: Any, name: str = "addend") -> int:
     """One addend from the user: an int in [0, MAX_ADDEND], or an `OperandError`."""
     if isinstance(x, bool) or not isinstance(x, int):
         if isinstance(x, str) and x.strip().lstrip("+").isdigit():
+            digits = x.strip().lstrip("+").lstrip("0")
+            if len(digits) > DIGITS:  # before int(): Python refuses to read a 5,000-digit string
+                raise OperandError(f"{name} must be in [0, {MAX_ADDEND}] ({DIGITS} digits), got a number of "
+                                   f"{len(digits):,} digits")
             x = int(x)
         else:
             raise OperandError(f"{name} must be an integer in [0, {MAX_ADDEND}], got {x!r}")

@@ -10,11 +10,11 @@ long work that ends in an export.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .codegen import model_source
 from .errors import AdderError
+from .files import check_writable, write_whole
 from .module import AdderModel
 
 SUFFIX = ".py"
@@ -30,8 +30,7 @@ def check_submission_output(output: Path, *, force: bool = False) -> None:
         raise AdderError(f"no folder {output.parent} to write {output.name} into; create it first")
     if output.is_dir():
         raise AdderError(f"{output} is a folder; name the submission file to write")
-    if output.exists() and not force:
-        raise AdderError(f"{output} already exists; pass --force to overwrite it")
+    check_writable(output, force)  # exists without --force; a folder that cannot really be written
 
 
 def write_submission(model: AdderModel, output: Path, *, force: bool = False) -> Path:
@@ -43,10 +42,4 @@ def write_submission(model: AdderModel, output: Path, *, force: bool = False) ->
     output = Path(output)
     check_submission_output(output, force=force)
     text = model_source(model)
-    partial = output.with_name(f".{output.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
-    return output
+    return write_whole(output, text)

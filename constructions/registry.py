@@ -33,12 +33,15 @@ class Entry(BaseEntry):
     summary: str
 
     def spec(self) -> ModelSpec:
-        """The spec its builder returns, its meta filled in with the published claim."""
+        """The spec its builder returns, named as registered and carrying the registered claim (a
+        builder copied from another construction keeps that one's name inside: the registration
+        is what the user wrote, so it wins); author and source fill in what the spec leaves open."""
         spec = self.build()
         if not isinstance(spec, ModelSpec):
             raise AdderError(f"construction {self.name!r}: its builder returned {type(spec).__name__}, not a "
                              "ModelSpec; end it with `return c.build()`")
-        spec.meta.setdefault("claimed_params", self.claimed_params)
+        spec.name = self.name
+        spec.meta["claimed_params"] = self.claimed_params
         spec.meta.setdefault("author", self.author)
         spec.meta.setdefault("source", self.source)
         return spec

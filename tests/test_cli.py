@@ -12,8 +12,43 @@ from adder.compiler.errors import AdderError
 from adder.train.recipes import Hyper, get_recipe
 
 
-def adder(*args, cwd=None):
+def adder_process(*args, cwd=None):
+    """`adder ARGS` in a fresh Python process (for what needs one: signals, `python -m`, the start-up)."""
     return subprocess.run([sys.executable, "-m", "adder.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def adder(*args, cwd=None) -> subprocess.CompletedProcess:
+    """`adder ARGS` run in this process through the real entry point (`cli.main`: one-line errors,
+    exit codes), with stdout and stderr captured: the same checks without a Python start-up each."""
+    return adder_here(*args, cwd=cwd)
+
+
+def adder_here(*args, cwd=None) -> subprocess.CompletedProcess:
+    """`adder ARGS` run in this process through the real entry point (`cli.main`: one-line errors,
+    exit codes), with stdout and stderr captured: the fail-fast checks without a Python start-up each."""
+    import contextlib
+    import io
+    import os
+
+    import torch
+
+    from adder.cli import main
+
+    out, err, threads, here = io.StringIO(), io.StringIO(), torch.get_num_threads(), os.getcwd()
+    argv, sys.argv = sys.argv, ["adder", *map(str, args)]
+    code = 0
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = argv
+        os.chdir(here)
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def one_line_error(r, *needles):

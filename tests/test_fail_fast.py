@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import sympy
@@ -44,10 +45,37 @@ MATRIX = [
     (("compare", "param40", "qwen87", "--out", "taken.json/sub"), ("not a writable folder",), None),
     (("compare", "param40", "qwen87", "--probes", "10", "--out", "new"), ("--probes must be at least",), "new"),
     (("train", "micro57", "--out", "taken.json"), ("exists and is not a folder",), None),
-    (("train", "micro57", "--threads", "0", "--out", "run"), ("--threads must be at least 1",), "run"),
-    (("train", "micro57", "--seeds", "1,2", "--jobs", "0", "--out", "sweep"), ("--jobs must be at least 1",), "sweep"),
+    (("train", "micro57", "--threads", "0", "--out", "run"), ("--threads must be between 1 and",), "run"),
+    (("train", "micro57", "--seeds", "1,2", "--jobs", "0", "--out", "sweep"), ("--jobs must be between 1 and",), "sweep"),
     (("train", "micro57", "--lr", "inf", "--out", "run"), ("--lr must be a positive finite number",), "run"),
     (("list", "--markdown", "--json"), ("choose one",), None),
+    # the hostile matrix of issue 26: sizes, seeds and counts a run cannot honour, refused before work
+    (("add", "param40", "9" * 5000, "1"), ("A must be in [0, 9999999999]", "5,000 digits"), None),
+    (("verify", "param40", "--seed", str(2**64), "--json", "v.json"), ("--seed must be an integer in [0, 2^63 - 1]",),
+     "v.json"),
+    (("train", "micro57", "--seed", str(2**64), "--out", "run"), ("--seed must be an integer",), "run"),
+    (("train", "micro57", "--seeds", f"1,{2**64}", "--out", "sweep"), ("--seeds must list distinct seeds",), "sweep"),
+    (("train", "micro57", "--seed", str(2**63 - 2), "--population", "4", "--out", "pop"),
+     ("--seed + --population - 1 must be an integer",), "pop"),
+    (("compare", "param40", "param40", "--seed", str(2**64), "--out", "cmp"), ("--seed must be an integer",), "cmp"),
+    (("compare", "param40", "param40", "--probes", "100000000000", "--out", "cmp"), ("--probes must be between",),
+     "cmp"),
+    (("train", "micro57", "--set", "batch=1000000000000", "--out", "run"), ("batch must be between 1 and",), "run"),
+    (("train", "micro57", "--set", "clip=nan", "--out", "run"), ("clip (0: off) must be a finite number >= 0",), "run"),
+    (("train", "micro57", "--set", "carry_mix=5", "--out", "run"), ("carry_mix (a share of the batch) must be",),
+     "run"),
+    (("verify", "param40", "--threads", "100000", "--json", "v.json"), ("--threads must be between 1 and",), "v.json"),
+    (("train", "micro57", "--threads", "100000", "--out", "run"), ("--threads must be between 1 and",), "run"),
+    (("board", "--threads", "100000", "--out", "b.md"), ("--threads must be between 1 and",), "b.md"),
+    (("prove", "param40", "--timeout", "nan", "--json", "p.json"), ("--timeout must be a positive finite",), "p.json"),
+    (("prove", "param40", "--timeout", "inf", "--json", "p.json"), ("--timeout must be a positive finite",), "p.json"),
+    (("prove", "param40", "--timeout", "0", "--json", "p.json"), ("--timeout must be a positive finite",), "p.json"),
+    (("verify", "param40", "--prove", "--prove-timeout", "nan"), ("--prove-timeout must be a finite number > 0",),
+     None),
+    (("train", "micro57", "--warm-start", "param40", "--finetune", "--out", "ft"),
+     ("has no parameter of the same name and shape for", "--partial-warm-start"), "ft"),
+    (("train", "micro57", "--warm-start", "param40", "--out", "run"), ("--partial-warm-start",), "run"),
+    (("train", "micro57", "--partial-warm-start", "--out", "run"), ("applies to --warm-start without --finetune",), "run"),
 ]
 
 
@@ -195,3 +223,42 @@ def test_the_hypothesis_search_writes_nothing_in_the_working_directory(tmp_path)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.strip() == "30", r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_through_a_symbolic_link_keeps_the_link(tmp_path):
+    """`--json link --force` writes the link's target; the link stays a link (it used to become a plain file)."""
+    target, link = tmp_path / "target.json", tmp_path / "link.json"
+    target.write_text("old")
+    link.symlink_to(target)
+    r = adder("prove", "param40", "--timeout", "0.5", "--json", link, "--force", cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert link.is_symlink() and json.loads(target.read_text())["verdict"] == "undecided"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a read-only /proc")
+def test_a_folder_that_cannot_really_be_written_is_refused_before_work(tmp_path):
+    """`os.access` says yes to root even on a read-only file system: the check writes a probe file."""
+    one_line_error(adder("export", "param40", "-o", "/proc/adder-export.py"), "cannot write /proc/adder-export.py")
+    one_line_error(adder("prove", "param40", "--json", "/proc/adder-report.json"), "is not writable")
+
+
+def test_a_user_files_own_error_is_shown_not_hidden(tmp_path):
+    """A construction file whose `build` comes from an import that fails: the import's error, not "defines no
+    build_model()"."""
+    path = tmp_path / "mine.py"
+    path.write_text("from adder_helpers_that_do_not_exist import build\n")
+    one_line_error(adder("build", path, "-o", tmp_path / "m.pt"), "ModuleNotFoundError", "adder_helpers_that_do_not_exist")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_user_files_registered_name_and_claim_are_used(tmp_path):
+    """A file that registers another construction's builder under its own name and claim is shown by that
+    name and that claim."""
+    path = tmp_path / "my40.py"
+    path.write_text("from adder.constructions.param40 import build as build40\n"
+                    "from adder.constructions.registry import register\n\n"
+                    "@register('my40', claimed_params=39, author='me', source='-', summary='-')\n"
+                    "def build():\n    return build40()\n")
+    r = adder("info", path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("my40") and "(claimed 39)" in r.stdout

@@ -161,8 +161,8 @@ def gelu40(tmp_path_factory):
 
 def test_a_gelu_model_is_bounded_and_its_certificate_checks(gelu40):
     model, report, cert = gelu40
-    assert [s.verdict for s in report.steps] == ["closed"] * 11, report.summary()
-    assert "re-verified" in report.check and "not checked" in report.reason  # only the library check is left
+    assert report.verdict == "conditional" and [s.verdict for s in report.steps] == ["conditional"] * 11
+    assert "re-verified" in report.check and "not checked" in report.unchecked[0]  # only the library check is left
     _assert_leaves_below_margins(model, cert, 5_000)
 
 

@@ -19,7 +19,6 @@ need it; without it `--ray` is refused in one line that names the extra.
 from __future__ import annotations
 
 import math
-import os
 import socket
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..compiler.errors import AdderError
+from ..compiler.files import write_whole
 from ..compiler.optional import require
 from .loop import refuse_existing_run
 from .recipes import Hyper
@@ -108,9 +108,7 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
     for rel, data in files.items():
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        write_whole(path, data)
 
 
 def _moved(path: str | None, old: Path, new: Path) -> str | None:

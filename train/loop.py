@@ -143,6 +143,13 @@ class RunResult:
                 "metrics": str(self.metrics), "warm_started": self.warm_started}
 
 
+def warm_start_gaps(recipe: Recipe, source: AdderModel) -> list[str]:
+    """The recipe's parameters that `source` cannot fill (no parameter of that name and shape): a warm
+    start leaves them at their initial values. Asked before any work (`adder train --warm-start`)."""
+    theirs = {n: tuple(t.shape) for n, t in source.named_spec_params()}
+    return [n for n, t in compile_spec(recipe.build()).named_spec_params() if theirs.get(n) != tuple(t.shape)]
+
+
 def warm_start_from(model: AdderModel, source: AdderModel) -> list[str]:
     """Copy into `model` every parameter of `source` with the same name and shape; their names.
 

@@ -407,7 +407,7 @@ class _Population:
         self._load(i)
         checkpoint.save(self.saver, m.folder / LAST, force=True,
                         meta={**m.meta, "step": step, "val_exact": exact, "weights": "raw"})
-        torch.save({"step": step, "optimizer": self._member_state(state, i, m.weight_decay),
+        checkpoint.save_whole({"step": step, "optimizer": self._member_state(state, i, m.weight_decay),
                     "generator": m.gen.get_state(), "best": m.best, "best_step": m.best_step,
                     "grokked": -1 if m.grokked is None else m.grokked, "perfect_streak": m.perfect_streak,
                     "ema": [self.shadow[n][i].detach().cpu().clone() for n in self.trainable]

@@ -9,6 +9,7 @@ import multiprocessing as mp
 from pathlib import Path
 
 from ..compiler.errors import AdderError
+from ..compiler.limits import MAX_SEED
 from ..compiler.module import AdderModel
 from ..constructions.targets import resolve
 from .recipes import Hyper
@@ -29,8 +30,8 @@ def parse_seeds(text: str) -> list[int]:
                 seeds.append(int(part))
     except ValueError:
         raise AdderError(f"--seeds takes '1-8' or '1,5,777', got {text!r}") from None
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise AdderError(f"--seeds must list distinct non-negative seeds, got {text!r}")
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) > MAX_SEED:
+        raise AdderError(f"--seeds must list distinct seeds in [0, 2^63 - 1], got {text!r}")
     return seeds
 
 

@@ -50,12 +50,22 @@ class Report:
         return sum(s.failed for s in self.suites) + (1 if self.search and self.search.counterexample else 0)
 
     @property
+    def refuted_by_proof(self) -> bool:
+        """The attached proof (`--prove`) found an input the model adds wrongly."""
+        return bool(self.proof and self.proof.get("verdict") == "refuted")
+
+    @property
     def ok(self) -> bool:
-        return self.failed == 0
+        return self.failed == 0 and not self.refuted_by_proof
 
     def verdict(self) -> str:
         names = [s.suite for s in self.suites] + (["hypothesis"] if self.search else [])
         where = f"(suites {', '.join(names)}; {self.dtype or 'submission'} on {self.device})"
+        if self.refuted_by_proof:
+            c = self.proof["counterexample"]
+            sampled = (f"no counterexample in {self.cases:,} sampled cases" if not self.failed
+                       else f"{self.failed:,} wrong of {self.cases:,} cases")
+            return f"FAILED: {c['a']} + {c['b']} prints {c['printed']} (found by the prover); {sampled} {where}"
         if self.ok:
             return f"no counterexample in {self.cases:,} cases {where}"
         return f"FAILED: {self.failed:,} wrong of {self.cases:,} cases {where}"

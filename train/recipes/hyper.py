@@ -11,8 +11,13 @@ from dataclasses import asdict, dataclass, replace
 
 from ...compiler import checkpoint
 from ...compiler.errors import AdderError
+from ...compiler.limits import MAX_PAIRS, check_count, check_finite
 from ..data import check_sources, parse_curriculum
 from ..optim import OPTIMIZERS
+
+
+#: Steps of one run: a billion is weeks on any machine here; more is a typo.
+MAX_STEPS = 10**9
 
 
 @dataclass(frozen=True)
@@ -115,11 +120,22 @@ class Hyper:
 
     def check(self) -> "Hyper":
         """These hyperparameters, or an AdderError naming the first one no run can use."""
-        for name in ("steps", "batch", "eval_every", "eval_pairs", "early_stop_evals"):
-            if getattr(self, name) < 1:
-                raise AdderError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("steps", "eval_every", "early_stop_evals"):
+            check_count(getattr(self, name), name, high=MAX_STEPS)
+        for name in ("batch", "eval_pairs", "lbfgs_batch"):  # pairs held in memory at once
+            check_count(getattr(self, name), name, high=MAX_PAIRS)
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise AdderError(f"lr must be a positive finite number, got {self.lr}")
+        check_count(self.warmup, "warmup", low=0, high=MAX_STEPS)
+        check_finite(self.min_lr_ratio, "min_lr_ratio", 0, 1)
+        check_finite(self.weight_decay, "weight_decay", 0)
+        check_finite(self.clip, "clip (0: off)", 0)
+        check_finite(self.carry_mix, "carry_mix (a share of the batch)", 0, 1)
+        if not 0 <= self.carry_fade[0] <= self.carry_fade[1]:
+            raise AdderError(f"carry_fade must be (start, end) steps with 0 <= start <= end, got {self.carry_fade}")
+        for stage in self.wd_drops:
+            if len(stage) != 3 or not all(math.isfinite(x) and x >= 0 for x in stage):
+                raise AdderError(f"wd_drops stages are (min exact, min token accuracy, factor >= 0), got {stage}")
         if self.decay not in ("all", "matrices"):
             raise AdderError(f"decay must be 'all' or 'matrices', got {self.decay!r}")
         check_sources(self.carry_sampler, self.operands)
@@ -137,8 +153,6 @@ class Hyper:
             raise AdderError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
         if self.lbfgs_steps < 0:
             raise AdderError(f"lbfgs_steps must be >= 0 (0: off), got {self.lbfgs_steps}")
-        if self.lbfgs_batch < 1:
-            raise AdderError(f"lbfgs_batch must be at least 1, got {self.lbfgs_batch}")
         return self
 
     def weight_decay_at(self, exact: float, token_acc: float) -> float:

@@ -31,7 +31,7 @@ Tying options (each a keyword of `qwen3_d3`), from the 122p base down:
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ...compiler.dsl import Construction, block_diag, rms, rope, rotation
 from ...compiler.expr import const, cos, sin, stack, zeros
@@ -65,10 +65,21 @@ ARC_DIMS = const([[1, 0, 0], [0, 1, 0], [0, 0, 0]])
 NORMS = ("separate", "shared")
 
 
+@dataclass(frozen=True)
+class Inits:
+    """Where training starts: the projections' initialiser (`compiler.inits`), the arc's
+    (radius, start, stride) and the learned angles' value. The defaults are MLX's layers
+    (staghado's trainer); `TBUKIC_INITS` the PyTorch reimplementation's (qwen3_arc.py)."""
+
+    linear: str = "linear"
+    arc: tuple[float, float, float] = (1, 0, 0.6)
+    angle: float = 0.0
+
+
 def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv: bool = False, v_is_q: bool = False,
              o_is_qt: bool = False, norms: str = "separate", share_qk_norm: bool = False, embed: str = "table",
              down_rotated_up_t: bool = False, rope_convention: str = "half", author: str = "staghado",
-             source: str = SOURCE) -> ModelSpec:
+             source: str = SOURCE, inits: Inits = Inits()) -> ModelSpec:
     """The family's layout; every option ties or drops a published tensor (the module docstring).
     `rope_convention`: "half" as MLX and HF, "interleaved" as the PyTorch reimplementations."""
     assert k in K_SOURCES and embed in EMBEDS and norms in NORMS and not (tie_kv and v_is_q)
@@ -80,7 +91,7 @@ def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv:
     if embed == "table":
         E = c.free("embed", (10, D), init=EMBED_INIT)
     else:
-        A, start, stride = c.param("embed.A", 1), c.param("embed.start", 0), c.param("embed.stride", 0.6)
+        A, start, stride = (c.param(f"embed.{n}", v) for n, v in zip(("A", "start", "stride"), inits.arc))
         ang = start + const(list(range(10))) * stride
         z = c.free("embed.z", (10,), init=EMBED_INIT) if embed == "arc+z" else zeros(10)
         E = stack([A * cos(ang), A * sin(ang), z], axis=1)
@@ -89,31 +100,34 @@ def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv:
     def norm(key, width):
         return rms(1e-6, weight=c.free(key, (width,), init="ones"))
 
+    def angle(key):  # a learned turn, starting at inits.angle
+        return c.param(key, inits.angle) if inits.angle else c.free(key, (), init="zeros")
+
     def reads(*chain):  # the zero arc column is unwritten before attention: say so (same numbers)
         return [ARC_DIMS, *chain] if embed == "arc" else chain[0] if len(chain) == 1 else list(chain)
 
     shared = norm("norm", D) if norms == "shared" else None
-    q = c.free("attn.q", (heads * HEAD_DIM, D), init="linear")
+    q = c.free("attn.q", (heads * HEAD_DIM, D), init=inits.linear)
     if k == "own":
-        k_proj = reads(c.free("attn.k", (HEAD_DIM, D), init="linear"))
+        k_proj = reads(c.free("attn.k", (HEAD_DIM, D), init=inits.linear))
     elif k == "q":
         k_proj = reads(q)
     else:
-        turn = rotation(c.free("attn.k_angle", (), init="zeros"))
+        turn = rotation(angle("attn.k_angle"))
         k_proj = reads(q, block_diag(*[turn] * (HEAD_DIM // 2)))
-    v = k_proj if tie_kv else reads(q) if v_is_q else c.free("attn.v", (HEAD_DIM, D), init="linear")
-    o = q.T if o_is_qt else c.free("attn.o", (D, heads * HEAD_DIM), init="linear")
+    v = k_proj if tie_kv else reads(q) if v_is_q else c.free("attn.v", (HEAD_DIM, D), init=inits.linear)
+    o = q.T if o_is_qt else c.free("attn.o", (D, heads * HEAD_DIM), init=inits.linear)
     qn = norm("attn.qk_norm" if share_qk_norm else "attn.q_norm", HEAD_DIM)
     kn = qn if share_qk_norm else norm("attn.k_norm", HEAD_DIM)
     c.attention(norm=shared or norm("attn.norm", D), q=reads(q), k=k_proj, v=v, o=o, heads=heads, kv_heads=1,
                 head_dim=HEAD_DIM, q_norm=qn, k_norm=kn,
                 rope=rope(theta=THETA, head_dim=HEAD_DIM, convention=rope_convention))
     mlp_norm = shared or norm("mlp.norm", D)
-    gate, up = c.free("mlp.gate", (ffn, D), init="linear"), c.free("mlp.up", (ffn, D), init="linear")
+    gate, up = c.free("mlp.gate", (ffn, D), init=inits.linear), c.free("mlp.up", (ffn, D), init=inits.linear)
     if down_rotated_up_t:  # down(x) = up^T R(angle) x: every pair of the hidden turned, then up's transpose
-        down = [block_diag(*[rotation(c.free("mlp.down_angle", (), init="zeros"))] * (ffn // 2)), up.T]
+        down = [block_diag(*[rotation(angle("mlp.down_angle"))] * (ffn // 2)), up.T]
     else:
-        down = c.free("mlp.down", (D, ffn), init="linear")
+        down = c.free("mlp.down", (D, ffn), init=inits.linear)
     c.mlp(norm=mlp_norm, act="silu", gate=gate, up=up, down=down)
     c.unembed(E, final_norm=shared or norm("final_norm", D))
     return c.build()

@@ -10,6 +10,7 @@ met. Only when all four went through is the verdict `proven`.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from ...compiler.checkpoint import weights_hash
+from ...compiler.errors import AdderError
 from ...compiler.module import AdderModel
 from ...compiler.spec import Attention
 from . import certificate as cert_mod
@@ -25,7 +27,7 @@ from .floatmodel import GELU_X_ULPS, LIBRARY_ULPS, REAL
 from .layers import Ctx
 from .layout import StepLayout
 from .libm import check_range
-from .report import ProofReport, StepVerdict
+from .report import ProofReport, StepVerdict, Verdict
 from .search import n_attention, quick_refute, search_step
 from .weights import ModelWeights
 
@@ -63,9 +65,20 @@ def assumptions(dtype: str) -> list[str]:
     ]
 
 
+def check_timeout(timeout: float) -> float:
+    """`timeout` if it is a usable wall-clock budget (finite, positive seconds); else a one-line error."""
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise AdderError(f"--timeout must be a positive finite number of seconds, got {timeout}")
+    return float(timeout)
+
+
 def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, certificate: Path | None = None,
           check_libm: bool = True, sampled: bool = True,
-          progress: Callable[[int], None] | None = None) -> ProofReport:
+          progress: Callable[[int, str], None] | None = None) -> ProofReport:
+    """Search, check and decide. `timeout` is a wall-clock budget for the whole run (search,
+    real-arithmetic pass, certificate and library checks): what it leaves undone is reported
+    undecided with "the budget ran out", never as a property of the model."""
+    timeout = check_timeout(timeout)
     t0 = time.perf_counter()
     model = model.cpu()
     dtype = str(model.dtype).replace("torch.", "")
@@ -94,14 +107,18 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
     if certificate is not None:
         cert_mod.write(cert, certificate)
         report.certificate = str(certificate)
-    if report.verdict == "candidate":
+    if report.verdict == Verdict.CANDIDATE:
         try:
-            _check(report, cert, model, dtype, check_libm, progress)
+            _check(report, cert, model, dtype, check_libm, progress, t0 + timeout)
         except KeyboardInterrupt:
             _interrupted(report, "during the certificate and library checks")
-    if report.verdict == "proven":
+        except TimeoutError as e:
+            report.verdict, report.budget_ran_out = Verdict.UNDECIDED, True
+            report.reason = (f"the budget ran out ({timeout:g} s) during {e}, after the search closed every step; "
+                             "run again with a larger --timeout")
+    if report.verdict in (Verdict.PROVEN, Verdict.CONDITIONAL):
         for sv in report.steps:
-            sv.verdict = "proven"
+            sv.verdict = report.verdict
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -115,7 +132,7 @@ def _interrupted(report: ProofReport, when: str) -> None:
 
 
 def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, searches: list, margins, t0: float,
-            timeout: float, deadline: float, progress: Callable[[int], None] | None) -> None:
+            timeout: float, deadline: float, progress: Callable[[int, str], None] | None) -> None:
     """The quick counterexample pass (deep models), the split search of every answer step, then `_settle`;
     `searches` and `report` are filled as it goes."""
     fmt, vocab = model.spec.format, len(model.spec.vocab)
@@ -124,9 +141,9 @@ def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, 
             for k in range(fmt.out_digits):
                 if time.perf_counter() > t0 + QUICK_SHARE * timeout:
                     break
-                found = quick_refute(model, StepLayout(fmt, vocab, k), ctx)
                 if progress:
-                    progress(0)
+                    progress(0, f"quick counterexample pass, step {k} of {fmt.out_digits}")
+                found = quick_refute(model, StepLayout(fmt, vocab, k), ctx)
                 if found:
                     a, b, printed = found
                     report.steps = [StepVerdict(step=j, verdict="undecided") for j in range(k)]
@@ -155,61 +172,105 @@ def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, 
                 sv.reason = res.unsupported
             report.open_regions += res.open_regions[: max(0, 20 - len(report.open_regions))]
             report.open_inputs += res.open_inputs
-        if report.verdict != "refuted":
-            _settle(report, searches, model, mw, t0 + timeout)
+        if report.verdict != Verdict.REFUTED:
+            _settle(report, searches, model, mw, t0 + timeout, timeout, progress)
 
 
 def _check(report: ProofReport, cert: dict, model: AdderModel, dtype: str, check_libm: bool,
-           progress: Callable[[int], None] | None) -> None:
+           progress: Callable[[int, str], None] | None, deadline: float) -> None:
     """The verdict of a search that bounded every step: the certificate's independent check, then the
-    library-function assumptions."""
-    checked = cert_mod.check(cert, model)
+    library-function assumptions. `proven` needs both; an assumption checked on a sample only, or not
+    at all, makes the verdict `conditional` (named in `report.unchecked`), never `proven`.
+    Raises TimeoutError (naming the phase) past `deadline`."""
+    checked = cert_mod.check(cert, model, progress=progress, deadline=deadline)
     report.check = checked.reason
     if not checked.passed:
-        report.verdict, report.reason = "undecided", f"the certificate check failed: {checked.reason}"
-    elif check_libm:
-        report.verdict = "proven"
-        for fn, (lo, hi, grid) in sorted(checked.ranges.items()):
-            if progress:
-                progress(0)
-            lib = check_range(fn, lo, hi, dtype, grid=grid)
-            report.libm.append(lib.to_json())
+        report.verdict, report.reason = Verdict.UNDECIDED, f"the certificate check failed: {checked.reason}"
+        return
+    if not check_libm:
+        report.verdict = Verdict.CONDITIONAL
+        report.unchecked.append(f"torch's library functions ({', '.join(sorted(checked.ranges))}) meet the assumed "
+                                "ulp bounds on the ranges met: not checked (--no-libm-check)")
+        return
+    report.verdict = Verdict.PROVEN
+    for fn, (lo, hi, grid) in sorted(checked.ranges.items()):
+        if progress:
+            progress(0, f"library check, {fn} on [{lo:.4g}, {hi:.4g}]")
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the library-function checks")
+        lib = check_range(fn, lo, hi, dtype, grid=grid)
+        report.libm.append(lib.to_json())
+        if not lib.holds:
+            report.assumptions.append("violated: " + lib.describe())
+            report.verdict = Verdict.UNDECIDED
+            report.reason = f"library assumption violated: {lib.describe()}"
+        elif lib.exhaustive:
             report.assumptions.append("checked: " + lib.describe())
-            if not lib.holds:
-                report.verdict = "undecided"
-                report.reason = f"library assumption violated: {lib.describe()}"
-    else:
-        report.verdict = "undecided"
-        report.reason = "the library-function assumptions were not checked (--no-libm-check)"
+        else:
+            report.assumptions.append("sampled, not exhaustively checked: " + lib.describe())
+            report.unchecked.append(f"{lib.fn} is within the assumed ulp bound on all of [{lib.lo:.6g}, {lib.hi:.6g}] "
+                                    f"(checked on a random sample of {lib.inputs:,} {dtype} inputs only)")
+    if report.verdict == Verdict.PROVEN and report.unchecked:
+        report.verdict = Verdict.CONDITIONAL
 
 
-def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, deadline: float) -> None:
-    """Verdicts of the steps the float search did not prove: real-only or undecided."""
+def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, deadline: float,
+            timeout: float, progress: Callable[[int, str], None] | None = None) -> None:
+    """Verdicts of the steps the float search did not prove: real-only or undecided. A step the
+    budget cut short is undecided with "the budget ran out", never "open in real arithmetic"."""
     unproven = [s for s in searches if not s.proven]
     if len(searches) == model.spec.format.out_digits and not unproven:
-        report.verdict = "candidate"  # proven by the search: the check decides
+        report.verdict = Verdict.CANDIDATE  # proven by the search: the check decides
         return
     missing = model.spec.format.out_digits - len(searches)
     real_ctx = Ctx(mw, REAL)
     real_ok = missing == 0
-    reasons = []
+    reasons, cut = [], []  # cut: steps the budget left undecided
     for s in unproven:
         sv = report.steps[s.step]
         if s.unsupported:
             real_ok = False
             reasons.append(f"step {s.step}: {s.unsupported}")
             continue
+        if s.budget_ran_out:
+            real_ok = False
+            cut.append(s.step)
+            sv.reason = f"the budget ran out with {s.open_inputs:.3g} inputs not yet bounded"
+            continue
         layout = StepLayout(model.spec.format, len(model.spec.vocab), s.step)
-        real = search_step(model, layout, real_ctx, deadline)
+        real = search_step(model, layout, real_ctx, deadline, progress, " in real arithmetic")
         if real.proven:
-            sv.verdict = "real-only"
+            sv.verdict = Verdict.REAL_ONLY
             sv.reason = (f"real arithmetic proves it (margin >= {real.certified_margin:.3g}); the {mw.dtype} bound "
                          f"leaves {s.open_inputs:.3g} inputs open")
+        elif real.budget_ran_out:
+            real_ok = False
+            cut.append(s.step)
+            sv.reason = sv.reason or (f"open in {mw.dtype} at the deepest split ({s.open_inputs:.3g} inputs); the "
+                                      "budget ran out before real arithmetic decided it")
         else:
             real_ok = False
             sv.reason = sv.reason or f"open in real arithmetic too ({real.open_inputs:.3g} inputs)"
-        reasons.append(f"step {s.step}: {sv.reason}")
-    report.verdict = "real-only" if real_ok else "undecided"
+        if s.step not in cut:
+            reasons.append(f"step {s.step}: {sv.reason}")
+    report.verdict = Verdict.REAL_ONLY if real_ok else Verdict.UNDECIDED
     report.reason = "; ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more steps)" if len(reasons) > 3 else "")
-    if missing:
-        report.reason = (report.reason + "; " if report.reason else "") + f"{missing} steps not reached before the timeout"
+    if cut or missing:
+        report.budget_ran_out = True
+        which = f"step{'s' if len(cut) > 1 else ''} {_ranges(cut)} not decided" if cut else ""
+        if missing:
+            which += (", " if which else "") + f"{missing} steps not reached"
+        report.reason = (f"the budget ran out ({timeout:g} s) with {which}; a larger --timeout may decide "
+                         + ("them" if len(cut) + missing > 1 else "it") + (f"; {report.reason}" if report.reason else ""))
+
+
+def _ranges(steps: list[int]) -> str:
+    """[2, 3, 4, 7] -> '2-4, 7'."""
+    out, start = [], None
+    for i, k in enumerate(steps):
+        if start is None:
+            start = k
+        if i + 1 == len(steps) or steps[i + 1] != k + 1:
+            out.append(f"{start}" if start == k else f"{start}-{k}")
+            start = None
+    return ", ".join(out)

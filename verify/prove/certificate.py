@@ -40,6 +40,7 @@ import numpy as np
 
 from ...compiler.checkpoint import weights_hash
 from ...compiler.errors import AdderError
+from ...compiler.files import write_whole
 from ...compiler.module import AdderModel
 from .automaton import GROUPS, Cases, count_paths, path_of
 from .floatmodel import ARITHMETICS
@@ -85,7 +86,7 @@ def write(cert: dict, path: Path) -> None:
     """Write `cert` as JSON; compressed when the name ends in .xz or .gz."""
     data = json.dumps(cert, separators=(",", ":")).encode()
     codec = COMPRESSORS.get(Path(path).suffix)
-    Path(path).write_bytes(codec[0].compress(data) if codec else data)
+    write_whole(Path(path), codec[0].compress(data) if codec else data)
 
 
 def read(path: Path) -> dict:
@@ -194,8 +195,10 @@ def leaf_margins(cert: dict, fmt, vocab: int, step: int, pairs: np.ndarray, carr
     return out
 
 
-def check(cert: dict, model: AdderModel, progress=None) -> CheckResult:
-    """Re-verify a certificate against a compiled model, in rigorous arithmetic."""
+def check(cert: dict, model: AdderModel, progress=None, deadline: float | None = None) -> CheckResult:
+    """Re-verify a certificate against a compiled model, in rigorous arithmetic. `progress(n, phase)`
+    hears of each batch of n leaves re-verified; past `deadline` (a `time.perf_counter()` value) it raises
+    TimeoutError("the certificate check")."""
     t0 = time.perf_counter()
     if cert.get("weights_sha256") != weights_hash(model):
         return CheckResult(False, "the certificate is for other weights (sha256 differs)")
@@ -213,14 +216,15 @@ def check(cert: dict, model: AdderModel, progress=None) -> CheckResult:
         return CheckResult(False, f"the certificate must cover answer steps 0..{fmt.out_digits - 1} in order")
     try:
         with np.errstate(invalid="ignore", over="ignore"):  # a failed bound is an infinite box: it fails below
-            return _check_steps(steps, fmt, model, ctx, progress, t0)
+            return _check_steps(steps, fmt, model, ctx, progress, t0, deadline)
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise CertificateError(f"malformed certificate ({type(e).__name__}: {e})") from None
     except Unsupported as e:
         return CheckResult(False, str(e))
 
 
-def _check_steps(steps: list, fmt, model: AdderModel, ctx: Ctx, progress, t0: float) -> CheckResult:
+def _check_steps(steps: list, fmt, model: AdderModel, ctx: Ctx, progress, t0: float,
+                 deadline: float | None) -> CheckResult:
     """Every step of a certificate: regenerate its cases and inner sub-rows, re-verify its bounds."""
     n_leaves = 0
     for st in steps:
@@ -239,6 +243,8 @@ def _check_steps(steps: list, fmt, model: AdderModel, ctx: Ctx, progress, t0: fl
         if problems:
             return CheckResult(False, problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
         for s in range(0, len(leaves), CHECK_BATCH):
+            if deadline is not None and time.perf_counter() > deadline:
+                raise TimeoutError("the certificate check")
             batch = leaves[s:s + CHECK_BATCH]
             cases = Cases(np.concatenate([b[0].mask for b in batch]), np.concatenate([b[0].final for b in batch]))
             lams = np.concatenate([np.asarray(b[3]["lam"], dtype=np.float64).reshape(-1) for b in batch])
@@ -251,6 +257,6 @@ def _check_steps(steps: list, fmt, model: AdderModel, ctx: Ctx, progress, t0: fl
                                           f"({len(bad)} leaves fail)", n_leaves, ranges=ctx.ranges)
             n_leaves += len(batch)
             if progress:
-                progress(len(batch))
+                progress(len(batch), f"certificate check, step {st['step']}, leaves re-verified")
     return CheckResult(True, f"{n_leaves:,} leaves re-verified (exp in arb balls, outward rounding)", n_leaves,
                        ranges=ctx.ranges, seconds=time.perf_counter() - t0)

@@ -9,16 +9,33 @@ from __future__ import annotations
 import math
 import platform
 from dataclasses import dataclass, field
+from enum import Enum
 
 import torch
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-#: Overall verdicts: "proven", "refuted", "real-only", "undecided".
+
+class Verdict(str, Enum):
+    """What a proof run established, strongest first. A `str` subclass, so a verdict compares
+    equal to its word and is written to JSON as that word."""
+
+    PROVEN = "proven"  # every step of the argument went through, every assumption checked
+    CONDITIONAL = "conditional"  # the argument went through, but a library assumption was only sampled or unchecked
+    REFUTED = "refuted"  # a concrete input that greedy decoding gets wrong
+    REAL_ONLY = "real-only"  # correct in real arithmetic; the float model is not proven
+    UNDECIDED = "undecided"  # open regions remain (or the budget ran out)
+    CANDIDATE = "candidate"  # internal: the search bounded every step; the checks decide
+    CLOSED = "closed"  # a step only: bounded by the search, not re-checked on its own
+
+    def __str__(self) -> str:
+        return self.value
+
+
 #: A step the search bounded completely while the overall verdict is not `proven` (its
 #: bounds were not re-checked, or another step failed): never called proven on its own.
-CLOSED = "closed"
+CLOSED = Verdict.CLOSED
 
 
 @dataclass
@@ -33,7 +50,7 @@ class StepVerdict:
     seconds: float = 0.0
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "verdict": str(self.verdict)}
 
 
 @dataclass
@@ -42,7 +59,7 @@ class ProofReport:
     name: str
     weights_sha256: str
     dtype: str
-    verdict: str = "undecided"
+    verdict: Verdict = Verdict.UNDECIDED
     steps: list[StepVerdict] = field(default_factory=list)
     counterexample: dict | None = None  # {"a", "b", "printed", "expected", "step"}
     open_regions: list[str] = field(default_factory=list)
@@ -56,6 +73,8 @@ class ProofReport:
     seconds: float = 0.0
     machine: str = field(default_factory=lambda: f"{platform.machine()}, torch {torch.__version__}")
     interrupted: bool = False  # Ctrl-C ended the run: the report holds what was done (incomplete)
+    budget_ran_out: bool = False  # --timeout ended the search or a check before it decided
+    unchecked: list[str] = field(default_factory=list)  # assumptions only sampled or not checked (conditional)
 
     def summary(self) -> str:
         arith = f"{self.dtype} on CPU"
@@ -66,6 +85,9 @@ class ProofReport:
             c = self.counterexample
             return (f"refuted: {c['a']} + {c['b']} prints {c['printed']} (expected {c['expected']}); found by the "
                     f"prover at answer step {c['step']}, confirmed by greedy decoding")
+        if self.verdict == "conditional":
+            return (f"conditional (not proven): every one of the 10^20 inputs is added correctly at every answer step, "
+                    f"in {arith}, provided that " + "; ".join(self.unchecked))
         if self.verdict == "real-only":
             return (f"real-only: correct on all inputs in real arithmetic with these weights, but the {arith} model "
                     f"is not proven: {self.reason}")
@@ -80,6 +102,7 @@ class ProofReport:
 
     def to_json(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if k != "steps"}
+        d["verdict"] = str(self.verdict)
         d["steps"] = [s.to_json() for s in self.steps]
         d["summary"] = self.summary()
         return d
@@ -92,7 +115,8 @@ def _fmt(x: float | None) -> str:
 
 
 def render(r: ProofReport):
-    style = {"proven": "bold green", "refuted": "bold red", "real-only": "bold yellow", "undecided": "bold yellow"}
+    style = {"proven": "bold green", "refuted": "bold red", "conditional": "bold yellow", "real-only": "bold yellow",
+             "undecided": "bold yellow"}
     head = Text(f"{r.name}  ({r.target}, {r.dtype}, weights sha256 {r.weights_sha256[:12]}…)\n", style="bold")
     table = Table(title="per answer step", title_justify="left")
     for col in ("step", "verdict", "leaves", "certified margin >=", "smallest sampled margin", "open inputs", "seconds"):

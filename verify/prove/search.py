@@ -58,6 +58,7 @@ class StepSearch:
     weak_inputs: list = field(default_factory=list)  # (a, b): worst-case inputs of cases whose bound failed, last first
     unsupported: str | None = None
     seconds: float = 0.0
+    budget_ran_out: bool = False  # the deadline left cases unbounded (not a property of the model)
 
     @property
     def proven(self) -> bool:
@@ -127,8 +128,21 @@ def _unsupported(res: StepSearch, why: str, pending: list) -> StepSearch:
     return res
 
 
+def _out_of_budget(res: StepSearch, layout: StepLayout, pending: list) -> StepSearch:
+    """Mark every case not yet bounded open, because the deadline passed."""
+    res.budget_ran_out = True
+    for box, i, cases, *_rest, label in pending:
+        box[i] = {"open": True}
+        res.open_inputs += float(count_paths(cases)[0])
+        if len(res.open_regions) < 20:
+            res.open_regions.append(f"step {layout.k}: {label} (not reached: the budget ran out)")
+    return res
+
+
 def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float,
-                progress: Callable[[int], None] | None = None) -> StepSearch:
+                progress: Callable[[int, str], None] | None = None, phase: str = "") -> StepSearch:
+    """Bound the cases of one step, splitting the ones not proven, until proven, refuted, at the
+    deepest split, or past `deadline`. `progress(n, phase)` hears of each batch of n cases bounded."""
     t0 = time.perf_counter()
     roots = root_cases(layout)
     res = StepSearch(step=layout.k, roots=[None] * len(roots.cases))
@@ -136,6 +150,8 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
     pending = [(res.roots, i, roots.cases.take([i]), roots.query_token[i], roots.target[i], 0, roots.labels[i])
                for i in range(len(roots.cases))]
     order = branch_order(layout)
+    if time.perf_counter() > deadline:
+        return _out_of_budget(res, layout, pending)
     try:
         inner = bound_inner(layout, ctx)
     except Unsupported as e:
@@ -143,10 +159,7 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
     res.inner = inner.record
     while pending:
         if time.perf_counter() > deadline:
-            for box, i, cases, *_rest, label in pending:
-                box[i] = {"open": True}
-                res.open_inputs += float(count_paths(cases)[0])
-                res.open_regions.append(f"step {layout.k}: {label}")
+            _out_of_budget(res, layout, pending)
             break
         batch, pending = pending[:BATCH], pending[BATCH:]
         cases = Cases(np.concatenate([p[2].mask for p in batch]), np.concatenate([p[2].final for p in batch]))
@@ -157,7 +170,7 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
         except Unsupported as e:
             return _unsupported(res, str(e), batch + pending)
         if progress:
-            progress(len(batch))
+            progress(len(batch), f"step {layout.k}{phase}, cases bounded")
         failing = []
         for r, (box, i, c, q, y, depth, label) in enumerate(batch):
             if counts[r] == 0:
