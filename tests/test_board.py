@@ -1,8 +1,6 @@
 """`adder board`: each row's verdicts are those of running verify and prove directly; the manifest's
 models that are missing are "not obtained"; a bad manifest or an existing output is one line, exit 2."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,8 @@ from adder.verify.board import (BLACK_BOX, BLACK_BOX_SUITES, BOARD_SUITE, CHECKE
 from adder.verify.cases import ADVERSARIAL, SuiteOptions
 from adder.verify.manifest import ManifestError, read_manifest
 from adder.verify.prove import prove
+
+from test_cli import adder_here
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -81,6 +81,7 @@ def first_failure(report):
     return report.search.counterexample if report.search else None
 
 
+@pytest.mark.integration
 def test_rows_of_models_in_the_ir_match_verify_and_prove_run_directly(models):
     got = rows(models, "zcbtrak6", "param40", "mutant40")
     assert set(got) == {"zcbtrak6", "param40", "mutant40"}
@@ -134,7 +135,7 @@ def test_a_manifest_model_without_a_local_copy_is_not_obtained(models):
 
 
 def adder(*args):
-    return subprocess.run([sys.executable, "-m", "adder.cli", *map(str, args)], capture_output=True, text=True)
+    return adder_here(*args)
 
 
 def one_line_error(r, *needles):

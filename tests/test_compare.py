@@ -2,8 +2,6 @@
 
 import json
 import random
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -13,6 +11,8 @@ from adder.compiler.digits import carries_in, longest_chain
 from adder.constructions import build_spec
 from adder.verify.compare import (CLASSES, POSITION_ONLY_STD, carry_balanced_pairs, compare, digit_class_map,
                                   routing_rows)
+
+from test_cli import adder
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +88,7 @@ def test_carry_balanced_pairs_draw_each_class_a_third_of_the_time():
 
 def test_cli_compare_writes_plots_report_and_numbers(tmp_path):
     out = tmp_path / "cmp"
-    r = subprocess.run([sys.executable, "-m", "adder.cli", "compare", "param40", "qwen87", "--out", str(out),
-                        "--probes", "200"], capture_output=True, text=True)
+    r = adder("compare", "param40", "qwen87", "--out", out, "--probes", "200")
     assert r.returncode == 0, r.stderr
     assert "routes by position only" in r.stdout
     names = {p.name for p in out.iterdir()}
@@ -98,5 +97,5 @@ def test_cli_compare_writes_plots_report_and_numbers(tmp_path):
     data = json.loads((out / "comparison.json").read_text())
     assert data["seed"] == 0 and data["a"]["ledger"]["adderboard"] == 40 and data["b"]["ledger"]["adderboard"] == 87
     assert "data:image/png;base64," in (out / "report.html").read_text()
-    bad = subprocess.run([sys.executable, "-m", "adder.cli", "compare", "param40", "nope"], capture_output=True, text=True)
+    bad = adder("compare", "param40", "nope")
     assert bad.returncode == 2 and "unknown construction" in bad.stderr and "Traceback" not in bad.stderr

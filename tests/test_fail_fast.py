@@ -190,6 +190,7 @@ def _interrupt_when(proc, ready, limit=300.0):
     return proc.communicate(timeout=limit)
 
 
+@pytest.mark.integration
 def test_ctrl_c_during_train_keeps_the_best_checkpoint(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "adder.cli", "train", "micro57", "--steps", "2000", "--out", str(run),

@@ -201,6 +201,7 @@ def adder(*args, cwd, pythonpath=()):
     return subprocess.run([sys.executable, "-m", "adder.cli", *args], capture_output=True, text=True, cwd=cwd, env=env)
 
 
+@pytest.mark.integration
 def test_a_construction_file_builds_verifies_exports_and_shows_info_through_the_cli(tmp_path):
     path = write(tmp_path, "mine.py", MINE.format(name="mine40"))
     r = adder("build", str(path), cwd=tmp_path)

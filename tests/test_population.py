@@ -193,6 +193,7 @@ def test_a_population_on_cuda_follows_the_cpu_one(tmp_path):
     assert checkpoint.load(cuda.runs[0].checkpoint).device.type == "cpu"  # checkpoints are written from the CPU
 
 
+@pytest.mark.integration
 def test_the_cli_trains_a_population_and_reports_one_row_per_seed(tmp_path):
     import json
     import subprocess

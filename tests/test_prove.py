@@ -185,6 +185,7 @@ def test_a_gelu_model_is_proven_with_its_library_check():
     assert gelu["holds"] and gelu["exhaustive"]
 
 
+@pytest.mark.integration
 def test_tinyadder36_is_refuted_by_the_prover_itself(compiled):
     model = compiled("tinyadder36")
     report = prove(model, "tinyadder36", timeout=120, sampled=False)
@@ -193,6 +194,7 @@ def test_tinyadder36_is_refuted_by_the_prover_itself(compiled):
     assert add(model, c["a"], c["b"])[0] == c["printed"] != c["a"] + c["b"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("key,idx,factor", BOUNDARY)
 def test_boundary_mutants_are_never_proven(compiled, key, idx, factor):
     model = compile_spec(build_spec("param40"))
@@ -202,6 +204,7 @@ def test_boundary_mutants_are_never_proven(compiled, key, idx, factor):
     assert report.verdict != "proven", (key, idx, factor)
 
 
+@pytest.mark.integration
 def test_trained_reference_is_not_proven():
     model = load("train/reference/micro57.pt")
     report = prove(model, "micro57", timeout=30, sampled=False)
@@ -229,6 +232,7 @@ def test_the_word_proven_only_in_a_proven_verdict(param40, compiled):
     assert "proven:" in _words(proven_report)
 
 
+@pytest.mark.integration
 def test_cli_prove_writes_and_checks_a_certificate(tmp_path):
     runner = CliRunner()
     cert = tmp_path / "c.json"

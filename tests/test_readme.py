@@ -1,18 +1,19 @@
-"""The README's tour runs as written: each fast command in a fresh folder, and the Python block
-with the results its comments promise. (The training and comparison lines take minutes: they
-are exercised by the train and compare tests instead.)"""
+"""The README's tour runs as written: each command in one folder (in this process, through the
+real entry point), and the Python block with the results its comments promise. The tour's
+seconds-long lines run in the integration tier; the "longer runs" (minutes: training, a float64
+adversarial run) are exercised by the train, compare and verify tests instead."""
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from test_cli import adder
+
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-#: Tour lines that take minutes, run only with -m slow (or not at all: training takes ~11 min).
-SLOW = ("--adversarial", "prove tinyadder36")
-NOT_RUN = ("adder train micro57", "adder compare")
+#: Tour lines that take tens of seconds: the integration tier runs them.
+HEAVY = ("--adversarial", "prove tinyadder36", "prove param40")
 #: Commands that report a wrong model: exit 1 by design.
 FINDS_A_BUG = ("verify tinyadder36", "prove tinyadder36")
 
@@ -25,7 +26,7 @@ def tour() -> list[str]:
 def run(command: str, cwd: Path) -> subprocess.CompletedProcess:
     args = command.split()
     assert args[0] == "adder"
-    return subprocess.run([sys.executable, "-m", "adder", *args[1:]], capture_output=True, text=True, cwd=cwd)
+    return adder(*args[1:], cwd=cwd)
 
 
 def test_the_tour_is_found():
@@ -44,14 +45,14 @@ def _check(command: str, folder: Path):
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("command", [c for c in tour() if not any(k in c for k in SLOW + NOT_RUN)])
+@pytest.mark.parametrize("command", [c for c in tour() if not any(k in c for k in HEAVY)])
 def test_a_fast_tour_command_runs(command, folder):
     _check(command, folder)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("command", [c for c in tour() if any(k in c for k in SLOW)])
-def test_a_slow_tour_command_runs(command, folder):
+@pytest.mark.integration
+@pytest.mark.parametrize("command", [c for c in tour() if any(k in c for k in HEAVY)])
+def test_a_heavier_tour_command_runs(command, folder):
     _check(command, folder)
 
 

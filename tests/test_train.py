@@ -1,7 +1,5 @@
 """The trainer: loss falls, checkpoints round-trip, runs repeat, bad input is one line."""
 
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
@@ -12,6 +10,8 @@ from adder.compiler.errors import AdderError
 from adder.train import data
 from adder.train.loop import train
 from adder.train.recipes import get_recipe
+
+from test_cli import adder
 
 TINY = dict(steps=240, eval_every=80, eval_pairs=300, warmup=50)
 
@@ -84,13 +84,13 @@ def test_impossible_curriculum(bad):
 
 def test_cli_errors_are_one_line(tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "adder.cli", "train", *args], capture_output=True, text=True, cwd=tmp_path)
+        return adder("train", *args, cwd=tmp_path)
 
     for args, msg in ((("nope",), "unknown recipe"), (("micro57", "--curriculum", "1-99:5"), "impossible curriculum")):
         r = run(*args)
         assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
     other = tmp_path / "p40.pt"
-    subprocess.run([sys.executable, "-m", "adder.cli", "build", "param40", "-o", str(other)], check=True, capture_output=True)
+    assert adder("build", "param40", "-o", other).returncode == 0
     r = run("micro57", "--resume", str(other), "--steps", "10")
     assert r.returncode == 2 and "not of recipe 'micro57'" in r.stderr
     lst = run("--list")

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from adder.compiler import checkpoint, ledger
@@ -22,6 +23,7 @@ PROVEN = REF.with_name("micro57-proven.pt")
 CERTIFICATE = REF.with_name("micro57-proven.cert.json.xz")
 
 
+@pytest.mark.integration
 def test_the_shipped_learned_model_is_proven_and_its_certificate_rechecks():
     """train/reference/micro57-proven.pt: micro57 trained here (seed 777) and fine-tuned three
     times (docs/train.md), `proven` by `adder prove` on all 10^20 inputs. Its certificate is

@@ -2,6 +2,7 @@
 proven is never reported proven (no certificate beside it), and a proven one ends the loop with its
 certificate beside the checkpoint, which `adder prove --check` re-verifies."""
 
+import pytest
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +25,7 @@ REF = REFERENCE / "micro57.pt"
 A, B = 9_900_009_900, 9_900_009_900
 
 
+@pytest.mark.integration
 def test_the_provers_findings_are_mined_by_the_fine_tune():
     torch.set_num_threads(1)
     ref = checkpoint.load(REF, dtype="float32")
@@ -40,6 +42,7 @@ def test_the_provers_findings_are_mined_by_the_fine_tune():
     assert (report.counterexample["a"], report.counterexample["b"]) in set(zip(mined.a.tolist(), mined.b.tolist()))
 
 
+@pytest.mark.integration
 def test_a_model_that_stays_refuted_is_not_proven_and_gets_no_certificate(tmp_path):
     out = tmp_path / "up"
     args = ["train", "micro57", "--warm-start", str(REF), "--until-proven", "--attempts", "1", "--prove-timeout", "120",
@@ -68,6 +71,7 @@ def test_until_proven_needs_a_start_and_sane_budgets(tmp_path):
     assert not (tmp_path / "x").exists()  # refused before any work
 
 
+@pytest.mark.integration
 def test_a_proven_model_ends_the_loop_with_its_certificate_beside_it(tmp_path):
     """A start the prover proves (the param40 construction, ~10 s; not a micro57, so only proven,
     `--attempts 0`): attempt 0 ends the loop, no fine-tune runs, and the certificate beside the
