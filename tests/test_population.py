@@ -18,7 +18,7 @@ from adder.compiler.errors import AdderError
 from adder.compiler.module import compile_spec
 from adder.train import data
 from adder.train.loop import answer_loss, train
-from adder.train.loop import METRICS_COLUMNS
+from adder.train.loop import METRICS_COLUMNS, STATE
 from adder.train.population import DIVERGED, EARLY_STOP, _device, _Population, train_population
 from adder.train.sweep import seed_folder
 from adder.train.recipes import RECIPES, get_recipe
@@ -42,6 +42,8 @@ def assert_same_rows(member, single):
         assert m["exact"] == pytest.approx(s["exact"], abs=2 / SHORT["eval_pairs"])
         assert m["token_acc"] == pytest.approx(s["token_acc"], abs=2e-3)
         assert m["weight_decay"] == s["weight_decay"] and m["lr"] == s["lr"]
+        assert set(m) == set(s), set(m) ^ set(s)  # the same columns: nothing the single run writes is missing
+        assert m["min_margin"] == pytest.approx(s["min_margin"], abs=2e-3 * (1 + abs(s["min_margin"])))
 
 
 def run_edited(r, h, seeds, folder, edit):
@@ -219,3 +221,30 @@ def test_a_member_with_the_eos_target_follows_its_single_run(tmp_path):
     start = dict(compile_spec(r.build(), seed=3).named_spec_params())["pos.top_digit"]
     moved = dict(checkpoint.load(pop.runs[0].checkpoint).named_spec_params())["pos.top_digit"]
     assert not torch.allclose(start, moved)
+
+
+def test_a_kill_during_a_population_evaluation_leaves_a_loadable_resume_file(tmp_path, monkeypatch):
+    """Each member's last.state.pt is written whole or not at all: a kill while it is written (here, inside
+    torch.save of the second evaluation) leaves the first evaluation's file, which a resume reads."""
+    r = get_recipe("micro57")
+    h = replace(r.hyper, steps=20, eval_every=10, eval_pairs=50, curriculum="1-10:rest", carry_mix=0.0)
+    pop = _Population(r, h, [3], tmp_path, _device("cpu"), warm_start=None)
+    real_save, calls = torch.save, []
+
+    def dying_save(obj, f, *args, **kwargs):
+        if str(f).endswith(".tmp") and "optimizer" in obj:
+            calls.append(f)
+            if len(calls) == 2:  # the second evaluation's resume file: half written, then killed
+                Path(f).write_bytes(b"PK\x03\x04 truncated")
+                raise KeyboardInterrupt
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    try:
+        res = pop.run(on_row=None)  # Ctrl-C ends a population: what it wrote is kept
+    finally:
+        pop.close()
+    monkeypatch.setattr(torch, "save", real_save)
+    assert res.interrupted and len(calls) == 2
+    state = torch.load(seed_folder(tmp_path, 3) / STATE, weights_only=True)
+    assert state["step"] == 10 and not list(seed_folder(tmp_path, 3).glob(".*.tmp"))

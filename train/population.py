@@ -40,7 +40,8 @@ from ..compiler.module import AdderModel, compile_spec
 from . import data
 from .guard import Forbidden
 from .loop import (BEST, GROKKED_AT, LAST, METRICS, METRICS_COLUMNS, STATE, RunResult, check_eos, data_seed,
-                   finish_with_lbfgs, lr_at, refuse_existing_run, run_meta, teacher_forced_batch, warm_start_from)
+                   finish_with_lbfgs, lr_at, refuse_existing_run, run_meta, smallest_margin, teacher_forced_batch,
+                   warm_start_from)
 from .optim import make_optimizer
 from .recipes import Hyper, Recipe
 from .sweep import seed_folder
@@ -338,23 +339,28 @@ class _Population:
 
     # ------------------------------------------------------------------ evaluation, checkpoints
     @torch.no_grad()
-    def _held_out(self, params: dict[str, torch.Tensor] | None = None) -> list[tuple[float, float]]:
-        """Each active member's held-out (exact match, token accuracy), as `loop.evaluate` counts them,
-        of `params` (the stacks by default)."""
+    def _held_out(self, params: dict[str, torch.Tensor] | None = None) -> list[tuple[float, float, float]]:
+        """Each active member's held-out (exact match, token accuracy, smallest logit margin), as
+        `loop.evaluate` counts them, of `params` (the stacks by default)."""
         n, pairs = self.fmt.out_digits, len(self.va_tokens)
         chunk = max(1, EVAL_ROWS // len(self.active))
         exact = torch.zeros(len(self.active), dtype=torch.long, device=self.device)
         tok = torch.zeros_like(exact)
+        low = torch.full((len(self.active),), float("inf"), device=self.device)
 
         def logits(params, tokens):
             return functional_call(self.template, params, (tokens,), {"keep_last": n})
 
         for i in range(0, pairs, chunk):
             tokens, answer = self.va_tokens[i:i + chunk], self.va_answer[i:i + chunk]
-            right = vmap(logits, in_dims=(0, None))(params or self.params, tokens).argmax(dim=-1) == answer
+            out = vmap(logits, in_dims=(0, None))(params or self.params, tokens)  # [S, B, n, V]
+            right = out.argmax(dim=-1) == answer
             exact += right.all(dim=-1).sum(dim=-1)
             tok += right.sum(dim=(-1, -2))
-        return [(e / pairs, t / (pairs * n)) for e, t in zip(exact.tolist(), tok.tolist())]
+            target = answer.expand(out.shape[:-1])[..., None]
+            margin = out.gather(-1, target).squeeze(-1) - out.scatter(-1, target, float("-inf")).amax(-1)
+            low = torch.minimum(low, smallest_margin(margin.flatten(0, 1)).view(len(self.active), -1).amin(1))
+        return [(e / pairs, t / (pairs * n), m) for e, t, m in zip(exact.tolist(), tok.tolist(), low.tolist())]
 
     def _evaluate(self, step: int, lr: float) -> dict[int, dict]:
         """Evaluate, log and checkpoint every active member as its single run does (the rows it
@@ -363,9 +369,9 @@ class _Population:
         raw = self._held_out()
         started = self.averaging.tolist()  # as in a single run: an average is scored from the evaluation after it starts
         averaged = self._held_out(self._averaged()) if any(started) else [None] * len(raw)
-        self._start_averages([exact for exact, _ in raw])
-        for i, (m, (exact, token_acc), avg) in enumerate(zip(self.active, raw, averaged)):
-            evaluated[m.seed] = self._record(m, step, lr, exact, token_acc, avg[0] if started[i] else None)
+        self._start_averages([exact for exact, *_ in raw])
+        for i, (m, (exact, token_acc, low), avg) in enumerate(zip(self.active, raw, averaged)):
+            evaluated[m.seed] = self._record(m, step, lr, exact, token_acc, avg[0] if started[i] else None, low)
             self._save(m, i, step + 1, exact, state)
             if m.perfect_streak >= self.h.early_stop_evals and step + 1 < self.h.steps:
                 self._end(m, EARLY_STOP)
@@ -375,15 +381,16 @@ class _Population:
         return evaluated
 
     def _record(self, m: _Member, step: int, lr: float, exact: float, token_acc: float,
-                ema_exact: float | None) -> dict:
+                ema_exact: float | None, min_margin: float) -> dict:
         """Member `m`'s selection state after an evaluation, and its metrics.csv row (`ema_exact`: its
-        weight average's held-out exact match, None before the average started)."""
+        weight average's held-out exact match, None before the average started; `min_margin`: the
+        held-out pairs' smallest logit margin, as a single run writes it)."""
         h, seconds = self.h, self._seconds()
         m.weight_decay = h.weight_decay_at(exact, token_acc)  # adaptive decay (a no-op without wd_drops)
         row = {"step": step + 1, "loss": m.loss_sum / m.loss_n, "exact": exact, "token_acc": token_acc, "lr": lr,
                "carry_mix": data.carry_mix_at(step, h.carry_mix, h.carry_fade), "seconds": seconds,
                "steps_per_s": round((step + 1) / max(1e-9, seconds), 1), "weight_decay": m.weight_decay,
-               "phase": "train", "ema_exact": ema_exact}
+               "phase": "train", "ema_exact": ema_exact, "min_margin": min_margin}
         m.loss_sum, m.loss_n = 0.0, 0
         m.csv.writerow(row)
         m.csv_file.flush()
