@@ -12,8 +12,6 @@ stdout can be piped or parsed. Output is for scripts as much as for eyes:
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
 from collections.abc import Iterable
@@ -26,7 +24,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..compiler.errors import AdderError
-from ..compiler.files import check_writable, write_whole
+from ..compiler.files import check_writable, json_text
+from ..compiler.files import write_json as write_json_whole
 
 #: Width of a console that writes to a pipe or a file: wide enough that no table cell is cut.
 UNWRAPPED_WIDTH = 100_000
@@ -83,19 +82,6 @@ def table(title: str, columns: Iterable[str], rows: Iterable[Iterable[str]], **c
     return t
 
 
-def json_text(data: Any) -> str:
-    """`data` as JSON text that any parser reads: a non-finite float becomes the string "nan", "inf" or "-inf"."""
-    return json.dumps(_finite(data), indent=1)
-
-
-def _finite(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
 
 
 def print_json(data: Any) -> None:
@@ -106,7 +92,7 @@ def print_json(data: Any) -> None:
 
 def write_json(path: Path, data: dict) -> None:
     """Write a report's JSON (whole or not at all: a temporary file renamed into place) and say so."""
-    write_whole(path, json_text(data) + "\n")
+    write_json_whole(path, data)
     console.print(f"wrote {escape(str(path))}", highlight=False)
 
 

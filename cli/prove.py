@@ -17,7 +17,7 @@ from .common import INTERRUPTED_EXIT, console, err_console, write_json, writable
 from .progress import phase_spinner
 
 #: Exit status by verdict; anything else (conditional, real-only, undecided) exits with UNDECIDED_EXIT.
-VERDICT_EXIT = {"proven": 0, "refuted": 1}
+VERDICT_EXIT = {"proven": 0, "refuted": 1}  # Verdict.PROVEN, Verdict.REFUTED (a str enum: the words are its values)
 UNDECIDED_EXIT = 3
 
 

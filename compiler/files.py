@@ -18,11 +18,13 @@ probe file in the folder, because `os.access` says yes to root on a read-only mo
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .errors import AdderError
 
@@ -82,6 +84,26 @@ def write_whole(path: Path, data: bytes | str | Callable[[Path], None]) -> Path:
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     return path
+
+
+def json_text(data: Any) -> str:
+    """`data` as JSON text that any parser reads: a non-finite float becomes the string "nan", "inf" or "-inf"."""
+    return json.dumps(_finite(data), indent=1)
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """`data` as JSON (`json_text`) in `path`, whole or not at all."""
+    return write_whole(path, json_text(data) + "\n")
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
 
 
 def _put(path: Path, data: bytes | str | Callable[[Path], None]) -> None:

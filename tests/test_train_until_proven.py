@@ -11,12 +11,12 @@ import torch
 from typer.testing import CliRunner
 
 from adder.cli import app
-from adder.cli.until_proven import prover_findings
 from adder.compiler import checkpoint
 from adder.compiler.errors import AdderError
 from adder.train.finetune import FinetuneOptions, candidates, finetune_seed, mine
 from adder.train.guard import Forbidden
 from adder.train.recipes import get_recipe
+from adder.train.until_proven import prover_findings
 from adder.verify.prove import prove
 
 REFERENCE = Path(__file__).resolve().parents[1] / "train" / "reference"
@@ -85,3 +85,38 @@ def test_a_proven_model_ends_the_loop_with_its_certificate_beside_it(tmp_path):
     assert report["verdict"] == "proven" and report["certificate"] == str(out / "best.cert.json.xz")
     check = CliRunner().invoke(app, ["prove", str(out / "best.pt"), "--check", str(out / "best.cert.json.xz")])
     assert check.exit_code == 0 and "check passed" in check.output, check.output
+
+
+def test_the_loop_as_a_library_call_with_a_stand_in_prover(tmp_path):
+    """`train.until_proven` without the command line: a stand-in prover refutes the warm start (at the
+    reference's known counterexample), the loop fine-tunes on it, and the stand-in proves what the
+    fine-tune left: best.pt and its certificate sit side by side, the history lists both attempts."""
+    from adder.train.until_proven import CERTIFICATE, prepare_run, until_proven
+    from adder.verify.prove.report import ProofReport, Verdict
+
+    calls = []
+
+    def stand_in(model, target, *, timeout, certificate):
+        calls.append(target)
+        report = ProofReport(target, model.spec.name, "0" * 64, "float32")
+        if len(calls) == 1:
+            report.verdict = Verdict.REFUTED
+            report.counterexample = {"a": A, "b": B, "printed": 0, "expected": A + B, "step": 1}
+        else:
+            report.verdict = Verdict.PROVEN
+            Path(certificate).write_text("{}")
+        return report
+
+    out, lines = tmp_path / "up", []
+    rec = get_recipe("micro57")
+    prepare_run(rec, out, str(REF), attempts=1, force=False)
+    res = until_proven(rec, replace(rec.hyper, eval_pairs=200), prove=stand_in, seed=1, run_dir=out,
+                       warm_start=str(REF), options=FinetuneOptions(steps=10, rounds=1, fresh=64, suite_k=0),
+                       attempts=1, prove_timeout=1.0, say=lines.append)
+    assert res.proven and [h["verdict"] for h in res.history] == ["refuted", "proven"]
+    assert calls == [str(REF), str(out / "attempt1" / "best.pt")]
+    assert (out / "best.pt").is_file() and (out / CERTIFICATE).is_file() and res.certificate == str(out / CERTIFICATE)
+    assert checkpoint.read(out / "attempt1" / "best.pt")["meta"]["finetune"]["extra_pairs"] >= 1
+    assert any("fine-tuning with margin" in line for line in lines)
+    with pytest.raises(AdderError, match="--force"):  # the folder now holds a run
+        prepare_run(rec, out, str(REF), attempts=1, force=False)

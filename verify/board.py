@@ -32,6 +32,7 @@ from .cases import ADVERSARIAL, ADVERSARIAL_K, DEFAULT_SUITE, SuiteOptions
 from .manifest import ManifestModel
 from .report import Report
 from .runner import SuiteResult, run_suite
+from .verdicts import Verdict
 
 #: The suite the board reports (AdderBoard's qualification cases).
 BOARD_SUITE = DEFAULT_SUITE
@@ -202,10 +203,12 @@ class ModelRow:
         if self.box == BLACK_BOX:
             return "not in the IR (black box)"
         p = self.proof
-        if p["verdict"] == "refuted" and p["counterexample"]:
+        if p["verdict"] == Verdict.REFUTED and p["counterexample"]:
             return f"refuted: {show_case(p['counterexample'])} ({p['seconds']:g} s)"
-        if p["verdict"] in ("undecided", "real-only"):
-            return f"{p['verdict']} at {prove_timeout:g} s"
+        if p["verdict"] in (Verdict.UNDECIDED, Verdict.REAL_ONLY):
+            return f"{p['verdict']} at {prove_timeout:g} s" + (" (the budget ran out)" if p.get("budget_ran_out") else "")
+        if p["verdict"] == Verdict.CONDITIONAL:  # rests on a sampled library check (float64): not the word proven
+            return f"conditional: library functions sampled, not enumerated ({p['seconds']:g} s)"
         return f"{p['verdict']} ({p['seconds']:g} s; search budget {prove_timeout:g} s)"
 
 

@@ -9,28 +9,14 @@ from __future__ import annotations
 import math
 import platform
 from dataclasses import dataclass, field
-from enum import Enum
 
 import torch
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ..verdicts import Verdict
 
-class Verdict(str, Enum):
-    """What a proof run established, strongest first. A `str` subclass, so a verdict compares
-    equal to its word and is written to JSON as that word."""
-
-    PROVEN = "proven"  # every step of the argument went through, every assumption checked
-    CONDITIONAL = "conditional"  # the argument went through, but a library assumption was only sampled or unchecked
-    REFUTED = "refuted"  # a concrete input that greedy decoding gets wrong
-    REAL_ONLY = "real-only"  # correct in real arithmetic; the float model is not proven
-    UNDECIDED = "undecided"  # open regions remain (or the budget ran out)
-    CANDIDATE = "candidate"  # internal: the search bounded every step; the checks decide
-    CLOSED = "closed"  # a step only: bounded by the search, not re-checked on its own
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: A step the search bounded completely while the overall verdict is not `proven` (its
