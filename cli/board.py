@@ -55,7 +55,7 @@ def run(models: Optional[Path] = typer.Option(None, "--models", help="Manifest (
     """
     import torch
 
-    from ..compiler.blackbox import check_timeout
+    from ..verify.submissions.blackbox import check_timeout
     from ..verify.board import BoardSettings, board_entries, model_row
     from ..verify.cases import SuiteOptions
     from ..verify.manifest import read_manifest

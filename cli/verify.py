@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from ..compiler.blackbox import DEFAULT_TIMEOUT
+from ..verify.submissions.blackbox import DEFAULT_TIMEOUT
 from ..compiler.errors import AdderError
 from ..compiler.limits import check_count, check_finite, check_seed, check_threads
 from .common import console, err_console, write_json, writable
@@ -80,7 +80,7 @@ def run(ctx: typer.Context,
     """
     import torch
 
-    from ..compiler.blackbox import check_submission, check_timeout
+    from ..verify.submissions.blackbox import check_submission, check_timeout
     from ..constructions.targets import SUBMISSION, resolve
     from ..verify.api import suite_count, verify_model, verify_submission
     from ..verify.cases import SuiteOptions, select_suites

@@ -11,8 +11,8 @@ from collections import Counter
 
 import pytest
 
-from adder.compiler import blackbox
-from adder.compiler.blackbox import (CRASH, ERROR, KILL_GRACE, MAX_LOST_IN_A_ROW, NOT_INT, NOT_RUN, OK, TIMEOUT,
+from adder.verify.submissions import blackbox
+from adder.verify.submissions.blackbox import (CRASH, ERROR, KILL_GRACE, MAX_LOST_IN_A_ROW, NOT_INT, NOT_RUN, OK, TIMEOUT,
                                      BlackBox)
 from adder.compiler.errors import AdderError
 
@@ -258,7 +258,7 @@ def test_without_landlock_no_file_may_grow(tmp_path):
     """The fallback where Landlock is missing: RLIMIT_FSIZE 0, and a write is an OSError, not a kill."""
     code = f'''
 import os, sys, tempfile
-from adder.compiler import sandbox
+from adder.verify.submissions import sandbox
 sandbox._landlock = lambda *args, **kwargs: (0, "switched off for this test")
 limits = sandbox.confine(tempfile.mkdtemp(dir={str(tmp_path)!r}))
 print(limits["files"])

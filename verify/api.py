@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..compiler.blackbox import (CRASH, DEFAULT_TIMEOUT, ERROR, NOT_INT, NOT_RUN, OK, TIMEOUT, WORKERS, BlackBox,
+from .submissions.blackbox import (CRASH, DEFAULT_TIMEOUT, ERROR, NOT_INT, NOT_RUN, OK, TIMEOUT, WORKERS, BlackBox,
                                 Outcome)
 from ..compiler.checkpoint import weights_hash
 from ..compiler.ledger import ledger

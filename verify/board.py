@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..compiler import checkpoint
-from ..compiler.blackbox import DEFAULT_TIMEOUT, BlackBox, check_submission
+from .submissions.blackbox import DEFAULT_TIMEOUT, BlackBox, check_submission
 from ..compiler.decode import add
 from ..compiler.errors import AdderError
 from ..compiler.ledger import ledger

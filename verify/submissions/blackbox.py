@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Callable
 
 from .blackbox_worker import CALL_MARK, CRASH, ERROR, FAILED, LIMITS, NOT_INT, OK, READY, TIMEOUT, short
-from .errors import AdderError
-from .pysource import read_python, top_level_names
+from ...compiler.errors import AdderError
+from ...compiler.pysource import read_python, top_level_names
 
 #: Seconds a call may take unless told otherwise (`adder verify --timeout`).
 DEFAULT_TIMEOUT = 10.0
