@@ -250,7 +250,8 @@ def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, 
                                       "budget ran out before real arithmetic decided it")
         else:
             real_ok = False
-            sv.reason = sv.reason or f"open in real arithmetic too ({real.open_inputs:.3g} inputs)"
+            sv.reason = sv.reason or (f"open in real arithmetic too ({real.open_inputs:.3g} inputs)"
+                                      + _missing_rule(model))
         if s.step not in cut:
             reasons.append(f"step {s.step}: {sv.reason}")
     report.verdict = Verdict.REAL_ONLY if real_ok else Verdict.UNDECIDED
@@ -261,7 +262,17 @@ def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, 
         if missing:
             which += (", " if which else "") + f"{missing} steps not reached"
         report.reason = (f"the budget ran out ({timeout:g} s) with {which}; a larger --timeout may decide "
-                         + ("them" if len(cut) + missing > 1 else "it") + (f"; {report.reason}" if report.reason else ""))
+                         + ("them" if len(cut) + missing > 1 else "it") + (f"; {report.reason}" if report.reason else "")
+                         + ("" if report.reason else _missing_rule(model)))
+
+
+def _missing_rule(model: AdderModel) -> str:
+    """What the prover is known to lack for this model's last attention, named in an open step's reason."""
+    last = [b.layer for b in model.spec.blocks if isinstance(b.layer, Attention)][-1]
+    if last.n_heads > 1:
+        return (f"; the last attention has {last.n_heads} query heads, each bounded on its own: the margin needs "
+                "their sum, and a joint rule for several heads is not in the prover yet")
+    return ""
 
 
 def _ranges(steps: list[int]) -> str:
