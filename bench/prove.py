@@ -22,6 +22,7 @@ from adder.compiler import compile_spec
 from adder.compiler.spec import Attention
 from adder.constructions import REGISTRY, build_spec
 from adder.verify.prove import prove
+from adder.verify.verdicts import Verdict
 
 
 def row(name: str, timeout: float) -> str:
@@ -31,8 +32,8 @@ def row(name: str, timeout: float) -> str:
     secs = time.perf_counter() - t0
     cert = [s.certified_margin for s in r.steps if s.certified_margin is not None]
     samp = [s.sampled_margin for s in r.steps if s.sampled_margin is not None]
-    why = "" if r.verdict == "proven" else r.summary().split(": ", 1)[-1].replace("|", "/")
-    if r.verdict == "refuted":
+    why = "" if r.verdict == Verdict.PROVEN else r.summary().split(": ", 1)[-1].replace("|", "/")
+    if r.verdict == Verdict.REFUTED:
         why = f"{r.counterexample['a']} + {r.counterexample['b']} prints {r.counterexample['printed']}"
     layers = sum(isinstance(b.layer, Attention) for b in model.spec.blocks)
     certified = f"{min(cert):.3g}" if cert else "-"

@@ -27,6 +27,7 @@ from adder.verify.prove import prove, read
 from adder.verify.prove.automaton import path_of
 from adder.verify.prove.certificate import leaf_margins
 from adder.verify.runner import run_suite
+from adder.verify.verdicts import Verdict
 
 
 def inputs(model, n: int, seed: int) -> list[tuple[int, int]]:
@@ -41,7 +42,7 @@ def contain(name: str, n: int, seed: int, timeout: float, out: Path) -> str:
     model = compile_spec(build_spec(name))
     cert_path = out / f"{name}.json"
     report = prove(model, name, certificate=cert_path, timeout=timeout, sampled=False)
-    if report.verdict != "proven":
+    if report.verdict != Verdict.PROVEN:
         return f"| {name} | {report.verdict} | - | - | - |"
     cert, fmt = read(cert_path), model.spec.format
     pairs = inputs(model, n, seed)

@@ -25,6 +25,7 @@ from adder.compiler import compile_spec
 from adder.constructions import build_spec
 from adder.verify.prove import prove
 from adder.verify.runner import run_suite
+from adder.verify.verdicts import Verdict
 
 
 def mutant(name: str, rng: random.Random):
@@ -55,7 +56,7 @@ def main() -> None:
         verdict = "not attempted" if args.broken_only and not broken else \
             prove(m, what, timeout=args.timeout, sampled=False).verdict
         counts[("broken" if broken else "intact", verdict)] += 1
-        flag = "  <-- UNSOUND: a broken mutant proven" if broken and verdict == "proven" else ""
+        flag = "  <-- UNSOUND: a broken mutant proven" if broken and verdict == Verdict.PROVEN else ""
         print(f"{i:4d} {what:40s} {'broken' if broken else 'intact':7s} {verdict}{flag}", flush=True)
     print(f"{args.name}, {args.n} mutants, seed {args.seed}: " +
           ", ".join(f"{b} & {v}: {c}" for (b, v), c in sorted(counts.items())))

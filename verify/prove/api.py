@@ -98,7 +98,7 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
     except KeyboardInterrupt:
         _interrupted(report, f"after {time.perf_counter() - t0:.0f} s, {len(searches)} of {fmt.out_digits} steps "
                              "searched")
-    if report.verdict == "refuted" and not searches:  # refuted by the quick pass: no search to certify
+    if report.verdict == Verdict.REFUTED and not searches:  # refuted by the quick pass: no search to certify
         report.seconds = time.perf_counter() - t0
         return report
     steps = [{"step": s.step, "inner": s.inner, "roots": s.roots} for s in searches]
@@ -126,8 +126,8 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
 def _interrupted(report: ProofReport, when: str) -> None:
     """Mark a report whose run Ctrl-C ended: incomplete, and undecided unless a counterexample was confirmed."""
     report.interrupted = True
-    if report.verdict != "refuted":
-        report.verdict = "undecided"
+    if report.verdict != Verdict.REFUTED:
+        report.verdict = Verdict.UNDECIDED
         report.reason = f"interrupted (Ctrl-C) {when}"
 
 
@@ -146,17 +146,17 @@ def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, 
                 found = quick_refute(model, StepLayout(fmt, vocab, k), ctx)
                 if found:
                     a, b, printed = found
-                    report.steps = [StepVerdict(step=j, verdict="undecided") for j in range(k)]
-                    report.steps.append(StepVerdict(step=k, verdict="refuted", reason=f"{a} + {b} prints {printed}",
+                    report.steps = [StepVerdict(step=j, verdict=Verdict.UNDECIDED) for j in range(k)]
+                    report.steps.append(StepVerdict(step=k, verdict=Verdict.REFUTED, reason=f"{a} + {b} prints {printed}",
                                                     sampled_margin=float(margins[k]) if margins is not None else None))
-                    report.verdict = "refuted"
+                    report.verdict = Verdict.REFUTED
                     report.counterexample = {"a": a, "b": b, "printed": printed, "expected": a + b, "step": k}
                     return
         for k in range(fmt.out_digits):
             layout = StepLayout(fmt, vocab, k)
             res = search_step(model, layout, ctx, deadline, progress)
             searches.append(res)
-            sv = StepVerdict(step=k, verdict="closed" if res.proven else "undecided", leaves=res.leaves,
+            sv = StepVerdict(step=k, verdict=Verdict.CLOSED if res.proven else Verdict.UNDECIDED, leaves=res.leaves,
                              certified_margin=res.certified_margin if np.isfinite(res.certified_margin) else None,
                              sampled_margin=float(margins[k]) if margins is not None else None,
                              open_inputs=res.open_inputs, seconds=res.seconds)
@@ -164,8 +164,8 @@ def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, 
             report.weak_inputs += [list(pair) for pair in res.weak_inputs]
             if res.counterexample:
                 a, b, printed = res.counterexample
-                sv.verdict, sv.reason = "refuted", f"{a} + {b} prints {printed}"
-                report.verdict = "refuted"
+                sv.verdict, sv.reason = Verdict.REFUTED, f"{a} + {b} prints {printed}"
+                report.verdict = Verdict.REFUTED
                 report.counterexample = {"a": a, "b": b, "printed": printed, "expected": a + b, "step": k}
                 break
             if res.unsupported:

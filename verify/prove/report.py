@@ -64,17 +64,17 @@ class ProofReport:
 
     def summary(self) -> str:
         arith = f"{self.dtype} on CPU"
-        if self.verdict == "proven":
+        if self.verdict == Verdict.PROVEN:
             return (f"proven: every one of the 10^20 inputs is added correctly at every answer step, "
                     f"in {arith}, under the assumptions listed")
-        if self.verdict == "refuted":
+        if self.verdict == Verdict.REFUTED:
             c = self.counterexample
             return (f"refuted: {c['a']} + {c['b']} prints {c['printed']} (expected {c['expected']}); found by the "
                     f"prover at answer step {c['step']}, confirmed by greedy decoding")
-        if self.verdict == "conditional":
+        if self.verdict == Verdict.CONDITIONAL:
             return (f"conditional (not proven): every one of the 10^20 inputs is added correctly at every answer step, "
                     f"in {arith}, provided that " + "; ".join(self.unchecked))
-        if self.verdict == "real-only":
+        if self.verdict == Verdict.REAL_ONLY:
             return (f"real-only: correct on all inputs in real arithmetic with these weights, but the {arith} model "
                     f"is not proven: {self.reason}")
         opens = [s.open_inputs for s in self.steps if s.open_inputs]
@@ -101,8 +101,8 @@ def _fmt(x: float | None) -> str:
 
 
 def render(r: ProofReport):
-    style = {"proven": "bold green", "refuted": "bold red", "conditional": "bold yellow", "real-only": "bold yellow",
-             "undecided": "bold yellow"}
+    style = {Verdict.PROVEN: "bold green", Verdict.REFUTED: "bold red", Verdict.CONDITIONAL: "bold yellow",
+             Verdict.REAL_ONLY: "bold yellow", Verdict.UNDECIDED: "bold yellow"}
     head = Text(f"{r.name}  ({r.target}, {r.dtype}, weights sha256 {r.weights_sha256[:12]}…)\n", style="bold")
     table = Table(title="per answer step", title_justify="left")
     for col in ("step", "verdict", "leaves", "certified margin >=", "smallest sampled margin", "open inputs", "seconds"):
