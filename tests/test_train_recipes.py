@@ -167,3 +167,18 @@ def test_eos_target_is_checked_before_training_and_recorded(tmp_path):
     h = replace(r.hyper, steps=4, eval_every=2, eval_pairs=20, batch=16, eos_token=0)
     res = train(r, seed=1, out=tmp_path / "eos", hyper=h)
     assert Hyper.recorded_in(res.checkpoint, r.hyper).eos_token == 0
+
+
+@pytest.mark.parametrize("name", ["qwen3-arc-36", "qwen3-arc-44", "qwen3-arc-34"])
+def test_the_arc_family_starts_where_its_original_trainer_starts(name):
+    """tbukic's builder: the arc at radius 2.5, start -1.2, stride 0.29; learned angles at 0.1 rad; linear
+    layers N(0, 0.02); norms at 1 (docs/train.md, "The arc family as its originals train it")."""
+    m = compile_spec(get_recipe(name).build(), seed=3)
+    params = {k: p.detach() for k, p in m.named_spec_params()}
+    assert [float(params[f"embed.{k}"]) for k in ("A", "start", "stride")] == pytest.approx([2.5, -1.2, 0.29])
+    for angle in ("attn.k_angle", "mlp.down_angle"):
+        if angle in params:
+            assert float(params[angle]) == pytest.approx(0.1)
+    linear = torch.cat([params[k].flatten() for k in ("attn.q", "mlp.gate", "mlp.up")])
+    assert 0.01 < float(linear.std()) < 0.04 and float(linear.abs().max()) < 0.15
+    assert all(torch.equal(p, torch.ones_like(p)) for k, p in params.items() if "norm" in k)

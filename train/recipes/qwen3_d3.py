@@ -21,7 +21,7 @@ Tying options (each a keyword of `qwen3_d3`), from the 122p base down:
 * `embed` — "arc+z": digits on a circular arc in two dims (radius, start, stride) plus a
   learned third column, in place of a free 10x3 table (-17); "arc": the third column zero (-27);
 * `down_rotated_up_t` — the MLP's down projection is up's transpose after a learned turn of
-  the hidden pairs (-5 at SwiGLU width 2);
+  the hidden pairs (-5 at SwiGLU width 2); `down_up_t` — up's transpose itself, no turn (-6);
 * `ffn` — SwiGLU width (3 in the base; 2 saves 9);
 * `heads` — query heads sharing the one KV head (the original's larger models use 2: +24);
 * `rope_convention` — "interleaved" (pairs (2i, 2i + 1)) for the PyTorch reimplementations of
@@ -78,11 +78,13 @@ class Inits:
 
 def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv: bool = False, v_is_q: bool = False,
              o_is_qt: bool = False, norms: str = "separate", share_qk_norm: bool = False, embed: str = "table",
-             down_rotated_up_t: bool = False, rope_convention: str = "half", author: str = "staghado",
+             down_rotated_up_t: bool = False, down_up_t: bool = False, rope_convention: str = "half",
+             author: str = "staghado",
              source: str = SOURCE, inits: Inits = Inits()) -> ModelSpec:
     """The family's layout; every option ties or drops a published tensor (the module docstring).
     `rope_convention`: "half" as MLX and HF, "interleaved" as the PyTorch reimplementations."""
     assert k in K_SOURCES and embed in EMBEDS and norms in NORMS and not (tie_kv and v_is_q)
+    assert not (down_up_t and down_rotated_up_t)
     c = Construction(name, vocab=[str(d) for d in range(10)], dtype="float32",
                      fmt=PromptFormat(prompt=(0, ("a", "lsb"), 0, 0, ("b", "lsb"), 0), out_order="lsb"),
                      slots=[("h", D)], layers=1, heads=heads,
@@ -126,6 +128,8 @@ def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv:
     gate, up = c.free("mlp.gate", (ffn, D), init=inits.linear), c.free("mlp.up", (ffn, D), init=inits.linear)
     if down_rotated_up_t:  # down(x) = up^T R(angle) x: every pair of the hidden turned, then up's transpose
         down = [block_diag(*[rotation(angle("mlp.down_angle"))] * (ffn // 2)), up.T]
+    elif down_up_t:  # down(x) = up^T x
+        down = up.T
     else:
         down = c.free("mlp.down", (D, ffn), init=inits.linear)
     c.mlp(norm=mlp_norm, act="silu", gate=gate, up=up, down=down)
