@@ -21,6 +21,7 @@ def run(target: str = typer.Argument(..., help="Checkpoint path or construction 
     from ..compiler import checkpoint
     from ..compiler.ledger import ledger
     from ..constructions.targets import CHECKPOINT, resolve
+    from ..verify.prove.support import unsupported
 
     tgt = resolve(target)
     if tgt.kind == CHECKPOINT:  # read once: the model and the meta it was saved with
@@ -30,9 +31,11 @@ def run(target: str = typer.Argument(..., help="Checkpoint path or construction 
     else:
         model, provenance = tgt.model(), {}
     led, spec, sha = ledger(model), model.spec, checkpoint.weights_hash(model)
+    missing = unsupported(spec)
     if json_out:
         print_json({"name": spec.name, "meta": spec.meta, "dtype": str(model.dtype), "weights_sha256": sha,
-                    "provenance": provenance, "ledger": led.to_json()})
+                    "provenance": provenance, "ledger": led.to_json(),
+                    "prover": {"can_bound": not missing, "unsupported": missing}})
         return
     fmt = spec.format
 
@@ -58,6 +61,8 @@ def run(target: str = typer.Argument(..., help="Checkpoint path or construction 
     if led.hard_coded:
         say("hard-coded values: " + ", ".join(f"{v:.6g}" for v in led.hard_coded))
     say(f"weights sha256 {sha}")
+    say("prover: every operation has a bound rule (`adder prove` can try it)" if not missing else
+        "prover: cannot bound it yet: " + escape("; ".join(missing)))
 
 
 def _value(v) -> str:

@@ -110,3 +110,24 @@ def test_an_open_multi_head_model_names_the_missing_rule(compiled):
     assert "3 query heads" in report.reason and "joint rule for several heads" in report.reason
     single = prove(compiled("param40"), "param40", timeout=0.5, sampled=False)
     assert "query heads" not in single.reason
+
+
+def test_a_model_without_bound_rules_is_said_so_before_any_search(tmp_path):
+    """LayerNorm compiles but has no bound rule: `adder info` says so, and `prove` returns at once,
+    undecided, naming each operation (it used to search first)."""
+    from adder.compiler import checkpoint, compile_spec
+    from adder.train.recipes import get_recipe
+    from adder.verify.prove.support import unsupported
+
+    model = compile_spec(get_recipe("split-d6-260").build(), seed=1)
+    missing = unsupported(model.spec)
+    assert missing and all("layer norm, which has no bound rule yet" in m for m in missing)
+    t0 = time.perf_counter()
+    report = prove(model, "split-d6-260", timeout=600)
+    assert time.perf_counter() - t0 < 5 and report.verdict == Verdict.UNDECIDED
+    assert report.reason.startswith("not provable yet: ") and "final norm is a layer norm" in report.reason
+    path = checkpoint.save(model, tmp_path / "s.pt")
+    r = adder_here("info", path)
+    assert r.returncode == 0 and "prover: cannot bound it yet: " in r.stdout and "layer norm" in r.stdout
+    assert "prover: every operation has a bound rule" in adder_here("info", "param40").stdout
+    assert unsupported(compile_spec(get_recipe("micro57").build()).spec) == []

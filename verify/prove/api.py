@@ -29,6 +29,7 @@ from .layout import StepLayout
 from .libm import check_range
 from .report import ProofReport, StepVerdict, Verdict
 from .search import n_attention, quick_refute, search_step
+from .support import unsupported
 from .weights import ModelWeights
 
 #: Share of the time budget for the float search (the rest decides real-only vs undecided).
@@ -84,8 +85,10 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
     dtype = str(model.dtype).replace("torch.", "")
     report = ProofReport(target=target, name=model.spec.name, weights_sha256=weights_hash(model), dtype=dtype,
                          assumptions=assumptions(dtype))
-    if not any(isinstance(b.layer, Attention) for b in model.spec.blocks):
-        report.reason = "the model has no attention layer"
+    missing = unsupported(model.spec)
+    if missing:  # no search can end otherwise: say so at once
+        report.reason = "not provable yet: " + "; ".join(missing)
+        report.seconds = time.perf_counter() - t0
         return report
     mw = ModelWeights(model)
     fmt = model.spec.format

@@ -25,6 +25,13 @@ SILU_ARGMIN = (-1.2784645427610748, -1.2784645427610728)
 SILU_MIN = -0.2784645427610748
 
 
+#: The norms, activations and rotary conventions that have a bound rule below (`support.py` reads
+#: these to tell, before any search, whether a model can be bounded at all).
+NORM_RULES = ("rms",)
+ACTIVATION_RULES = ("identity", "relu", "silu", "silu_mlx", "gelu")
+ROTARY_RULES = ("half", "interleaved")
+
+
 class Unsupported(Exception):
     """The model uses an operation the prover has no bound rule for (the verdict says which)."""
 
@@ -74,7 +81,7 @@ def norm(x: Interval, nm: Norm | None, ctx: Ctx) -> Interval:
     which keeps that correlation (exact range of each coordinate, then the float error)."""
     if nm is None:
         return x
-    if nm.kind != "rms":
+    if nm.kind not in NORM_RULES:
         raise Unsupported(f"{nm.kind} norm has no bound rule yet")
     ar, d = ctx.ar, x.shape[-1]
     sq = rounded(x.square(), ar)
