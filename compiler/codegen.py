@@ -17,7 +17,7 @@ where an infinity needs it) and reads top to bottom:
 
 Every operation mirrors `module.py` in order and dtype, so the logits are bit-identical to
 `AdderModel`'s (tests/test_export.py checks every registered construction and a trained
-checkpoint). The full forward pass is mirrored (`keep_last` and `trace` are not: greedy
+checkpoint). The full forward pass is mirrored (`keep_last`, `cache` and `hooks` are not: greedy
 decoding, here as in `decode.generate`, runs the whole pass).
 """
 

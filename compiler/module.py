@@ -206,13 +206,14 @@ class AdderModel(nn.Module):
         return super()._apply(fn, recurse)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, tokens: torch.Tensor, keep_last: int | None = None, trace: dict | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, keep_last: int | None = None, cache: dict | None = None,
+                hooks: dict | None = None) -> torch.Tensor:
         """tokens [B, T] -> logits [B, T, V] (or [B, keep_last, V]: only the last positions).
 
-        `trace`, when a dict, is filled with what interpretability tools need: the residual
-        stream after the embedding and after every block (`trace["residual"]`), attention
-        probabilities per attention block (`trace["attn"][i]`, [B, H, T, T]) and MLP hidden
-        activations (`trace["mlp"][i]`, [B, T, hidden]).
+        Named activation sites (`SITES`), for interpretability tools: `cache`, when a dict, is
+        filled with the tensor at every site, by name; `hooks` maps site names to functions
+        that replace the tensor there (activation patching), the rest of the pass reading
+        the replacement. Without either, the pass is unchanged, bit for bit.
 
         `keep_last` is the usual "logits to keep" shortcut: layers after the last attention
         only run on the positions whose logits are wanted. The result equals slicing the full
@@ -222,27 +223,36 @@ class AdderModel(nn.Module):
         W = self.weights()
         spec = self.spec
         T = tokens.shape[1]
+        if hooks:
+            unknown = sorted(set(hooks) - set(self.sites()))
+            if unknown:
+                raise KeyError(f"no activation site {unknown[0]!r} in {spec.name}; its sites: {', '.join(self.sites())}")
+        site = _Sites(cache, hooks)
         h = F.embedding(tokens, W[id(spec.embed)])  # [B, T, d]
         if spec.pos is not None:
             h = h + W[id(spec.pos)][:T]
-        if trace is not None:
-            trace["residual"] = [h]
+        h = site("resid.0", h)
         for i, block in enumerate(spec.blocks):
             x = self._norm(h, block.norm, W)
-            if trace is not None:
-                trace["block"] = i
             if isinstance(block.layer, Attention):
                 rows = keep_last if (keep_last is not None and i == self._last_attention) else None
-                out = self._attention(x, block.layer, W, rows, trace)
+                out = site(f"blocks.{i}.attn.out", self._attention(x, block.layer, W, rows, site.at(i)))
                 h = (h if rows is None else h[:, -rows:]) + out
             else:
-                h = h + self._mlp(x, block.layer, W, trace)
-            if trace is not None:
-                trace["residual"].append(h)
+                h = h + site(f"blocks.{i}.mlp.out", self._mlp(x, block.layer, W, site.at(i)))
+            h = site(f"resid.{i + 1}", h)
         if keep_last is not None and self._last_attention < 0:
             h = h[:, -keep_last:]
         h = self._norm(h, spec.final_norm, W)
         return self._linear(h, spec.unembed, W)  # [B, T, V]
+
+    def sites(self) -> list[str]:
+        """Every activation site of this model's forward pass, in the order the pass meets them."""
+        out = ["resid.0"]
+        for i, block in enumerate(self.spec.blocks):
+            kind = "attn" if isinstance(block.layer, Attention) else "mlp"
+            out += [f"blocks.{i}.{kind}.{s}" for s in SITES[kind]] + [f"resid.{i + 1}"]
+        return out
 
     # ------------------------------------------------------------------ layers
     @staticmethod
@@ -270,16 +280,14 @@ class AdderModel(nn.Module):
             x = x + W[id(norm.bias)]
         return x
 
-    def _mlp(self, x: torch.Tensor, mlp: MLP, W: dict, trace: dict | None = None) -> torch.Tensor:
+    def _mlp(self, x: torch.Tensor, mlp: MLP, W: dict, site: "_Sites") -> torch.Tensor:
         up = self._linear(x, mlp.up, W)
         act = ACTIVATIONS[mlp.act]
         hidden = act(self._linear(x, mlp.gate, W)) * up if mlp.gate is not None else act(up)
-        if trace is not None:
-            trace.setdefault("mlp", {})[trace["block"]] = hidden
+        hidden = site("mlp.hidden", hidden)
         return self._linear(hidden, mlp.down, W)
 
-    def _attention(self, x: torch.Tensor, att: Attention, W: dict, rows: int | None,
-                   trace: dict | None = None) -> torch.Tensor:
+    def _attention(self, x: torch.Tensor, att: Attention, W: dict, rows: int | None, site: "_Sites") -> torch.Tensor:
         B, T, _ = x.shape
         H, Hkv, hd = att.n_heads, att.n_kv_heads, att.head_dim
         xq = x if rows is None else x[:, -rows:]
@@ -312,15 +320,42 @@ class AdderModel(nn.Module):
             scores = scores + W[id(att.bias)][:, T - Tq:T, :T]
         if att.causal:
             scores = scores.masked_fill(j > i, float("-inf"))
+        scores = site("attn.scores", scores)
         if att.softmax == "softmax1":
             e = scores.exp()
             probs = e / (1 + e.sum(dim=-1, keepdim=True))
         else:
             probs = F.softmax(scores, dim=-1)
-        if trace is not None:
-            trace.setdefault("attn", {})[trace["block"]] = probs
+        probs = site("attn.pattern", probs)
         out = torch.matmul(probs, v).transpose(1, 2).reshape(B, Tq, H * att.vd)
         return self._linear(out, att.o, W)
+
+
+#: The activation sites inside a block, by kind (`AdderModel.sites()` lists a model's whole set):
+#: `resid.{i}` is the residual stream before block i (`resid.0`: after the embedding), and
+#: `blocks.{i}.attn.scores` [B, H, Tq, T] (scaled, biased and masked), `.pattern` [B, H, Tq, T]
+#: (the softmax), `.out` [B, Tq, d] (the block's output, before the residual add);
+#: `blocks.{i}.mlp.hidden` [B, T, hidden] (after the activation and gate), `.out` [B, T, d].
+SITES = {"attn": ("scores", "pattern", "out"), "mlp": ("hidden", "out")}
+
+
+class _Sites:
+    """One forward pass's view of the named sites: `site(name, t)` records t in the cache and
+    returns it, or what the hook on `name` makes of it. With neither, it returns t itself."""
+
+    def __init__(self, cache: dict | None, hooks: dict | None, prefix: str = ""):
+        self.cache, self.hooks, self.prefix = cache, hooks, prefix
+
+    def at(self, block: int) -> "_Sites":
+        return _Sites(self.cache, self.hooks, f"blocks.{block}.")
+
+    def __call__(self, name: str, t: torch.Tensor) -> torch.Tensor:
+        name = self.prefix + name if not name.startswith(("resid.", "blocks.")) else name
+        if self.hooks and name in self.hooks:
+            t = self.hooks[name](t)
+        if self.cache is not None:
+            self.cache[name] = t
+        return t
 
 
 def rotary(x: torch.Tensor, pos: torch.Tensor, omegas: torch.Tensor, convention: str) -> torch.Tensor:

@@ -41,10 +41,10 @@ def test_inner_bounds_contain_the_real_residual_stream(compiled, step):
     inner = bound_inner(layout, ctx)
     _, pairs, carries = _inputs(1500, step)
     tokens = layout.tokens_of(pairs, carries)
-    trace = {}
+    cache = {}
     with torch.no_grad():
-        model(torch.tensor(tokens), trace=trace)
-    h = trace["residual"][last_attention(model.spec)].double().numpy()  # [N, P, d]
+        model(torch.tensor(tokens), cache=cache)
+    h = cache[f"resid.{last_attention(model.spec)}"].double().numpy()  # [N, P, d]
     for p in range(layout.n_pos):
         box = inner.lattice[0, p, tokens[:, p]]
         assert np.all(box.contains(h[:, p])), p

@@ -1,7 +1,7 @@
 """Compare two models' circuits on the same inputs: do they add the same way?
 
 `compare(model_a, model_b)` runs one seeded, carry-balanced probe set through both models
-(teacher-forced, with the module's `trace` hook) and measures, for each:
+(teacher-forced, reading the module's named activation sites) and measures, for each:
 
 * **routing** — for every answer digit and every attention head, the attention mass on each
   prompt position *class* (a_i, b_i, a_{i±k}, b_{i±k}, separators, earlier answer digits),
@@ -28,6 +28,7 @@ from ...compiler.decode import teacher_forced
 from ...compiler.digits import carries_in, longest_chain, pairs_for_classes
 from ...compiler.ledger import ledger
 from ...compiler.module import AdderModel
+from ...compiler.spec import Attention
 
 #: Relative offsets of operand digits given their own class (a_{i-2} .. a_{i+2}).
 NEAR = 2
@@ -117,14 +118,15 @@ def profile(model: AdderModel, a: torch.Tensor, b: torch.Tensor, seed: int) -> P
     a, b = a.to(model.device), b.to(model.device)
     answer = fmt.answer(a, b)
     tokens = torch.cat([fmt.encode(a, b), answer[:, :-1]], dim=1)
-    trace: dict = {}
-    model(tokens, trace=trace)
+    cache: dict = {}
+    model(tokens, cache=cache)
     P, n = fmt.prompt_len, fmt.out_digits
     rows = torch.arange(P - 1, P - 1 + n)  # query row predicting answer token k
 
     # routing: attention mass per position class, per answer digit, per head
-    for blk, probs in trace.get("attn", {}).items():
-        probs = probs.double().cpu()  # [B, H, T, T]
+    attention = [i for i, block in enumerate(spec.blocks) if isinstance(block.layer, Attention)]
+    for blk in attention:
+        probs = cache[f"blocks.{blk}.attn.pattern"].double().cpu()  # [B, H, T, T]
         for h in range(probs.shape[1]):
             mean, std = [], []
             for k in fmt.digit_order():  # rows by digit index, least significant first
@@ -146,7 +148,8 @@ def profile(model: AdderModel, a: torch.Tensor, b: torch.Tensor, seed: int) -> P
     stages = ["embed"] + [blk.name for blk in spec.blocks]
     g = torch.Generator().manual_seed(seed)
     split = torch.rand(len(y_carry), generator=g) < TRAIN_SHARE
-    for name, res in zip(stages, trace["residual"]):
+    for i, name in enumerate(stages):
+        res = cache[f"resid.{i}"]
         X = torch.cat([res[:, rows[k]].double().cpu() for k in _digit_rows(fmt)], 0)  # [10B, d]
         prof.probes.append({
             "stage": name,
@@ -155,7 +158,8 @@ def profile(model: AdderModel, a: torch.Tensor, b: torch.Tensor, seed: int) -> P
             "carry_acc_per_dim": [_threshold_accuracy(X[:, j], y_carry) for j in range(X.shape[1])],
             "sum_corr_per_dim": [_abs_corr(X[:, j], y_sum) for j in range(X.shape[1])],
         })
-    for blk, hidden in trace.get("mlp", {}).items():
+    for blk in [i for i in range(len(spec.blocks)) if i not in attention]:
+        hidden = cache[f"blocks.{blk}.mlp.hidden"]
         H = torch.cat([hidden[:, rows[k]].double().cpu() for k in _digit_rows(fmt)], 0)
         units = []
         for u in range(H.shape[1]):
