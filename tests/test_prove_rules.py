@@ -417,3 +417,24 @@ def test_rms_norm_rule_is_never_wider_and_tighter_when_one_rsqrt_scales_all(monk
     assert new.width()[0, 0] < old.width()[0, 0] / 5
     exact = lambda x: x / np.sqrt((x**2).mean(-1, keepdims=True) + 1e-6)  # noqa: E731
     assert new.lo[0, 0] <= exact(np.array([9.0] + [1.1] * 7))[0] and exact(np.array([11.0] + [0.9] * 7))[0] <= new.hi[0, 0]
+
+
+def test_outward_steps_are_never_below_nextafter():
+    """`up` and `down` (fl(x +- (|x| 2^-52 + 2^-1074)), the fast outward rounding every bound is computed
+    with) are at least one ulp outward on every kind of float: random bit patterns, both signs, every
+    power of two and its neighbours (binade edges), subnormals, zeros, the largest floats, infinities."""
+    from adder.verify.prove.intervals import down, up
+
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2**63, 1_000_000, dtype=np.int64).view(np.float64)
+    edges = np.concatenate([2.0**np.arange(-1074, 1024), -2.0**np.arange(-1074, 1024)])
+    special = np.array([0.0, -0.0, 3 * 2.0**-1074, np.finfo(float).max, -np.finfo(float).max, np.inf, -np.inf])
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = np.concatenate([bits, -bits, special, edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf)])
+        x = x[~np.isnan(x)]  # (random bit patterns include NaNs)
+        above, below = np.nextafter(x, np.inf), np.nextafter(x, -np.inf)
+    assert np.all(up(x) >= above) and np.all(down(x) <= below)
+    fin = np.isfinite(x)
+    with np.errstate(over="ignore"):  # and never more than three ulps (three only near 2^-1022)
+        assert np.all(up(x[fin]) <= np.nextafter(np.nextafter(above[fin], np.inf), np.inf))
+    assert np.isnan(up(np.nan)) and up(-np.inf) == -np.finfo(float).max and down(np.inf) == np.finfo(float).max

@@ -23,14 +23,35 @@ _U64 = 2.0**-53   # unit roundoff of float64, the arithmetic the bounds are comp
 _TINY = 2.0**-1074  # smallest positive subnormal float64
 
 
-def down(x: np.ndarray) -> np.ndarray:
-    """One ulp towards -inf: a lower bound of the exact value that `x` rounded to nearest."""
-    return np.nextafter(x, -np.inf)
+_STEP = 2.0**-52  # |x| * _STEP is at least one ulp of x (and below two)
+_MAX = np.finfo(np.float64).max
 
 
 def up(x: np.ndarray) -> np.ndarray:
-    """One ulp towards +inf."""
-    return np.nextafter(x, np.inf)
+    """At least one ulp towards +inf: an upper bound of the exact value that `x` rounded to nearest.
+
+    Computed as fl(x + fl(|x| 2^-52 + 2^-1074)), five times faster than `np.nextafter` and never
+    below it (tests/test_prove_rules.py checks it on every kind of float). Why: for normal |x| >=
+    2^-970, a = |x| 2^-52 is exact and lies in [ulp(x), 2 ulp(x)), so x + a is at least x + ulp
+    (at -2^e, where the spacing above halves, x + a is itself a float above x) and rounding to
+    nearest, being monotone, keeps it there; adding 2^-1074 to a never lowers it; below 2^-970
+    a may round, but a + 2^-1074 still exceeds ulp(x) >= 2^-1074, and for subnormal x every term
+    is a multiple of 2^-1074, so x + b is exact and >= x + 2^-1074. -inf (an overflow of a
+    finite value) becomes the most negative float, as `nextafter` makes it; NaN stays NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = x + (np.abs(x) * _STEP + _TINY)
+    r = np.where(x == -np.inf, -_MAX, r)
+    return r[()] if r.ndim == 0 else r
+
+
+def down(x: np.ndarray) -> np.ndarray:
+    """At least one ulp towards -inf (`up`, mirrored): a lower bound of the exact value."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = x - (np.abs(x) * _STEP + _TINY)
+    r = np.where(x == np.inf, _MAX, r)
+    return r[()] if r.ndim == 0 else r
 
 
 def decimal_up(x: np.ndarray, digits: int) -> np.ndarray:
