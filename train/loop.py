@@ -30,13 +30,13 @@ from . import data
 from .finish import WeightEMA, lbfgs
 from .guard import Forbidden
 from .optim import descend, make_optimizer
+from .record import Selection, metrics_row
 from .recipes import Hyper, Recipe
 
 log = logging.getLogger(__name__)
 
 
 #: Exact match at which a run counts as grokked (the AdderBoard threshold).
-GROKKED_AT = 0.99
 #: The checkpoints a run folder holds: the best held-out one, and the last one (to resume from).
 BEST, LAST = "best.pt", "last.pt"
 #: A run folder's other files: the state `--resume` reads beside LAST, and the metrics table.
@@ -251,7 +251,7 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
     va, vb = data.validation_pairs(h.eval_pairs)
     guard = Forbidden.for_run(h.eval_pairs)  # no batch holds an official or a held-out pair
     meta = run_meta(recipe, seed, h, compile=compile, warm_start=warm_start, warm_started=warm)
-    best, best_step, grokked, perfect_streak = -1.0, -1, None, 0
+    sel = Selection()
     state_path = out / STATE  # optimizer moments, data generator, selection: exact resume
     if resume:
         side = resume.parent / (resume.stem + ".state.pt")
@@ -261,8 +261,7 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                 opt.load_state_dict(st["optimizer"])
                 gen.set_state(st["generator"])
                 ema.load_state_dict(st.get("ema"))
-                best, best_step, perfect_streak = st["best"], st["best_step"], st["perfect_streak"]
-                grokked = st["grokked"] if st["grokked"] >= 0 else None
+                sel = Selection.from_state(st)
             else:
                 log.warning("%s is of step %s, not %s: resuming with a fresh optimizer", side, st.get("step"), start)
         else:
@@ -286,7 +285,7 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                     writer.writerow({"step": step + 1, "loss": step_loss, "lr": lr,
                                      "seconds": round(time.perf_counter() - t0, 2)})
                     raise TrainingDiverged(f"training loss is {step_loss} at step {step + 1:,} (learning rate {lr:.3g}); "
-                                           f"stopped. {kept_checkpoint(best_path, best, best_step, h.eval_every)}; "
+                                           f"stopped. {kept_checkpoint(best_path, sel.best, sel.best_step, h.eval_every)}; "
                                            "a lower --lr usually helps")
                 descend(model, opt, loss, h.clip)
                 ema.update()
@@ -297,38 +296,29 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                     ev = evaluate(model, va, vb)
                     ema_ev = averaged(ema, model, va, vb)  # None until the weight average has started
                     ema.follow(ev["exact"])
-                    use_ema = ema_ev is not None and ema_ev["exact"] > ev["exact"]
-                    score = ema_ev["exact"] if use_ema else ev["exact"]  # what selection and early stop read
                     wd = h.weight_decay_at(ev["exact"], ev["token_acc"])  # adaptive decay (a no-op without wd_drops)
                     opt.param_groups[0]["weight_decay"] = wd
-                    row = {"step": step + 1, "loss": loss_sum / loss_n, "exact": ev["exact"],
-                           "token_acc": ev["token_acc"], "lr": lr,
-                           "carry_mix": data.carry_mix_at(step, h.carry_mix, h.carry_fade),
-                           "seconds": round(time.perf_counter() - t0, 2),
-                           "steps_per_s": round((step + 1 - start) / max(1e-9, time.perf_counter() - t0), 1),
-                           "weight_decay": wd, "phase": "train", "ema_exact": ema_ev and ema_ev["exact"],
-                           "min_margin": ev["min_margin"]}
+                    seconds = time.perf_counter() - t0
+                    row = metrics_row(h, step, loss=loss_sum / loss_n, exact=ev["exact"], token_acc=ev["token_acc"],
+                                      min_margin=ev["min_margin"], lr=lr, seconds=round(seconds, 2),
+                                      steps_per_s=round((step + 1 - start) / max(1e-9, seconds), 1), weight_decay=wd,
+                                      ema_exact=ema_ev and ema_ev["exact"])
                     loss_sum, loss_n = 0.0, 0
                     writer.writerow(row)
                     fcsv.flush()
                     rows.append(row)
-                    if grokked is None and score >= GROKKED_AT:
-                        grokked = step + 1
-                    if score > best:
-                        best, best_step = score, step + 1
-                        with ema.swapped() if use_ema else nullcontext():
-                            checkpoint.save(model, best_path, force=True, meta={**meta, "step": step + 1, "val_exact": best,
-                                                                               "weights": "ema" if use_ema else "raw"})
+                    if sel.observe(step + 1, ev["exact"], row["ema_exact"]):
+                        with ema.swapped() if sel.best_weights == "ema" else nullcontext():
+                            checkpoint.save(model, best_path, force=True, meta={**meta, "step": step + 1,
+                                                                               "val_exact": sel.best,
+                                                                               "weights": sel.best_weights})
                     checkpoint.save(model, last_path, force=True,
                                     meta={**meta, "step": step + 1, "val_exact": ev["exact"], "weights": "raw"})
-                    perfect_streak = perfect_streak + 1 if score == 1.0 else 0
                     checkpoint.save_whole({"step": step + 1, "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                                           "best": best, "best_step": best_step,
-                                           "grokked": -1 if grokked is None else grokked,
-                                           "perfect_streak": perfect_streak, "ema": ema.state_dict()}, state_path)
+                                           **sel.state(), "ema": ema.state_dict()}, state_path)
                     if on_row:
                         on_row(row)
-                    if perfect_streak >= h.early_stop_evals:
+                    if sel.perfect_streak >= h.early_stop_evals:
                         break
                 elif on_row and step % 50 == 0:
                     on_row({"step": step + 1, "loss": step_loss, "lr": lr,
@@ -337,12 +327,11 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                 batch = data.hyper_batch(h, done, h.lbfgs_batch, phases, gen, guard)
                 found = finish_with_lbfgs(model, h, batch, va, vb, best_path=best_path, meta=meta, step=done, t0=t0,
                                           writer=writer, fcsv=fcsv, rows=rows, on_row=on_row)
-                best, best_step = found or (best, best_step)
-                if grokked is None and best >= GROKKED_AT:
-                    grokked = best_step
+                if found:
+                    sel.finished(*found)
         except KeyboardInterrupt:  # Ctrl-C: the checkpoints of the last evaluation are whole on disk
             interrupted = True
-    return RunResult(seed=seed, steps=done, best_exact=best, best_step=best_step, grokked_step=grokked,
+    return RunResult(seed=seed, steps=done, best_exact=sel.best, best_step=sel.best_step, grokked_step=sel.grokked,
                      seconds=time.perf_counter() - t0, checkpoint=best_path, metrics=csv_path, rows=rows,
                      warm_started=warm, interrupted=interrupted)
 

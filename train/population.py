@@ -39,10 +39,11 @@ from ..compiler.errors import AdderError
 from ..compiler.module import AdderModel, compile_spec
 from . import data
 from .guard import Forbidden
-from .loop import (BEST, GROKKED_AT, LAST, METRICS, METRICS_COLUMNS, STATE, RunResult, check_eos, data_seed,
+from .loop import (BEST, LAST, METRICS, METRICS_COLUMNS, STATE, RunResult, check_eos, data_seed,
                    finish_with_lbfgs, lr_at, refuse_existing_run, run_meta, smallest_margin, teacher_forced_batch,
                    warm_start_from)
 from .optim import make_optimizer
+from .record import Selection, metrics_row
 from .recipes import Hyper, Recipe
 from .sweep import seed_folder
 
@@ -128,19 +129,15 @@ class _Member:
     csv: csv.DictWriter
     weight_decay: float  # its current (adaptive) decay
     warm_started: list
-    best: float = -1.0
-    best_step: int = -1
-    grokked: int | None = None
-    perfect_streak: int = 0
-    best_weights: str = "raw"  # which weights scored its best: "raw" or "ema" (its weight average)
+    sel: Selection = field(default_factory=Selection)  # best, grokked, streak: as a single run's
     loss_sum: float = 0.0
     loss_n: int = 0
     steps: int = 0  # steps done
     rows: list = field(default_factory=list)
 
     def result(self, seconds: float) -> RunResult:
-        return RunResult(seed=self.seed, steps=self.steps, best_exact=self.best, best_step=self.best_step,
-                         grokked_step=self.grokked, seconds=seconds, checkpoint=self.folder / BEST, metrics=self.folder / METRICS,
+        return RunResult(seed=self.seed, steps=self.steps, best_exact=self.sel.best, best_step=self.sel.best_step,
+                         grokked_step=self.sel.grokked, seconds=seconds, checkpoint=self.folder / BEST, metrics=self.folder / METRICS,
                          rows=self.rows, warm_started=self.warm_started)
 
 
@@ -230,16 +227,14 @@ class _Population:
         from its best.pt, on `lbfgs_batch` pairs its own generator draws where its steps ended."""
         h = self.h
         va, vb = data.validation_pairs(h.eval_pairs)
-        todo = [m for m in self.members if self.ended.get(m.seed) != DIVERGED and m.best_step >= 0]
+        todo = [m for m in self.members if self.ended.get(m.seed) != DIVERGED and m.sel.best_step >= 0]
         self.saver.train()
         for k, m in enumerate(todo):
             batch = data.hyper_batch(h, m.steps, h.lbfgs_batch, self.phases, m.gen, self.guard)
             found = finish_with_lbfgs(self.saver, h, batch, va, vb, best_path=m.folder / BEST, meta=m.meta,
                                       step=m.steps, t0=self.t0, writer=m.csv, fcsv=m.csv_file, rows=m.rows, on_row=None)
             if found:
-                m.best, m.best_step = found
-                if m.grokked is None and m.best >= GROKKED_AT:
-                    m.grokked = m.best_step
+                m.sel.finished(*found)
             if on_row:
                 on_row({**self._progress(max(x.steps for x in self.members) - 1, h.lr, []), "finishing": (k + 1, len(todo))})
 
@@ -373,7 +368,7 @@ class _Population:
         for i, (m, (exact, token_acc, low), avg) in enumerate(zip(self.active, raw, averaged)):
             evaluated[m.seed] = self._record(m, step, lr, exact, token_acc, avg[0] if started[i] else None, low)
             self._save(m, i, step + 1, exact, state)
-            if m.perfect_streak >= self.h.early_stop_evals and step + 1 < self.h.steps:
+            if m.sel.perfect_streak >= self.h.early_stop_evals and step + 1 < self.h.steps:
                 self._end(m, EARLY_STOP)
                 stopped.append(i)
         if stopped:
@@ -387,38 +382,30 @@ class _Population:
         held-out pairs' smallest logit margin, as a single run writes it)."""
         h, seconds = self.h, self._seconds()
         m.weight_decay = h.weight_decay_at(exact, token_acc)  # adaptive decay (a no-op without wd_drops)
-        row = {"step": step + 1, "loss": m.loss_sum / m.loss_n, "exact": exact, "token_acc": token_acc, "lr": lr,
-               "carry_mix": data.carry_mix_at(step, h.carry_mix, h.carry_fade), "seconds": seconds,
-               "steps_per_s": round((step + 1) / max(1e-9, seconds), 1), "weight_decay": m.weight_decay,
-               "phase": "train", "ema_exact": ema_exact, "min_margin": min_margin}
+        row = metrics_row(h, step, loss=m.loss_sum / m.loss_n, exact=exact, token_acc=token_acc, min_margin=min_margin,
+                          lr=lr, seconds=seconds, steps_per_s=round((step + 1) / max(1e-9, seconds), 1),
+                          weight_decay=m.weight_decay, ema_exact=ema_exact)
         m.loss_sum, m.loss_n = 0.0, 0
         m.csv.writerow(row)
         m.csv_file.flush()
         m.rows.append(row)
-        use_ema = ema_exact is not None and ema_exact > exact
-        score = ema_exact if use_ema else exact  # what selection and early stop read, as in a single run
-        if m.grokked is None and score >= GROKKED_AT:
-            m.grokked = step + 1
-        if score > m.best:
-            m.best, m.best_step, m.best_weights = score, step + 1, "ema" if use_ema else "raw"
-        m.perfect_streak = m.perfect_streak + 1 if score == 1.0 else 0
+        m.sel.observe(step + 1, exact, ema_exact)  # what selection and early stop read, as in a single run
         return row
 
     def _save(self, m: _Member, i: int, step: int, exact: float, state: dict) -> None:
         """Member `m`'s (stack row `i`) checkpoints after the evaluation at `step`: best.pt if it is
         its best, last.pt, and last.state.pt (what `--resume` reads) from the optimizer's `state`."""
-        if m.best_step == step:
-            self._load(i, self._averaged() if m.best_weights == "ema" else None)
+        if m.sel.best_step == step:
+            self._load(i, self._averaged() if m.sel.best_weights == "ema" else None)
             checkpoint.save(self.saver, m.folder / BEST, force=True,
-                            meta={**m.meta, "step": step, "val_exact": m.best, "weights": m.best_weights})
+                            meta={**m.meta, "step": step, "val_exact": m.sel.best, "weights": m.sel.best_weights})
         self._load(i)
         checkpoint.save(self.saver, m.folder / LAST, force=True,
                         meta={**m.meta, "step": step, "val_exact": exact, "weights": "raw"})
         checkpoint.save_whole({"step": step, "optimizer": self._member_state(state, i, m.weight_decay),
-                    "generator": m.gen.get_state(), "best": m.best, "best_step": m.best_step,
-                    "grokked": -1 if m.grokked is None else m.grokked, "perfect_streak": m.perfect_streak,
-                    "ema": [self.shadow[n][i].detach().cpu().clone() for n in self.trainable]
-                    if self.averaging[i] else None}, m.folder / STATE)
+                               "generator": m.gen.get_state(), **m.sel.state(),
+                               "ema": [self.shadow[n][i].detach().cpu().clone() for n in self.trainable]
+                               if self.averaging[i] else None}, m.folder / STATE)
 
     def _end(self, m: _Member, why: str) -> None:
         self.ended[m.seed] = self.unreported[m.seed] = why
@@ -459,12 +446,12 @@ class _Population:
 
     def _progress(self, step: int, lr: float, losses: list[float]) -> dict:
         seconds = max(1e-9, time.perf_counter() - self.t0)
-        best = max(self.members, key=lambda m: m.best)
+        best = max(self.members, key=lambda m: m.sel.best)
         return {"step": step + 1, "steps": self.h.steps, "members": len(self.members), "active": len(self.active),
                 "loss": sum(losses) / len(losses) if losses else float("nan"), "lr": lr,
                 "steps_per_s": (step + 1) / seconds, "seed_steps_per_s": sum(m.steps for m in self.members) / seconds,
-                "grokked": sum(m.grokked is not None for m in self.members),
-                "best_exact": best.best, "best_seed": best.seed if best.best_step >= 0 else None,
+                "grokked": sum(m.sel.grokked is not None for m in self.members),
+                "best_exact": best.sel.best, "best_seed": best.seed if best.sel.best_step >= 0 else None,
                 "ended": self._take_unreported()}
 
     def _take_unreported(self) -> dict[int, str]:
