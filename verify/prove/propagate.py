@@ -325,13 +325,15 @@ def bisect_margins(out: Interval, residual: Interval, att: Attention, later: lis
         lo_a, hi_a, lo_b, hi_b = lo[idx].copy(), hi[idx].copy(), lo[idx].copy(), hi[idx].copy()
         hi_a[k, dims] = mid
         lo_b[k, dims] = mid
-        new_slots, new_subtrees = [], []
-        for t, i in enumerate(idx):
-            node = [int(dims[t]), None, None]
+        nodes = [[d, None, None] for d in dims.tolist()]  # plain lists and ints: this loop meets every box
+        for node, i in zip(nodes, idx.tolist()):
             box, pos = slots[i]
             box[pos] = node
-            new_slots += [(node, 1), (node, 2)]
-            new_subtrees += [subtrees[i][1], subtrees[i][2]] if trees is not None else [None, None]
+        new_slots = [(node, half) for node in nodes for half in (1, 2)]
+        if trees is not None:
+            new_subtrees = [subtrees[i][half] for i in idx.tolist() for half in (1, 2)]
+        else:
+            new_subtrees = [None] * (2 * len(nodes))
         rows = np.repeat(rows[idx], 2)
         lo = np.stack([lo_a, lo_b], 1).reshape(-1, lo.shape[1])
         hi = np.stack([hi_a, hi_b], 1).reshape(-1, hi.shape[1])
