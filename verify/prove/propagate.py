@@ -258,9 +258,13 @@ def margin_lower(h: Interval, target: np.ndarray, ctx: Ctx) -> np.ndarray:
     b = mw(spec.unembed.bias) if spec.unembed.bias is not None else np.zeros(V)
     diff = Interval.point(W[target])[:, None, :] - W[None]  # [N, V, n], rounded outward
     # lower bound only: each product's minimum over z's box and the difference's interval
-    corners = np.stack([z.lo[:, None, :] * diff.lo, z.lo[:, None, :] * diff.hi,
-                        z.hi[:, None, :] * diff.lo, z.hi[:, None, :] * diff.hi])
-    prod_lo = down(np.where(np.isnan(corners), 0.0, corners).min(0))
+    lo_, hi_ = z.lo[:, None, :], z.hi[:, None, :]
+    with np.errstate(invalid="ignore"):
+        least = np.minimum(np.minimum(lo_ * diff.lo, lo_ * diff.hi), np.minimum(hi_ * diff.lo, hi_ * diff.hi))
+    if np.isnan(least).any():  # 0 * inf at some corner: such a corner counts as 0 (no stacked copy otherwise)
+        corners = np.stack([lo_ * diff.lo, lo_ * diff.hi, hi_ * diff.lo, hi_ * diff.hi])
+        least = np.where(np.isnan(corners), 0.0, corners).min(0)
+    prod_lo = down(least)
     bias = Interval.point(b[target])[:, None] - b[None]
     real = Interval(down(sum_down(prod_lo) + bias.lo), np.full(bias.lo.shape, np.inf))  # [N, V]
     if not ar.exact:
