@@ -190,6 +190,9 @@ def _check(report: ProofReport, cert: dict, model: AdderModel, dtype: str, check
     if not checked.passed:
         report.verdict, report.reason = Verdict.UNDECIDED, f"the certificate check failed: {checked.reason}"
         return
+    if not checked.independent:
+        report.assumptions.append("the search's bound rules are sound: this certificate was re-checked with them, "
+                                  "not by the independent checker (adder.verify.checker handles one attention layer)")
     if not check_libm:
         report.verdict = Verdict.CONDITIONAL
         report.unchecked.append(f"torch's library functions ({', '.join(sorted(checked.ranges))}) meet the assumed "

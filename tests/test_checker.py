@@ -1,0 +1,253 @@
+"""The independent certificate checker (`adder.verify.checker`), the trusted base of a proof.
+
+It must (1) stay independent: no import from the search; (2) accept what the search proved;
+(3) reject every certificate that does not establish its claim: a shrunk bound, a missing
+child, an open or falsely empty case, other weights; (4) catch a bug planted in a search rule
+that lets the search "prove" a broken model; (5) bound what float32 torch really computes.
+"""
+
+import ast
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adder.compiler.checkpoint import weights_hash
+from adder.constructions.targets import resolve
+from adder.verify import checker
+from adder.verify.api import official_suite
+from adder.verify.checker.bounds import Rules, attention_tables, tail_margin
+from adder.verify.checker.check import Rejected, check_step
+from adder.verify.checker.paths import Positions, has_input, max_over_paths, roots
+from adder.verify.checker.reals import FLOATS, Box
+from adder.verify.prove import propagate
+from adder.verify.prove.layers import Ctx
+from adder.verify.prove.layout import StepLayout
+from adder.verify.prove.search import search_step
+from adder.verify.prove.weights import ModelWeights
+
+CHECKER = Path(checker.__file__).parent
+RNG = np.random.default_rng(0)
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [(0, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            out.append((node.level, node.module or ""))
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "__import__":
+            out.append((0, ast.literal_eval(node.args[0])))
+    return out
+
+
+def test_the_checker_imports_nothing_from_the_search():
+    """Within the package, numpy, torch, flint, the standard library and adder.compiler only."""
+    files = sorted(CHECKER.glob("*.py"))
+    assert {f.name for f in files} >= {"__init__.py", "reals.py", "paths.py", "bounds.py", "check.py"}
+    for f in files:
+        for level, name in _imports(f):
+            if level == 1:
+                continue  # the checker's own modules
+            if level == 3:  # from ...X: adder.X
+                assert name.split(".")[0] == "compiler", f"{f.name} imports adder.{name}"
+                continue
+            assert level == 0, f"{f.name} imports {'.' * level}{name}"
+            assert name.split(".")[0] in {"__future__", "dataclasses", "functools", "time", "numpy", "torch", "flint"}, \
+                f"{f.name} imports {name}"
+
+
+def _search(model, k, ctx=None):
+    mw = ModelWeights(model)
+    res = search_step(model, StepLayout(model.spec.format, len(model.spec.vocab), k), ctx or Ctx(mw, mw.arithmetic),
+                      time.perf_counter() + 120)
+    return res, {"step": k, "inner": res.inner, "roots": res.roots}
+
+
+def _check(model, step: dict) -> int:
+    with np.errstate(all="ignore"):
+        return check_step(Rules(model, FLOATS[str(model.dtype).replace("torch.", "")]), model.spec.format, step)
+
+
+@pytest.fixture(scope="module")
+def param40():
+    return resolve("param40").model()
+
+
+@pytest.fixture(scope="module")
+def step3(param40):
+    res, step = _search(param40, 3)
+    assert res.open_inputs == 0 and res.leaves > 100
+    return step
+
+
+def _nodes(node, kind):
+    if kind in node:
+        yield node
+    for child in node.get("children", []):
+        yield from _nodes(child, kind)
+
+
+def test_a_search_certificate_passes_step_by_step(param40, step3):
+    assert _check(param40, step3) == sum(1 for r in step3["roots"] for _ in _nodes(r, "leaf"))
+    _, last = _search(param40, 10)
+    assert _check(param40, last) > 0
+
+
+@pytest.mark.parametrize("tamper", ["shrink lam", "drop a child", "open a leaf", "empty a case", "bad tree", "short lam"])
+def test_a_tampered_certificate_is_rejected(param40, step3, tamper):
+    step = copy.deepcopy(step3)
+    leaf = step["roots"][0]
+    assert "leaf" in leaf
+    if tamper == "shrink lam":
+        lam = np.asarray(leaf["leaf"]["lam"], dtype=np.float64)
+        lam.ravel()[0] -= 1e-4 * abs(lam.ravel()[0]) + 1e-9
+        leaf["leaf"]["lam"] = lam.tolist()
+    elif tamper == "drop a child":  # a split of the leaf's case on group 5, one child short
+        copy_ = copy.deepcopy(leaf)
+        leaf.clear()
+        leaf.update({"split": 5, "children": [copy.deepcopy(copy_) for _ in range(99)]})
+    elif tamper == "open a leaf":
+        leaf.clear()
+        leaf["open"] = True
+    elif tamper == "empty a case":
+        leaf.clear()
+        leaf["empty"] = True
+    elif tamper == "bad tree":
+        leaf["leaf"]["tree"] = [7, None, None]
+    else:
+        leaf["leaf"]["lam"] = np.ravel(leaf["leaf"]["lam"])[:3].tolist()
+    with pytest.raises(Rejected):
+        _check(param40, step)
+
+
+def test_a_refined_leaf_passes_when_its_split_lists_every_child(param40, step3):
+    """A leaf's bound holds on any part of its case, so the leaf copied under a split on a
+    group (one child per allowed pair: 100 here) is still a proof; 99 children are not."""
+    step = copy.deepcopy(step3)
+    root = step["roots"][0]
+    assert "leaf" in root
+    leaf = copy.deepcopy(root)
+    root.clear()
+    root.update({"split": 5, "children": [copy.deepcopy(leaf) for _ in range(100)]})
+    assert _check(param40, step) == _check(param40, step3) + 99
+
+
+def test_other_weights_or_arithmetic_fail_the_whole_check(param40):
+    cert = {"weights_sha256": weights_hash(param40), "dtype": "float32", "arithmetic": "real", "steps": []}
+    assert not checker.check(cert, param40).passed
+    cert["weights_sha256"] = "0" * 64
+    r = checker.check(cert, param40)
+    assert not r.passed and "other weights" in r.reason
+
+
+def test_models_outside_its_rules_are_named_not_failed():
+    with pytest.raises(checker.NotCheckable, match="2 attention layers"):
+        checker.check({}, resolve("qwen87").model())
+
+
+def test_a_bug_planted_in_a_search_rule_proves_a_broken_mutant_and_the_checker_rejects_it(monkeypatch):
+    """The planted bug: the search's margin rule is off by +1 (a sign or constant slip). The
+    mutant: param40 with digit 9's embedding (tied to its unembedding row) grown by 1e-6, which
+    breaks ~15% of the official cases. The buggy search closes every case of step 0; the checker,
+    which shares no rule with it, finds a box where the margin is not positive."""
+    mutant = resolve("param40").model()
+    with torch.no_grad():
+        mutant.param("embed")[9] *= 1 + 1e-6
+    assert official_suite(mutant).passed < 10_010  # broken
+    honest, _ = _search(mutant, 0)
+    assert honest.open_inputs > 0 or honest.counterexample  # the sound search does not prove it
+    margin_lower = propagate.margin_lower
+    monkeypatch.setattr(propagate, "margin_lower", lambda h, target, ctx: margin_lower(h, target, ctx) + 1.0)
+    res, step = _search(mutant, 0)
+    assert res.open_inputs == 0 and res.counterexample is None  # the buggy search "proves" step 0
+    with pytest.raises(Rejected, match="margin is not positive"):
+        _check(mutant, step)
+
+
+# ---------------------------------------------------------------------------- its rules against torch
+def _ratio_bound(e_lo, e_hi, w):
+    """max over e in [e_lo, e_hi] of sum e w / sum e for one input (bisection on G(lam) <= 0)."""
+    lo, hi = w.min(), w.max()
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if (np.where(w >= mid, e_hi, e_lo) * (w - mid)).sum() <= 0:
+            hi = mid
+        else:
+            lo = mid
+    return hi + 1e-12 * (abs(hi) + np.abs(w).max())
+
+
+@pytest.mark.parametrize("name", ["param40", "kswain98_2p"])
+def test_the_checker_rules_contain_what_float32_torch_computes(name):
+    """Random inputs at several steps: the module's attention output (after o), run by torch,
+    lies in the box the checker's tables give for that one input, and the module's float margin
+    is at least the checker's margin bound over that box."""
+    model = resolve(name).model()
+    fmt = model.spec.format
+    att = next(b.layer for b in model.spec.blocks if hasattr(b.layer, "n_heads"))
+    rules = Rules(model, FLOATS["float32"])
+    for k in (0, 4, 10):
+        pos = Positions(fmt, k)
+        for _ in range(6):
+            a, b = (int(x) for x in RNG.integers(0, 10**10, 2))
+            tokens = torch.cat([fmt.encode(a, b)[0], fmt.answer(a, b)[0, :k]])[None]
+            cache: dict = {}
+            with torch.no_grad():
+                logits = model(tokens, cache=cache)[0, -1].double().numpy()
+            toks = tokens[0].numpy()
+            p = np.arange(len(toks))
+            tables = attention_tables(rules, pos, int(toks[-1]))
+            e_lo, e_hi = tables.e.lo[:, p, toks], tables.e.hi[:, p, toks]  # [H, P]
+            v_lo, v_hi = tables.v.lo[:, :, p, toks], tables.v.hi[:, :, p, toks]  # [H, vd, P]
+            H, vd = v_lo.shape[:2]
+            up = np.array([[_ratio_bound(e_lo[h], e_hi[h], v_hi[h, c]) for c in range(vd)] for h in range(H)])
+            down = np.array([[-_ratio_bound(e_lo[h], e_hi[h], -v_lo[h, c]) for c in range(vd)] for h in range(H)])
+            box = Box((down - tables.slack).reshape(1, -1), (up + tables.slack).reshape(1, -1))
+            out = cache["blocks.0.attn.out"][0, -1].double().numpy()
+            o = rules.linear(box, att.o)
+            assert ((o.lo[0] <= out) & (out <= o.hi[0])).all(), (k, a, b)
+            target = int(fmt.answer(a, b)[0, k])
+            bound = tail_margin(rules, box, tables.query, np.array([target]))[0]
+            assert bound <= logits[target] - np.delete(logits, target).max(), (k, a, b)
+
+
+def test_the_automaton_maximum_matches_brute_force_on_small_cases():
+    """max_over_paths against enumeration, on cases that leave only two pairs free per group."""
+    for _ in range(5):
+        groups = RNG.normal(size=(1, 10, 100, 2))
+        top = RNG.normal(size=(1, 2))
+        mask = np.zeros((10, 100, 2), bool)
+        for j in range(10):
+            mask[j, RNG.choice(100, 2, replace=False)] = True
+        final = np.ones(2, bool)
+        best = -np.inf
+        for bits in range(1 << 10):
+            pairs = [np.flatnonzero(mask[j].any(1))[(bits >> j) & 1] for j in range(10)]
+            c, total = 0, 0.0
+            for j, pr in enumerate(pairs):
+                total += groups[0, j, pr, c]
+                c = int(pr // 10 + pr % 10 + c >= 10)
+            best = max(best, total + top[0, c])
+        got = max_over_paths(groups, top, mask[None], final[None])[0]
+        assert best <= got <= best + 1e-12
+        assert has_input(mask, final)
+
+
+def test_the_roots_partition_every_step():
+    """Each input lies in exactly one root case of every step (the cover the leaves inherit)."""
+    fmt = resolve("param40").model().spec.format
+    from adder.verify.prove.automaton import path_of
+    for k in (0, 5, 10):
+        rts = roots(Positions(fmt, k))
+        for _ in range(30):
+            a, b = (int(x) for x in RNG.integers(0, 10**10, 2))
+            pairs, carries = path_of(a, b)
+            tokens = torch.cat([fmt.encode(a, b)[0], fmt.answer(a, b)[0, :k]])
+            inside = [m[np.arange(10), pairs, carries[:10]].all() and f[carries[10]] and qt == int(tokens[-1])
+                      and tgt == int(fmt.answer(a, b)[0, k]) for m, f, qt, tgt, _ in rts]
+            assert sum(inside) == 1, (k, a, b)

@@ -1,0 +1,224 @@
+"""Re-establish a proof certificate from the model's tensors, without the search's code.
+
+For every answer step k the certificate lists one tree per root case (`paths.roots`). The
+checker regenerates the cases from the split rule while it walks the trees, so the leaves
+it meets cover every input by construction; then, for each leaf, it re-proves two things:
+
+1. **The attention output box.** The leaf records lam [H, vd, 2]: for each head h and value
+   coordinate c, an upper bound of the head output R and of -R over the leaf's inputs.
+   R = sum_j e_j v_j / sum_j e_j <= lam holds for every input and every e, v in their boxes
+   iff max over the leaf's paths of sum_j e_j (v_j - lam) <= 0 (all e_j >= 0, one > 0): a
+   max-plus programme over the carry automaton (`paths.max_over_paths`), with every addition
+   rounded up. The float module's output lies within [-lam1 - slack, lam0 + slack].
+2. **The margin over that box.** The leaf's bisection tree cuts the box at midpoints; on each
+   final box `bounds.tail_margin` must be > 0 (the argmax breaks ties by index). Where it is
+   not, the checker may bisect further on its own (`EXTRA_BISECTIONS`): any partition is sound.
+
+A leaf that fails either, an "open" node, a tree that does not match the split rule, other
+weights (sha256) or another arithmetic: the check fails, naming the first place.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...compiler.checkpoint import weights_hash
+from ...compiler.module import AdderModel
+from .bounds import NotCheckable, Rules, attention_tables, tail_margin, unsupported
+from .paths import GROUPS, Positions, carry_children, has_input, max_over_paths, pair_children, roots
+from .reals import FLOATS, Box, lower, upper
+
+#: Leaves whose attention inequalities are re-verified in one vectorised batch.
+BATCH = 64
+#: Further halvings of a final box that fails, along its widest side, before the leaf fails.
+EXTRA_BISECTIONS = 4
+
+
+@dataclass
+class Result:
+    passed: bool
+    reason: str
+    leaves: int = 0
+    ranges: dict = field(default_factory=dict)  # library function -> (lo, hi, grid) of the inputs met
+    seconds: float = 0.0
+    boxes: int = 0  # margin boxes bounded
+    halvings: int = 0  # of them, made by the checker itself (beyond the certificate's trees)
+
+
+@dataclass
+class Leaf:
+    mask: np.ndarray  # [10, 100, 2]
+    final: np.ndarray  # [2]
+    query_token: int
+    target: int
+    lam: object
+    tree: object
+    label: str
+
+
+class Rejected(Exception):
+    """The certificate fails to establish something (the message says where and what)."""
+
+
+def check(cert: dict, model: AdderModel, progress=None, deadline: float | None = None) -> Result:
+    """Re-verify `cert` against `model`. Raises NotCheckable for a model outside this checker's
+    rules, TimeoutError("the certificate check") past `deadline` (a `time.perf_counter()` value)."""
+    t0 = time.perf_counter()
+    missing = unsupported(model.spec)
+    if missing:
+        raise NotCheckable("; ".join(missing))
+    dtype = str(model.dtype).replace("torch.", "")
+    if cert.get("weights_sha256") != weights_hash(model):
+        return Result(False, "the certificate is for other weights (sha256 differs)")
+    if cert.get("dtype") != dtype or cert.get("arithmetic") != dtype or dtype not in FLOATS:
+        return Result(False, f"the certificate is for {cert.get('arithmetic')} arithmetic of a {cert.get('dtype')} "
+                             f"model; this model is {dtype}")
+    rules = Rules(model.cpu(), FLOATS[dtype])
+    fmt = model.spec.format
+    steps = cert.get("steps")
+    if not isinstance(steps, list) or [s.get("step") if isinstance(s, dict) else None for s in steps] \
+            != list(range(fmt.out_digits)):
+        return Result(False, f"the certificate must cover answer steps 0..{fmt.out_digits - 1} in order")
+    tally = Tally()
+    try:
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            for st in steps:
+                check_step(rules, fmt, st, progress, deadline, tally)
+    except Rejected as e:
+        return Result(False, str(e), tally.leaves, rules.ranges, time.perf_counter() - t0, tally.boxes, tally.halvings)
+    own = f", {tally.halvings:,} of them halved by the checker itself" if tally.halvings else ""
+    return Result(True, f"{tally.leaves:,} leaves and {tally.boxes:,} margin boxes{own} re-verified by the independent "
+                        "checker (verify/checker: its own case split, bound rules and arb exp)",
+                  tally.leaves, rules.ranges, time.perf_counter() - t0, tally.boxes, tally.halvings)
+
+
+@dataclass
+class Tally:
+    leaves: int = 0
+    boxes: int = 0
+    halvings: int = 0
+
+
+def check_step(rules: Rules, fmt, st: dict, progress=None, deadline: float | None = None,
+               tally: Tally | None = None) -> int:
+    """Re-verify one step's trees; returns the number of leaves. Raises Rejected."""
+    tally = tally if tally is not None else Tally()
+    k = st["step"]
+    if st.get("inner"):
+        raise NotCheckable("the certificate bounds inner attention layers")
+    pos = Positions(fmt, k)
+    rts = roots(pos)
+    if not isinstance(st.get("roots"), list) or len(st["roots"]) != len(rts):
+        raise Rejected(f"step {k}: expected {len(rts)} root cases")
+    leaves: list[Leaf] = []
+    for node, (mask, final, qt, target, label) in zip(st["roots"], rts):
+        _walk(node, mask, final, qt, target, f"step {k}: {label}", leaves)
+    for qt in sorted({leaf.query_token for leaf in leaves}):
+        tables = attention_tables(rules, pos, qt)
+        mine = [leaf for leaf in leaves if leaf.query_token == qt]
+        for s in range(0, len(mine), BATCH):
+            if deadline is not None and time.perf_counter() > deadline:
+                raise TimeoutError("the certificate check")
+            batch = mine[s:s + BATCH]
+            _check_leaves(rules, pos, tables, batch, tally)
+            if progress:
+                progress(len(batch), f"certificate check (independent checker), step {k}, leaves re-verified")
+    tally.leaves += len(leaves)
+    return len(leaves)
+
+
+def _walk(node, mask, final, qt, target, label, leaves: list) -> None:
+    """Collect the leaves of one case's tree, regenerating each child's case from the split rule."""
+    if not isinstance(node, dict):
+        raise Rejected(f"{label}: malformed node")
+    if node.get("empty") is True:
+        if has_input(mask, final):
+            raise Rejected(f"{label}: marked empty but holds inputs")
+    elif "split" in node:
+        j, kids = node["split"], node.get("children")
+        if type(j) is not int or not 0 <= j < GROUPS or not isinstance(kids, list):
+            raise Rejected(f"{label}: malformed split")
+        pairs = pair_children(mask, j)
+        if len(kids) != len(pairs):
+            raise Rejected(f"{label}: a split on group {j} must list {len(pairs)} children, not {len(kids)}")
+        for child, (pair, m) in zip(kids, pairs):
+            _walk(child, m, final, qt, target, f"{label} pair{j}={pair:02d}", leaves)
+    elif "carry" in node:
+        j, kids = node["carry"], node.get("children")
+        if type(j) is not int or not 0 <= j < GROUPS or not isinstance(kids, list) or len(kids) != 2:
+            raise Rejected(f"{label}: malformed carry split")
+        for c, (child, m) in enumerate(zip(kids, carry_children(mask, j))):
+            _walk(child, m, final, qt, target, f"{label} c{j}={c}", leaves)
+    elif "leaf" in node and isinstance(node["leaf"], dict):
+        leaves.append(Leaf(mask, final, qt, target, node["leaf"].get("lam"), node["leaf"].get("tree"), label))
+    elif node.get("open") is True:
+        raise Rejected(f"{label}: left open")
+    else:
+        raise Rejected(f"{label}: malformed node")
+
+
+def _check_leaves(rules: Rules, pos: Positions, tables, batch: list[Leaf], tally: Tally) -> None:
+    """Both checks of the module docstring for leaves sharing a query token."""
+    e, v = tables.e, tables.v  # [H, P, V], [H, vd, P, V]
+    H, vd = v.shape[0], v.shape[1]
+    try:
+        lam = np.array([np.asarray(leaf.lam, dtype=np.float64).reshape(H, vd, 2) for leaf in batch])
+    except (TypeError, ValueError):
+        raise Rejected(f"{batch[0].label} (or a leaf beside it): malformed lam (expected {H} x {vd} x 2 numbers)") from None
+    # 1. G(lam) = max over paths of sum_j e_j (v_j - lam) <= 0, per (leaf, head, coordinate, direction)
+    worst_v = np.stack([v.hi, -v.lo], 2)  # [H, vd, 2, P, V]: the largest v (direction 0) and -v (1)
+    diff = upper(worst_v[None] - lam[..., None, None])  # [L, H, vd, 2, P, V]
+    e_hi, e_lo = e.hi[None, :, None, None], e.lo[None, :, None, None]
+    terms = upper(np.where(diff >= 0, e_hi, e_lo) * diff)
+    terms = np.where(tables.live, terms, 0.0).reshape(-1, *e.shape[1:])
+    fixed, groups, top = pos.group_sums(terms)
+    per = H * vd * 2
+    masks = np.repeat(np.array([leaf.mask for leaf in batch]), per, 0)
+    finals = np.repeat(np.array([leaf.final for leaf in batch]), per, 0)
+    g = upper(fixed + max_over_paths(groups, top, masks, finals)).reshape(len(batch), per)
+    bad = ~(g <= 0).all(1)
+    if bad.any():
+        raise Rejected(f"{batch[int(np.argmax(bad))].label}: a recorded attention bound does not hold")
+    # 2. the margin over the output box, by the leaf's bisection tree and, where needed, further halving
+    out = Box(lower(-lam[..., 1] - tables.slack).reshape(len(batch), -1),
+              upper(lam[..., 0] + tables.slack).reshape(len(batch), -1))
+    _check_boxes(rules, tables, batch, out, tally)
+
+
+def _check_boxes(rules: Rules, tables, batch: list[Leaf], out: Box, tally: Tally) -> None:
+    pending = [(i, out.lo[i], out.hi[i], batch[i].tree, 0) for i in range(len(batch))]
+    while pending:
+        final, split = [], []
+        for item in pending:
+            (split if item[3] is not None else final).append(item)
+        nxt = []
+        if final:
+            idx = np.array([f[0] for f in final])
+            m = tail_margin(rules, Box(np.array([f[1] for f in final]), np.array([f[2] for f in final])), tables.query,
+                            np.array([batch[i].target for i in idx]))
+            tally.boxes += len(final)
+            for (i, lo, hi, _, extra), ok in zip(final, m > 0):
+                if ok:
+                    continue
+                tally.halvings += 1
+                if extra >= EXTRA_BISECTIONS or not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+                    raise Rejected(f"{batch[i].label}: the margin is not positive on a box of the attention output")
+                nxt += _halves(i, lo, hi, int(np.argmax(hi - lo)), None, None, extra + 1)
+        for i, lo, hi, node, extra in split:
+            if not (isinstance(node, list) and len(node) == 3 and type(node[0]) is int and 0 <= node[0] < len(lo)):
+                raise Rejected(f"{batch[i].label}: malformed bisection tree")
+            nxt += _halves(i, lo, hi, node[0], node[1], node[2], extra)
+        pending = nxt
+
+
+def _halves(i, lo, hi, dim, left, right, extra):
+    """The two halves of a box at the midpoint of side `dim` (they share the cut: a cover)."""
+    mid = 0.5 * (lo[dim] + hi[dim])
+    if not lo[dim] <= mid <= hi[dim]:
+        raise Rejected("a bisection cut lies outside its box")
+    hi_a, lo_b = hi.copy(), lo.copy()
+    hi_a[dim], lo_b[dim] = mid, mid
+    return [(i, lo, hi_a, left, extra), (i, lo_b, hi, right, extra)]
