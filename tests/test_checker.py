@@ -19,9 +19,11 @@ from adder.compiler.checkpoint import weights_hash
 from adder.constructions.targets import resolve
 from adder.verify import checker
 from adder.verify.api import official_suite
-from adder.verify.checker.bounds import Rules, attention_tables, tail_margin
+from adder.verify.checker.bounds import Rules, heads, last_attention, tail_margin
+from adder.verify.checker.inner import before_last
 from adder.verify.checker.check import Rejected, check_step
 from adder.verify.checker.paths import Positions, has_input, max_over_paths, roots
+from adder.verify.prove.automaton import path_of
 from adder.verify.checker.reals import FLOATS, Box
 from adder.verify.prove import propagate
 from adder.verify.prove.layers import Ctx
@@ -48,7 +50,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 def test_the_checker_imports_nothing_from_the_search():
     """Within the package, numpy, torch, flint, the standard library and adder.compiler only."""
     files = sorted(CHECKER.glob("*.py"))
-    assert {f.name for f in files} >= {"__init__.py", "reals.py", "paths.py", "bounds.py", "check.py"}
+    assert {f.name for f in files} >= {"__init__.py", "reals.py", "paths.py", "bounds.py", "inner.py", "check.py"}
     for f in files:
         for level, name in _imports(f):
             if level == 1:
@@ -57,7 +59,7 @@ def test_the_checker_imports_nothing_from_the_search():
                 assert name.split(".")[0] == "compiler", f"{f.name} imports adder.{name}"
                 continue
             assert level == 0, f"{f.name} imports {'.' * level}{name}"
-            assert name.split(".")[0] in {"__future__", "dataclasses", "functools", "time", "numpy", "torch", "flint"}, \
+            assert name.split(".")[0] in {"__future__", "dataclasses", "functools", "itertools", "time", "numpy", "torch", "flint"}, \
                 f"{f.name} imports {name}"
 
 
@@ -146,8 +148,8 @@ def test_other_weights_or_arithmetic_fail_the_whole_check(param40):
 
 
 def test_models_outside_its_rules_are_named_not_failed():
-    with pytest.raises(checker.NotCheckable, match="2 attention layers"):
-        checker.check({}, resolve("qwen87").model())
+    with pytest.raises(checker.NotCheckable, match="softmax1 attention; ALiBi"):
+        checker.check({}, resolve("tinyadder36").model())
 
 
 def test_a_bug_planted_in_a_search_rule_proves_a_broken_mutant_and_the_checker_rejects_it(monkeypatch):
@@ -182,37 +184,56 @@ def _ratio_bound(e_lo, e_hi, w):
     return hi + 1e-12 * (abs(hi) + np.abs(w).max())
 
 
-@pytest.mark.parametrize("name", ["param40", "kswain98_2p"])
-def test_the_checker_rules_contain_what_float32_torch_computes(name):
-    """Random inputs at several steps: the module's attention output (after o), run by torch,
-    lies in the box the checker's tables give for that one input, and the module's float margin
-    is at least the checker's margin bound over that box."""
+def _single_path(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """The case holding exactly the input (a, b)."""
+    pairs, carries = path_of(a, b)
+    mask = np.zeros((10, 100, 2), bool)
+    mask[np.arange(10), pairs, carries[:10]] = True
+    return mask, np.arange(2) == carries[10]
+
+
+@pytest.mark.parametrize("name,steps,n", [("param40", (0, 4, 10), 6), ("kswain98_2p", (0, 4, 10), 6),
+                                          pytest.param("qwen87", (0, 9), 3, marks=pytest.mark.integration)])
+def test_the_checker_rules_contain_what_float32_torch_computes(name, steps, n):
+    """Random inputs at several steps: the residual before the last attention lies in the box the
+    checker's layers give for the case of that one input; the module's attention output (after
+    o), run by torch, lies in the box its tables give; its float margin is at least the checker's
+    margin bound over that box. Two-layer models re-verify the search's inner-layer records."""
     model = resolve(name).model()
     fmt = model.spec.format
-    att = next(b.layer for b in model.spec.blocks if hasattr(b.layer, "n_heads"))
+    last = last_attention(model.spec)
+    att = model.spec.blocks[last].layer
     rules = Rules(model, FLOATS["float32"])
-    for k in (0, 4, 10):
+    for k in steps:
         pos = Positions(fmt, k)
-        for _ in range(6):
+        _, step = _search(model, k) if last > 0 else (None, {"inner": []})
+        with np.errstate(all="ignore"):
+            before = before_last(rules, pos, step["inner"], f"step {k}")
+        for _ in range(n):
             a, b = (int(x) for x in RNG.integers(0, 10**10, 2))
             tokens = torch.cat([fmt.encode(a, b)[0], fmt.answer(a, b)[0, :k]])[None]
             cache: dict = {}
             with torch.no_grad():
                 logits = model(tokens, cache=cache)[0, -1].double().numpy()
             toks = tokens[0].numpy()
+            mask, final = _single_path(a, b)
+            residual, normed = before.query_rows(pos, toks[-1:], mask[None], final[None])
+            real = cache[f"resid.{last}"][0, -1].double().numpy()
+            assert ((residual.lo[0] <= real) & (real <= residual.hi[0])).all(), (k, a, b)
+            with np.errstate(all="ignore"):
+                hd = heads(rules, att, before.keys, normed, np.array([pos.t]), pos)
             p = np.arange(len(toks))
-            tables = attention_tables(rules, pos, int(toks[-1]))
-            e_lo, e_hi = tables.e.lo[:, p, toks], tables.e.hi[:, p, toks]  # [H, P]
-            v_lo, v_hi = tables.v.lo[:, :, p, toks], tables.v.hi[:, :, p, toks]  # [H, vd, P]
+            e_lo, e_hi = hd.e.lo[0][:, p, toks], hd.e.hi[0][:, p, toks]  # [H, P]
+            v_lo, v_hi = hd.v.lo[:, :, p, toks], hd.v.hi[:, :, p, toks]  # [H, vd, P]
             H, vd = v_lo.shape[:2]
             up = np.array([[_ratio_bound(e_lo[h], e_hi[h], v_hi[h, c]) for c in range(vd)] for h in range(H)])
             down = np.array([[-_ratio_bound(e_lo[h], e_hi[h], -v_lo[h, c]) for c in range(vd)] for h in range(H)])
-            box = Box((down - tables.slack).reshape(1, -1), (up + tables.slack).reshape(1, -1))
-            out = cache["blocks.0.attn.out"][0, -1].double().numpy()
+            box = Box((down - hd.slack[0]).reshape(1, -1), (up + hd.slack[0]).reshape(1, -1))
+            out = cache[f"blocks.{last}.attn.out"][0, -1].double().numpy()
             o = rules.linear(box, att.o)
             assert ((o.lo[0] <= out) & (out <= o.hi[0])).all(), (k, a, b)
             target = int(fmt.answer(a, b)[0, k])
-            bound = tail_margin(rules, box, tables.query, np.array([target]))[0]
+            bound = tail_margin(rules, box, residual, np.array([target]))[0]
             assert bound <= logits[target] - np.delete(logits, target).max(), (k, a, b)
 
 
@@ -241,7 +262,6 @@ def test_the_automaton_maximum_matches_brute_force_on_small_cases():
 def test_the_roots_partition_every_step():
     """Each input lies in exactly one root case of every step (the cover the leaves inherit)."""
     fmt = resolve("param40").model().spec.format
-    from adder.verify.prove.automaton import path_of
     for k in (0, 5, 10):
         rts = roots(Positions(fmt, k))
         for _ in range(30):

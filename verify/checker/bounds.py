@@ -5,9 +5,10 @@ it computes next: the exact operation (in `reals.Box`, rounded outward) widened 
 error of that operation (`reals.Floats`). The rules follow `compiler/module.py` line by line;
 the mathematics of each is in its docstring and in docs/prove.md ("The trusted base").
 
-One-layer models only: before the one attention block every position's residual depends on
-its own token, so the keys, values and softmax weights of a step are finite tables
-(`AttentionTables`); after it only the query position matters (`margin_lower`).
+An attention layer is bounded for a batch of query rows over every key (position, token)
+(`heads`), and its certified output range re-verified as one max-plus inequality per head
+coordinate (`ratio_bounds_hold`). What reaches the last attention layer is `inner.py`'s; after
+it only the query position matters (`tail_margin`, `Rules.margin_lower`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from ...compiler.module import AdderModel, rotary
 from ...compiler.scalars import scalar_to_float
 from ...compiler.spec import MLP, Attention, Linear, Norm
-from .paths import Positions
+from .paths import Positions, max_over_paths
 from .reals import Box, Floats, arb, arb_map, exp_box, lower, sum_lower, sum_upper, upper
 
 
@@ -29,12 +30,16 @@ class NotCheckable(Exception):
     """The model uses something this checker has no rule for (the message says what)."""
 
 
+class Rejected(Exception):
+    """The certificate fails to establish something (the message says where and what)."""
+
+
 def unsupported(spec) -> list[str]:
     """What in `spec` this checker cannot bound (empty: everything)."""
     out = []
     attn = [b for b in spec.blocks if isinstance(b.layer, Attention)]
-    if len(attn) != 1:
-        out.append(f"{len(attn)} attention layers (the independent checker handles one)")
+    if not attn:
+        out.append("no attention layer")
     norms = [b.norm for b in spec.blocks] + [spec.final_norm]
     norms += [n for b in attn for n in (b.layer.q_norm, b.layer.k_norm)]
     out += [f"{n.kind} norm" for n in norms if n is not None and n.kind != "rms"]
@@ -165,7 +170,7 @@ class Rules:
         left, right = x.hi <= argmin[0], x.lo >= argmin[1]  # the decreasing and the increasing branch
         z = Box(np.where(left, b.lo, np.where(right, a.lo, least)),
                 np.where(left, a.hi, np.where(right, b.hi, np.maximum(a.hi, b.hi))))
-        absolute = self.fl.silu_abs if act == "silu" else upper(self.fl.gelu_x * x.mag())
+        absolute = upper(self.fl.gelu_x * x.mag()) if act == "gelu" else self.fl.silu_abs
         return self.fl.library(z, absolute)
 
     def mlp(self, x: Box, m: MLP) -> Box:
@@ -259,7 +264,7 @@ def _gelu():
 
 
 #: activation -> a function giving (arb function, argmin bracket, lower bound of the minimum)
-ACTIVATIONS = {"identity": None, "relu": None, "silu": _silu, "gelu": _gelu}
+ACTIVATIONS = {"identity": None, "relu": None, "silu": _silu, "silu_mlx": _silu, "gelu": _gelu}
 
 
 # ---------------------------------------------------------------------------- attention
@@ -294,79 +299,94 @@ def rotate(r: Rules, x: Box, cos: np.ndarray, sin: np.ndarray, convention: str) 
 
 
 @dataclass
-class AttentionTables:
-    """Step k, one query token: for every key (position p, token v), enclosures of its softmax
-    weight e [H, P, V] (up to one common positive factor) and value v [H, vd, P, V]; `live` [P, V]
-    the keys that can occur; `slack` [H, vd] the normalise-and-mix rounding; `query` [d] the
-    residual at the query position."""
+class Heads:
+    """One attention block read by R query rows: for every key (position p, token v), each
+    row's softmax weight e [R, H, P, V] (up to a common positive factor per row and head) and
+    the values v [H, vd, P, V]; `live` [R, P, V] the keys a row can see that can occur; `slack`
+    [R, H, vd] the rounding of normalise-and-mix."""
 
     e: Box
     v: Box
     live: np.ndarray
     slack: np.ndarray
-    query: Box
 
 
-def lattice(r: Rules, pos: Positions) -> Box:
-    """[P, V, d]: each position's residual before the attention block, for each token."""
-    spec = r.spec
-    E = r.w[id(spec.embed)]
-    P = len(pos.slots)
-    x = Box.exact(np.broadcast_to(E[None], (P,) + E.shape).copy())
-    if spec.pos is not None:
-        x = r.fl.op(x + r.w[id(spec.pos)][:P, None, :])
-    for block in spec.blocks:
-        if isinstance(block.layer, Attention):
-            return x
-        x = r.residual_mlp(x, block)
-    raise NotCheckable("no attention block")
-
-
-def attention_tables(r: Rules, pos: Positions, query_token: int) -> AttentionTables:
-    spec, fl = r.spec, r.fl
-    block = next(b for b in spec.blocks if isinstance(b.layer, Attention))
-    att: Attention = block.layer
+def heads(r: Rules, att: Attention, keys: Box, queries: Box, q_pos: np.ndarray, pos: Positions) -> Heads:
+    """keys [P, V, d]: the block's norm of each key's residual; queries [R, d]: the norm of each
+    query row's residual, at positions q_pos [R] (causal: keys at p <= q_pos)."""
+    fl = r.fl
     H, Hkv, hd, vd = att.n_heads, att.n_kv_heads, att.head_dim, att.vd
-    X = lattice(r, pos)
-    P, V = X.shape[0], X.shape[1]
-    xn = r.norm(X, block.norm)
-    k = r.linear(xn, att.k)
-    k = Box(k.lo.reshape(P, V, Hkv, hd), k.hi.reshape(P, V, Hkv, hd))
-    v = r.linear(xn, att.v)
+    P, V = keys.shape[0], keys.shape[1]
+    R = queries.shape[0]
+    k = r.linear(keys, att.k)
+    k = r.norm(Box(k.lo.reshape(P, V, Hkv, hd), k.hi.reshape(P, V, Hkv, hd)), att.k_norm)
+    v = r.linear(keys, att.v)
     v = Box(v.lo.reshape(P, V, Hkv, vd), v.hi.reshape(P, V, Hkv, vd))
-    k = r.norm(k, att.k_norm)
-    query = X[pos.t, query_token]
-    q = r.linear(r.norm(query, block.norm), att.q)
-    q = r.norm(Box(q.lo.reshape(H, hd), q.hi.reshape(H, hd)), att.q_norm)
+    q = r.linear(queries, att.q)
+    q = r.norm(Box(q.lo.reshape(R, H, hd), q.hi.reshape(R, H, hd)), att.q_norm)
     if att.rope is not None:
         cos, sin = rope_tables(r.model, att, P)
         k = rotate(r, k, cos[:, None, None, :], sin[:, None, None, :], att.rope.convention)
-        q = rotate(r, q, cos[pos.t][None, :], sin[pos.t][None, :], att.rope.convention)
+        q = rotate(r, q, cos[q_pos][:, None, :], sin[q_pos][:, None, :], att.rope.convention)
     scale = fl.scalar(scalar_to_float(att.scale))
     if att.scale_op == "mul_q":
         q = fl.op(q * scale)
     group = np.arange(H) // (H // Hkv)
     kh = k[:, :, group]  # [P, V, H, hd]
-    s = fl.op(q.dot(kh), n=hd, mag=sum_upper(upper(q.mag() * kh.mag())))  # [P, V, H]
+    qb = Box(q.lo[:, None, None], q.hi[:, None, None])  # [R, 1, 1, H, hd]
+    s = fl.op(qb.dot(kh), n=hd, mag=sum_upper(upper(qb.mag() * kh.mag())))  # [R, P, V, H]
     if att.scale_op == "div":
         s = fl.op(s.divide(scale))
     elif att.scale_op == "mul" and scalar_to_float(att.scale) != 1.0:
         s = fl.op(s * scale)
-    s = Box(np.moveaxis(s.lo, -1, 0), np.moveaxis(s.hi, -1, 0))  # [H, P, V]
-    live = pos.can_hold(V)  # the query is the last position: every position is visible
-    e = softmax_weights(r, s, live)
+    s = Box(np.moveaxis(s.lo, -1, 1), np.moveaxis(s.hi, -1, 1))  # [R, H, P, V]
+    live = pos.can_hold(V)[None] & (np.arange(P)[None, :, None] <= np.asarray(q_pos)[:, None, None])  # [R, P, V]
+    e = softmax_weights(r, s, live[:, None])
     vh = v[:, :, group]  # [P, V, H, vd]
-    vh = Box(np.where(live[..., None, None], vh.lo, 0.0), np.where(live[..., None, None], vh.hi, 0.0))
     vh = Box(np.moveaxis(vh.lo, (2, 3), (0, 1)), np.moveaxis(vh.hi, (2, 3), (0, 1)))  # [H, vd, P, V]
-    vmax = vh.mag().max((-2, -1))
+    vmax = np.where(live[:, None, None], vh.mag()[None], 0.0).max((-2, -1))  # [R, H, vd]
     g = fl.gamma(P + 1)
     kappa = upper(upper(upper((1 + fl.u) ** 2 * upper(1 + g)) / lower(1 - g)) - 1)
     slack = upper(upper(kappa * vmax) + upper(2 * (P + 1) * fl.eta * upper(vmax + 1)))
-    return AttentionTables(e, vh, live, slack, query)
+    return Heads(e, vh, live, slack)
+
+
+def ratio_bounds_hold(heads: Heads, row: np.ndarray, lam: np.ndarray, pos: Positions, masks: np.ndarray,
+                      finals: np.ndarray, relaxed: bool = False) -> np.ndarray:
+    """Whether each lam [N, H, vd, 2] bounds its row's head outputs: lam[..., 0] >= R and
+    lam[..., 1] >= -R for every input of its case (masks [N, 10, 100, 2], finals [N, 2]); `row` [N]
+    picks each one's row of `heads`. R <= lam iff G(lam) = max over paths of sum_j e_j (v_j - lam)
+    <= 0 (all e_j >= 0, one > 0), e and v anywhere in their boxes. `relaxed`: every position picks
+    any token its case allows on its own (a superset of the paths; no dynamic programme).
+    Returns [N] booleans."""
+    e, v = heads.e, heads.v  # [R, H, P, V], [H, vd, P, V]
+    N, H, vd = lam.shape[:3]
+    worst = np.stack([v.hi, -v.lo], 2)  # [H, vd, 2, P, V]: the largest v and -v
+    diff = upper(worst[None] - lam[..., None, None])  # [N, H, vd, 2, P, V]
+    e_hi, e_lo = e.hi[row][:, :, None, None], e.lo[row][:, :, None, None]
+    terms = upper(np.where(diff >= 0, e_hi, e_lo) * diff)
+    terms = np.where(heads.live[row][:, None, None, None], terms, 0.0).reshape(N * H * vd * 2, *e.shape[2:])
+    per = H * vd * 2
+    masks, finals = np.repeat(masks, per, 0), np.repeat(finals, per, 0)
+    if relaxed:
+        allowed = pos.allowed_tokens(masks, finals, e.shape[-1])
+        best = np.where(allowed, terms, -np.inf).max(-1)  # [N', P]
+        empty = ~np.isfinite(best).all(1)  # a position no input fills: no input at all
+        g = np.where(empty, -np.inf, sum_upper(np.where(empty[:, None], 0.0, best)))
+    else:
+        fixed, groups, top = pos.group_sums(terms)
+        g = upper(fixed + max_over_paths(groups, top, masks, finals))
+    return (g <= 0).reshape(N, per).all(1)
+
+
+def output_box(heads: Heads, row: np.ndarray, lam: np.ndarray) -> Box:
+    """[N, H * vd]: where the float head outputs lie, given certified bounds lam [N, H, vd, 2]."""
+    slack = heads.slack[row]
+    return Box(lower(-lam[..., 1] - slack).reshape(len(lam), -1), upper(lam[..., 0] + slack).reshape(len(lam), -1))
 
 
 def softmax_weights(r: Rules, s: Box, live: np.ndarray) -> Box:
-    """e [H, P, V]: the float exp(fl(s_j - m_f)) of each key, times exp(m_f - m) for the constant
+    """e [..., P, V]: the float exp(fl(s_j - m_f)) of each key, times exp(m_f - m) for the constant
     m = max s_hi (every ratio sum e v / sum e is unchanged by a common factor).
 
     fl(s_j - m_f) = (s_j - m_f)(1 + d) with |s_j - m_f| <= spread (the row's score range), so
@@ -374,15 +394,15 @@ def softmax_weights(r: Rules, s: Box, live: np.ndarray) -> Box:
     2K ulps plus K eta, and exp(m_f - m) <= 1 scales that absolute term down. Dead keys: 0."""
     fl = r.fl
     lo, hi = np.where(live, s.lo, np.inf), np.where(live, s.hi, -np.inf)
-    m = hi.max((-2, -1), keepdims=True)  # [H, 1, 1]
+    m = hi.max((-2, -1), keepdims=True)  # [..., 1, 1]
     spread = upper(m[..., 0, 0] - lo.min((-2, -1)))
     base = exp_box(Box(np.where(live, lower(lo - m), 0.0), np.where(live, upper(hi - m), 0.0)))
     grow = exp_box(Box.exact(upper(fl.u * spread)))
     f_hi = upper(grow.hi * upper(1 + 2 * fl.ulps * fl.u))
     f_lo = lower(lower(1 - 2 * fl.ulps * fl.u) / grow.hi)
     absolute = fl.ulps * fl.eta
-    e = Box(np.maximum(lower(lower(base.lo * f_lo[:, None, None]) - absolute), 0.0),
-            upper(upper(base.hi * f_hi[:, None, None]) + absolute))
+    e = Box(np.maximum(lower(lower(base.lo * f_lo[..., None, None]) - absolute), 0.0),
+            upper(upper(base.hi * f_hi[..., None, None]) + absolute))
     # the inputs softmax's exp meets: fl(s_j - m_f) in [(min s_lo - m)(1 + u), 0], on a grid
     m_lo = np.where(live, s.lo, -np.inf).max((-2, -1))
     r.note("exp", lower(lower(lo.min((-2, -1)) - m[..., 0, 0]) * (1 + fl.u)), 0.0, grid=float(_grid(m_lo, m[..., 0, 0], fl).min()))
@@ -400,12 +420,16 @@ def _grid(m_lo: np.ndarray, m_hi: np.ndarray, fl: Floats) -> np.ndarray:
     return np.where(mag > 0, np.maximum(np.exp2(e) * fl.u, fl.eta), 0.0)
 
 
-def tail_margin(r: Rules, out: Box, query: Box, target: np.ndarray) -> np.ndarray:
-    """Margin lower bound at the query position, given the head outputs out [N, H * vd]."""
+def tail_margin(r: Rules, out: Box, residual: Box, target: np.ndarray) -> np.ndarray:
+    """Margin lower bound at the query position, given the last attention's head outputs
+    out [N, H * vd] and the residual before it [N, d]."""
     spec = r.spec
-    i = next(i for i, b in enumerate(spec.blocks) if isinstance(b.layer, Attention))
-    h = r.fl.op(Box(np.broadcast_to(query.lo, (len(target),) + query.shape), np.broadcast_to(query.hi, (len(target),) + query.shape))
-                + r.linear(out, spec.blocks[i].layer.o))
+    i = last_attention(spec)
+    h = r.fl.op(residual + r.linear(out, spec.blocks[i].layer.o))
     for block in spec.blocks[i + 1:]:
         h = r.residual_mlp(h, block)
     return r.margin_lower(h, target)
+
+
+def last_attention(spec) -> int:
+    return max(i for i, b in enumerate(spec.blocks) if isinstance(b.layer, Attention))

@@ -27,9 +27,10 @@ import numpy as np
 
 from ...compiler.checkpoint import weights_hash
 from ...compiler.module import AdderModel
-from .bounds import NotCheckable, Rules, attention_tables, tail_margin, unsupported
-from .paths import GROUPS, Positions, carry_children, has_input, max_over_paths, pair_children, roots
-from .reals import FLOATS, Box, lower, upper
+from .bounds import NotCheckable, Rejected, Rules, heads, last_attention, output_box, ratio_bounds_hold, tail_margin, unsupported
+from .inner import Before, before_last
+from .paths import GROUPS, Positions, carry_children, has_input, pair_children, roots
+from .reals import FLOATS, Box
 
 #: Leaves whose attention inequalities are re-verified in one vectorised batch.
 BATCH = 64
@@ -57,10 +58,6 @@ class Leaf:
     lam: object
     tree: object
     label: str
-
-
-class Rejected(Exception):
-    """The certificate fails to establish something (the message says where and what)."""
 
 
 def check(cert: dict, model: AdderModel, progress=None, deadline: float | None = None) -> Result:
@@ -104,11 +101,10 @@ class Tally:
 
 def check_step(rules: Rules, fmt, st: dict, progress=None, deadline: float | None = None,
                tally: Tally | None = None) -> int:
-    """Re-verify one step's trees; returns the number of leaves. Raises Rejected."""
+    """Re-verify one step: the layers before the last attention (their records), then every leaf.
+    Returns the number of leaves; raises Rejected."""
     tally = tally if tally is not None else Tally()
     k = st["step"]
-    if st.get("inner"):
-        raise NotCheckable("the certificate bounds inner attention layers")
     pos = Positions(fmt, k)
     rts = roots(pos)
     if not isinstance(st.get("roots"), list) or len(st["roots"]) != len(rts):
@@ -116,16 +112,15 @@ def check_step(rules: Rules, fmt, st: dict, progress=None, deadline: float | Non
     leaves: list[Leaf] = []
     for node, (mask, final, qt, target, label) in zip(st["roots"], rts):
         _walk(node, mask, final, qt, target, f"step {k}: {label}", leaves)
-    for qt in sorted({leaf.query_token for leaf in leaves}):
-        tables = attention_tables(rules, pos, qt)
-        mine = [leaf for leaf in leaves if leaf.query_token == qt]
-        for s in range(0, len(mine), BATCH):
-            if deadline is not None and time.perf_counter() > deadline:
-                raise TimeoutError("the certificate check")
-            batch = mine[s:s + BATCH]
-            _check_leaves(rules, pos, tables, batch, tally)
-            if progress:
-                progress(len(batch), f"certificate check (independent checker), step {k}, leaves re-verified")
+    before = before_last(rules, pos, st.get("inner", []), f"step {k}")
+    leaves.sort(key=lambda leaf: leaf.query_token)  # one-layer models: a batch shares its query row
+    for s in range(0, len(leaves), BATCH):
+        if deadline is not None and time.perf_counter() > deadline:
+            raise TimeoutError("the certificate check")
+        batch = leaves[s:s + BATCH]
+        _check_leaves(rules, pos, before, batch, tally)
+        if progress:
+            progress(len(batch), f"certificate check (independent checker), step {k}, leaves re-verified")
     tally.leaves += len(leaves)
     return len(leaves)
 
@@ -160,35 +155,29 @@ def _walk(node, mask, final, qt, target, label, leaves: list) -> None:
         raise Rejected(f"{label}: malformed node")
 
 
-def _check_leaves(rules: Rules, pos: Positions, tables, batch: list[Leaf], tally: Tally) -> None:
-    """Both checks of the module docstring for leaves sharing a query token."""
-    e, v = tables.e, tables.v  # [H, P, V], [H, vd, P, V]
-    H, vd = v.shape[0], v.shape[1]
+def _check_leaves(rules: Rules, pos: Positions, before: Before, batch: list[Leaf], tally: Tally) -> None:
+    """Both checks of the module docstring, for a batch of leaves."""
+    att = rules.spec.blocks[last_attention(rules.spec)].layer
+    H, vd = att.n_heads, att.vd
     try:
         lam = np.array([np.asarray(leaf.lam, dtype=np.float64).reshape(H, vd, 2) for leaf in batch])
     except (TypeError, ValueError):
         raise Rejected(f"{batch[0].label} (or a leaf beside it): malformed lam (expected {H} x {vd} x 2 numbers)") from None
-    # 1. G(lam) = max over paths of sum_j e_j (v_j - lam) <= 0, per (leaf, head, coordinate, direction)
-    worst_v = np.stack([v.hi, -v.lo], 2)  # [H, vd, 2, P, V]: the largest v (direction 0) and -v (1)
-    diff = upper(worst_v[None] - lam[..., None, None])  # [L, H, vd, 2, P, V]
-    e_hi, e_lo = e.hi[None, :, None, None], e.lo[None, :, None, None]
-    terms = upper(np.where(diff >= 0, e_hi, e_lo) * diff)
-    terms = np.where(tables.live, terms, 0.0).reshape(-1, *e.shape[1:])
-    fixed, groups, top = pos.group_sums(terms)
-    per = H * vd * 2
-    masks = np.repeat(np.array([leaf.mask for leaf in batch]), per, 0)
-    finals = np.repeat(np.array([leaf.final for leaf in batch]), per, 0)
-    g = upper(fixed + max_over_paths(groups, top, masks, finals)).reshape(len(batch), per)
-    bad = ~(g <= 0).all(1)
-    if bad.any():
-        raise Rejected(f"{batch[int(np.argmax(bad))].label}: a recorded attention bound does not hold")
-    # 2. the margin over the output box, by the leaf's bisection tree and, where needed, further halving
-    out = Box(lower(-lam[..., 1] - tables.slack).reshape(len(batch), -1),
-              upper(lam[..., 0] + tables.slack).reshape(len(batch), -1))
-    _check_boxes(rules, tables, batch, out, tally)
+    masks, finals = np.array([leaf.mask for leaf in batch]), np.array([leaf.final for leaf in batch])
+    qt = np.array([leaf.query_token for leaf in batch])
+    residual, normed = before.query_rows(pos, qt, masks, finals)
+    # leaves with the same query box share their softmax weights: bound each distinct box once
+    _, first, row = np.unique(np.concatenate([normed.lo, normed.hi], 1), axis=0, return_index=True, return_inverse=True)
+    row = row.reshape(-1)
+    hd = heads(rules, att, before.keys, normed[first], np.full(len(first), pos.t), pos)
+    ok = ratio_bounds_hold(hd, row, lam, pos, masks, finals)
+    if not ok.all():
+        raise Rejected(f"{batch[int(np.argmin(ok))].label}: a recorded attention bound does not hold")
+    _check_boxes(rules, residual, batch, output_box(hd, row, lam), tally)
 
 
-def _check_boxes(rules: Rules, tables, batch: list[Leaf], out: Box, tally: Tally) -> None:
+def _check_boxes(rules: Rules, residual: Box, batch: list[Leaf], out: Box, tally: Tally) -> None:
+    """The margin on every final box of each leaf's bisection tree (and the checker's own halvings)."""
     pending = [(i, out.lo[i], out.hi[i], batch[i].tree, 0) for i in range(len(batch))]
     while pending:
         final, split = [], []
@@ -197,7 +186,7 @@ def _check_boxes(rules: Rules, tables, batch: list[Leaf], out: Box, tally: Tally
         nxt = []
         if final:
             idx = np.array([f[0] for f in final])
-            m = tail_margin(rules, Box(np.array([f[1] for f in final]), np.array([f[2] for f in final])), tables.query,
+            m = tail_margin(rules, Box(np.array([f[1] for f in final]), np.array([f[2] for f in final])), residual[idx],
                             np.array([batch[i].target for i in idx]))
             tally.boxes += len(final)
             for (i, lo, hi, _, extra), ok in zip(final, m > 0):

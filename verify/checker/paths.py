@@ -57,6 +57,36 @@ class Positions:
                 ok[p, self.tokens[:2] if x == GROUPS else self.tokens] = True
         return ok
 
+    def constrain(self, mask: np.ndarray, final: np.ndarray, p: int, token: int) -> tuple[np.ndarray, np.ndarray]:
+        """The case (mask, final) with token `token` at position p (a fixed position: unchanged;
+        a token no input puts there: a case without inputs)."""
+        kind, x = self.slots[p]
+        if kind == "fixed":
+            return mask, final & (token == x)
+        if token not in self.tokens:
+            return mask, final & False
+        d = list(self.tokens).index(token)
+        if x == GROUPS:
+            return mask, final & (np.arange(2) == d)
+        mask = mask.copy()
+        mask[x] &= DIGIT[kind] == d
+        return mask, final
+
+    def allowed_tokens(self, masks: np.ndarray, finals: np.ndarray, vocab: int) -> np.ndarray:
+        """[N, P, V]: the tokens each position holds in some input of each case (each position on
+        its own), from the transitions that lie on a path."""
+        live, final = live_transitions(masks, finals)
+        out = np.zeros((len(masks), len(self.slots), vocab), bool)
+        for p, (kind, x) in enumerate(self.slots):
+            if kind == "fixed":
+                out[:, p, x] = True
+            elif x == GROUPS:
+                out[:, p, self.tokens[:2]] = final
+            else:
+                for d in range(10):
+                    out[:, p, self.tokens[d]] = (live[:, x] & (DIGIT[kind] == d)).any((1, 2))
+        return out
+
     def group_sums(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """terms [N, P, V] -> upper bounds of the per-path sum, split by automaton group:
         (fixed [N], groups [N, 10, 100, 2], top [N, 2]); top[c] is the s_10 position's term."""
@@ -136,6 +166,24 @@ def has_input(mask: np.ndarray, final: np.ndarray) -> bool:
         step = mask[j] & reach[None, :]  # [pair, carry in]
         reach = np.array([(step & (CARRY_OUT == c)).any() for c in (False, True)])
     return bool((reach & final).any())
+
+
+def live_transitions(masks: np.ndarray, finals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The transitions [N, 10, 100, 2] and final carries [N, 2] that lie on some path of each case:
+    reachable from c_0 = 0 going forward and reaching an allowed c_10 going back."""
+    n = len(masks)
+    fwd = [np.zeros((n, 2), bool)]
+    fwd[0][:, 0] = True
+    for j in range(GROUPS):
+        m = masks[:, j] & fwd[j][:, None, :]
+        fwd.append(np.stack([(m & (CARRY_OUT == c)).any((1, 2)) for c in (False, True)], 1))
+    final = finals & fwd[GROUPS]
+    live = np.zeros(masks.shape, bool)
+    back = final
+    for j in range(GROUPS - 1, -1, -1):
+        live[:, j] = masks[:, j] & fwd[j][:, None, :] & np.where(CARRY_OUT[None], back[:, None, None, 1], back[:, None, None, 0])
+        back = live[:, j].any(1)
+    return live, final
 
 
 def max_over_paths(groups: np.ndarray, top: np.ndarray, mask: np.ndarray, final: np.ndarray) -> np.ndarray:
