@@ -192,7 +192,8 @@ def _check(report: ProofReport, cert: dict, model: AdderModel, dtype: str, check
         return
     if not checked.independent:
         report.assumptions.append("the search's bound rules are sound: this certificate was re-checked with them, "
-                                  "not by the independent checker (adder.verify.checker handles one attention layer)")
+                                  "not by the independent checker (adder.verify.checker has no rule yet for an "
+                                  "operation of this model; the certificate check line names it)")
     if not check_libm:
         report.verdict = Verdict.CONDITIONAL
         report.unchecked.append(f"torch's library functions ({', '.join(sorted(checked.ranges))}) meet the assumed "
