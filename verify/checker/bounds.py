@@ -367,15 +367,14 @@ def ratio_bounds_hold(heads: Heads, row: np.ndarray, lam: np.ndarray, pos: Posit
     terms = upper(np.where(diff >= 0, e_hi, e_lo) * diff)
     terms = np.where(heads.live[row][:, None, None, None], terms, 0.0).reshape(N * H * vd * 2, *e.shape[2:])
     per = H * vd * 2
-    masks, finals = np.repeat(masks, per, 0), np.repeat(finals, per, 0)
     if relaxed:
-        allowed = pos.allowed_tokens(masks, finals, e.shape[-1])
+        allowed = np.repeat(pos.allowed_tokens(masks, finals, e.shape[-1]), per, 0)
         best = np.where(allowed, terms, -np.inf).max(-1)  # [N', P]
         empty = ~np.isfinite(best).all(1)  # a position no input fills: no input at all
         g = np.where(empty, -np.inf, sum_upper(np.where(empty[:, None], 0.0, best)))
     else:
         fixed, groups, top = pos.group_sums(terms)
-        g = upper(fixed + max_over_paths(groups, top, masks, finals))
+        g = upper(fixed + max_over_paths(groups, top, np.repeat(masks, per, 0), np.repeat(finals, per, 0)))
     return (g <= 0).reshape(N, per).all(1)
 
 

@@ -154,9 +154,11 @@ def _expand(pos: Positions, rows_p, rows_v, enum, label: str, V: int) -> tuple[S
             m, f = mask, final
             for q, tok in zip(chosen, combo):
                 m, f = pos.constrain(m, f, q, int(tok))
-            if has_input(m, f):
-                ps_.append(p), vs.append(v), masks.append(m), finals.append(f), row_of.append(i)
-    return SubRows(np.array(ps_), np.array(vs), np.array(masks), np.array(finals)), np.array(row_of)
+            ps_.append(p), vs.append(v), masks.append(m), finals.append(f), row_of.append(i)
+    masks, finals = np.array(masks), np.array(finals)
+    keep = has_input(masks, finals)  # combinations no input has are dropped
+    sub = SubRows(np.array(ps_)[keep], np.array(vs)[keep], masks[keep], finals[keep])
+    return sub, np.array(row_of)[keep]
 
 
 def hull(sub: SubRows, box: Box, shape) -> Box:

@@ -159,13 +159,15 @@ def carry_children(mask: np.ndarray, j: int) -> list[np.ndarray]:
     return kids
 
 
-def has_input(mask: np.ndarray, final: np.ndarray) -> bool:
-    """Whether some path satisfies the case (forward reachability of the carry states)."""
-    reach = np.array([True, False])
+def has_input(mask: np.ndarray, final: np.ndarray) -> np.ndarray:
+    """Whether some path satisfies each case (forward reachability of the carry states); mask
+    [..., 10, 100, 2] and final [..., 2] -> bool [...]."""
+    reach = np.zeros(mask.shape[:-3] + (2,), bool)
+    reach[..., 0] = True
     for j in range(GROUPS):
-        step = mask[j] & reach[None, :]  # [pair, carry in]
-        reach = np.array([(step & (CARRY_OUT == c)).any() for c in (False, True)])
-    return bool((reach & final).any())
+        step = mask[..., j, :, :] & reach[..., None, :]  # [..., pair, carry in]
+        reach = np.stack([(step & (CARRY_OUT == c)).any((-2, -1)) for c in (False, True)], -1)
+    return (reach & final).any(-1)
 
 
 def live_transitions(masks: np.ndarray, finals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

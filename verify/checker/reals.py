@@ -130,14 +130,12 @@ def arb_map(fn, x: np.ndarray) -> Box:
     flint = _flint()
     flat = np.asarray(x, dtype=np.float64).ravel()
     values, back = np.unique(flat, return_inverse=True)
-    lo, hi = np.empty(len(values)), np.empty(len(values))
+    mid, rad = np.zeros(len(values)), np.full(len(values), np.inf)
     for i, v in enumerate(values.tolist()):
-        if not np.isfinite(v):
-            lo[i], hi[i] = -np.inf, np.inf
-            continue
-        b = fn(flint.arb(v))
-        mid, rad = float(b.mid()), float(b.rad())
-        lo[i], hi[i] = lower(lower(mid) - upper(rad)), upper(upper(mid) + upper(rad))
+        if v == v and abs(v) != float("inf"):
+            b = fn(flint.arb(v))
+            mid[i], rad[i] = float(b.mid()), float(b.rad())
+    lo, hi = lower(lower(mid) - upper(rad)), upper(upper(mid) + upper(rad))
     shape = np.shape(x)
     return Box(lo[back].reshape(shape), hi[back].reshape(shape))
 
