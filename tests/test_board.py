@@ -134,6 +134,29 @@ def test_a_manifest_model_without_a_local_copy_is_not_obtained(models):
     assert "not obtained: no local copy at MODELS/not/here.py" in row.cells(60)
 
 
+def test_the_board_run_is_a_library_call_whose_record_renders_and_reads_back(models, tmp_path):
+    """`run_board` (what `adder board` calls) without the CLI: one row per entry in order, each
+    heard of as it completes with the record so far; the Markdown names the command and the
+    headline counts; the JSON record reads back to the same document."""
+    from adder.compiler.files import json_text
+    from adder.verify.board.document import markdown_document, read_run, run_board
+
+    root, manifest = models
+    entries = board_entries(read_manifest(manifest), root, only=["carrybug", "elsewhere"])
+    heard = []
+    run = run_board(entries, SETTINGS, "adder board --only carrybug --only elsewhere", str(manifest),
+                    on_start=lambda i, e: heard.append(("start", i, e.name)),
+                    on_row=lambda i, e, row, rec: heard.append(("row", i, e.name, len(rec["rows"]))))
+    assert heard == [("start", 1, "carrybug"), ("row", 1, "carrybug", 1), ("start", 2, "elsewhere"),
+                     ("row", 2, "elsewhere", 2)]
+    assert [r["name"] for r in run["rows"]] == ["carrybug", "elsewhere"] and run["models"] == 2
+    doc = markdown_document(run)
+    assert "    adder board --only carrybug --only elsewhere" in doc
+    assert "**Headline**: " in doc and "1 not obtained" in doc and "| carrybug |" in doc
+    (tmp_path / "run.json").write_text(json_text(run))
+    assert markdown_document(read_run(tmp_path / "run.json")) == doc
+
+
 def adder(*args):
     return adder_here(*args)
 

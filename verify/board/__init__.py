@@ -19,20 +19,20 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..compiler import checkpoint
-from .submissions.blackbox import DEFAULT_TIMEOUT, BlackBox, check_submission
-from ..compiler.decode import add
-from ..compiler.errors import AdderError
-from ..compiler.ledger import ledger
-from ..compiler.module import AdderModel, compile_spec
-from ..compiler.spec import ModelSpec
-from ..constructions import REGISTRY, Entry, build_spec, get
-from .api import verify_model, verify_submission
-from .cases import ADVERSARIAL, ADVERSARIAL_K, DEFAULT_SUITE, SuiteOptions
-from .manifest import ManifestModel
-from .report import Report
-from .runner import SuiteResult, run_suite
-from .verdicts import Verdict
+from ...compiler import checkpoint
+from ..submissions.blackbox import DEFAULT_TIMEOUT, BlackBox, check_submission
+from ...compiler.decode import add
+from ...compiler.errors import AdderError
+from ...compiler.ledger import ledger
+from ...compiler.module import AdderModel, compile_spec
+from ...compiler.spec import ModelSpec
+from ...constructions import REGISTRY, Entry, build_spec, get
+from ..api import verify_model, verify_submission
+from ..cases import ADVERSARIAL, ADVERSARIAL_K, DEFAULT_SUITE, SuiteOptions
+from ..manifest import ManifestModel
+from ..report import Report
+from ..runner import SuiteResult, run_suite
+from ..verdicts import Verdict
 
 #: The suite the board reports (AdderBoard's qualification cases).
 BOARD_SUITE = DEFAULT_SUITE
@@ -81,7 +81,7 @@ def passed_of(result: SuiteResult) -> str:
 
 def prove_model(model: AdderModel, name: str, timeout: float) -> dict:
     """The prover's verdict on `model` with `timeout` seconds of search: verdict, counterexample, summary, seconds."""
-    from .prove import prove
+    from ..prove import prove
 
     report = prove(model, name, timeout=timeout, sampled=False)
     return {"verdict": report.verdict, "counterexample": report.counterexample, "summary": report.summary(),
