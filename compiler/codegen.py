@@ -38,6 +38,7 @@ from .expr import TExpr
 from .formats import PromptFormat
 from .ledger import Ledger, ledger
 from .module import AdderModel
+from .ops import ACTIVATIONS, NORMS, ROTARIES, SOFTMAXES
 from .scalars import scalar_to_float
 from .spec import MLP, Attention, Linear, ModelSpec, Norm
 
@@ -392,35 +393,6 @@ def _norm_source(name: str, first_line: str, doc: str, options: set[str]) -> str
     return f"def {name}(x, eps{sig}):\n    \"\"\"{doc}\"\"\"\n    {first_line}\n{body}    return x\n"
 
 
-ROPE_HALF = '''def rope_half(x, pos, omegas):
-    """Rotary positions, GPT-NeoX / HF pairing: dim i turns with dim i + head_dim/2 by the
-    angle pos * omegas[i]. x [B, T, heads, head_dim], pos [T], omegas [head_dim/2]."""
-    angle = pos[:, None] * omegas[None, :]  # [T, head_dim/2]
-    cos, sin = torch.cos(angle)[None, :, None, :], torch.sin(angle)[None, :, None, :]
-    half = x.shape[-1] // 2
-    x0, x1 = x[..., :half], x[..., half:]
-    return torch.cat([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1)
-'''
-
-ROPE_INTERLEAVED = '''def rope_interleaved(x, pos, omegas):
-    """Rotary positions, Meta Llama's pairing and arithmetic: dims (2i, 2i+1) as one complex number,
-    multiplied by e^(i pos omegas[i]). x [B, T, heads, head_dim], pos [T], omegas [head_dim/2]."""
-    angle = pos[:, None] * omegas[None, :]  # [T, head_dim/2]
-    turn = torch.polar(torch.ones_like(angle), angle)[None, :, None, :]
-    xc = torch.view_as_complex(x.reshape(*x.shape[:-1], -1, 2).contiguous())
-    return torch.view_as_real(xc * turn).flatten(-2)
-'''
-
-SILU_MLX = '''def silu_mlx(x):
-    """SiLU as MLX evaluates it: x * sigmoid(x), the sigmoid split at 0 (y = 1 / (1 + e^|x|);
-    y for x < 0, 1 - y otherwise); where e^|x| overflows, y is 0."""
-    a = x.abs()
-    with torch.no_grad():
-        big = torch.isinf(torch.exp(a))
-    y = torch.where(big, 0.0, 1 / (1 + torch.exp(torch.where(big, 0.0, a))))
-    return x * torch.where(x < 0, y, 1 - y)
-'''
-
 PLACE = '''def place(shape, entries):
     """Zeros of `shape` with each 0-d tensor of `entries` ({index: value}) at its index."""
     values = list(entries.values())
@@ -429,9 +401,6 @@ PLACE = '''def place(shape, entries):
     return out.index_put(index, torch.stack(values))
 '''
 
-ACTIVATIONS = {"relu": "F.relu({})", "silu": "F.silu({})", "silu_mlx": "silu_mlx({})", "gelu": "F.gelu({})",
-               "identity": "{}"}
-ACTIVATION_NAMES = {"relu": "ReLU", "silu": "SiLU", "silu_mlx": "SiLU (MLX)", "gelu": "GELU", "identity": "linear"}
 
 
 #: `attend`'s keyword options with their defaults; a block passes those it uses.
@@ -478,8 +447,8 @@ def _attend_source(options: list[dict]) -> str:
         return [f"if {test}:", *("    " + ln for ln in lines)]
 
     mask = 'scores = scores.masked_fill(j > i, float("-inf"))  # causal: no looking ahead'
-    softmax1 = ["e = scores.exp()", "probs = e / (1 + e.sum(dim=-1, keepdim=True))  # softmax1: rows may sum to < 1"]
-    softmax = ["probs = F.softmax(scores, dim=-1)"]
+    softmax1 = SOFTMAXES["softmax1"].export.split("\n")
+    softmax = SOFTMAXES["softmax"].export.split("\n")
     if used["softmax1"] == "some":
         softmax = when("softmax1", softmax1) + ["else:", *("    " + ln for ln in softmax)]
     elif used["softmax1"]:
@@ -517,7 +486,7 @@ class _Forward:
         self.spec, self.w = spec, weights
         self.helpers: set[str] = set()
         self.linear_bias: set[str] = set()  # "linear" / "linear_sum" when some call passes a bias
-        self.norm_options: dict[str, set[str]] = {"rms_norm": set(), "layer_norm": set()}
+        self.norm_options: dict[str, set[str]] = {f"{kind}_norm": set() for kind in NORMS}
         self.attention = [_attention_options(b.layer, scalar_to_float(b.layer.scale))
                           for b in spec.blocks if isinstance(b.layer, Attention)]
         self.activations: set[str] = set()
@@ -525,7 +494,7 @@ class _Forward:
     def norm(self, x: str, norm: Norm | None, name: str) -> str:
         if norm is None:
             return x
-        helper = "rms_norm" if norm.kind == "rms" else "layer_norm"
+        helper = f"{norm.kind}_norm"
         self.helpers.add(helper)
         args = [x, f"eps={norm.eps!r}"]
         for option in ("weight", "bias"):
@@ -582,7 +551,7 @@ class _Forward:
             if norm is not None:
                 out.append(f"{name} = {self.norm(name, norm, f'{p}_{name}_norm')}  # QK-norm")
         if att.rope is not None:
-            helper = f"rope_{att.rope.convention}"
+            helper = ROTARIES[att.rope.convention].export
             self.helpers.add(helper)
             omegas = self.w.ref(att.rope.omegas, f"{p}_rope_omegas")
             out += [f"q = {helper}(q, pos, {omegas})  # rotary positions", f"k = {helper}(k, pos, {omegas})"]
@@ -602,7 +571,7 @@ class _Forward:
 
     def _mlp(self, x: str, mlp: MLP, p: str) -> list[str]:
         self.activations.add(mlp.act)
-        act = ACTIVATIONS[mlp.act]
+        act = ACTIVATIONS[mlp.act].export
         hidden = mlp.up.out_features
         up = self.linear(x, mlp.up, f"{p}_up")
         if mlp.gate is not None:
@@ -622,21 +591,15 @@ class _Forward:
                  "`linear` with each product written out as (x * W).sum(-1): hand-written code's rounding.")):
             if name in self.helpers:
                 out.append(_linear_source(name, product, doc, name in self.linear_bias))
-        if "rms_norm" in self.helpers:
-            out.append(_norm_source("rms_norm", "x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)",
-                                    "RMSNorm over the last dim: x / sqrt(mean(x^2) + eps).",
-                                    self.norm_options["rms_norm"]))
-        if "layer_norm" in self.helpers:
-            out.append(_norm_source("layer_norm", "x = F.layer_norm(x, x.shape[-1:], eps=eps)",
-                                    "LayerNorm over the last dim (no affine part: weight and bias follow).",
-                                    self.norm_options["layer_norm"]))
-        for name, source in (("rope_half", ROPE_HALF), ("rope_interleaved", ROPE_INTERLEAVED)):
-            if name in self.helpers:
-                out.append(source)
+        for kind, op in NORMS.items():
+            if f"{kind}_norm" in self.helpers:
+                out.append(_norm_source(f"{kind}_norm", op.export, op.helper, self.norm_options[f"{kind}_norm"]))
+        for op in ROTARIES.values():
+            if op.export in self.helpers:
+                out.append(op.helper)
         if "attend" in self.helpers:
             out.append(_attend_source(self.attention))
-        if "silu_mlx" in self.activations:
-            out.append(SILU_MLX)
+        out += [ACTIVATIONS[a].helper for a in sorted(self.activations) if ACTIVATIONS[a].helper]
         if self.w.uses_place:
             out.append(PLACE)
         return out
@@ -650,7 +613,7 @@ def _summary(layer: Attention | MLP) -> str:
     """One line saying what a block is: heads, head size, options; or hidden units and activation."""
     if isinstance(layer, MLP):
         gated = "gated " if layer.gate is not None else ""
-        return f"{gated}MLP, {layer.up.out_features} hidden units, {ACTIVATION_NAMES[layer.act]}"
+        return f"{gated}MLP, {layer.up.out_features} hidden units, {ACTIVATIONS[layer.act].title}"
     heads = (_count(layer.n_heads, "head") if layer.n_heads == layer.n_kv_heads
              else f"{_count(layer.n_heads, 'query head')} / {_count(layer.n_kv_heads, 'key-value head')}")
     parts = [f"{'causal ' if layer.causal else ''}self-attention, {heads} of dim {layer.head_dim}"]
@@ -704,7 +667,7 @@ def _architecture(spec: ModelSpec, dtype: torch.dtype) -> str:
         parts += ["+".join(heads), "hd=" + "/".join(sorted({str(a.head_dim) for a in attn}))]
     if mlps:
         parts.append("ff=" + "/".join(sorted({str(m.up.out_features) for m in mlps})))
-        parts += sorted({("gated " if m.gate is not None else "") + ACTIVATION_NAMES[m.act] for m in mlps})
+        parts += sorted({("gated " if m.gate is not None else "") + ACTIVATIONS[m.act].title for m in mlps})
     if any(a.rope is not None for a in attn):
         parts.append("RoPE")
     if any(a.alibi is not None for a in attn):
@@ -712,7 +675,7 @@ def _architecture(spec: ModelSpec, dtype: torch.dtype) -> str:
     if spec.pos is not None:
         parts.append("absolute positions")
     norms = [b.norm for b in spec.blocks] + [spec.final_norm]
-    parts += sorted({"RMSNorm" if n.kind == "rms" else "LayerNorm" for n in norms if n is not None})
+    parts += sorted({NORMS[n.kind].title for n in norms if n is not None})
     if any(a.q_norm is not None or a.k_norm is not None for a in attn):
         parts.append("QK-norm")
     parts.append(str(dtype).replace("torch.", ""))

@@ -32,6 +32,8 @@ from .errors import AdderError, SpecError, did_you_mean
 from .evaluate import TORCH, evaluate, exact_tensor
 from .expr import TExpr
 from .inits import init_tensor
+from .ops import ACTIVATIONS as OPS_ACTIVATIONS
+from .ops import NORMS, ROTARIES, SOFTMAXES
 from .scalars import scalar_to_float
 from .spec import MLP, Attention, Linear, ModelSpec, Norm
 from .validate import validate
@@ -77,20 +79,10 @@ def place(model: AdderModel, device: str | torch.device) -> AdderModel:
 
 
 # ---------------------------------------------------------------------------- the module
-def _silu_mlx(x: torch.Tensor) -> torch.Tensor:
-    """SiLU as MLX evaluates it: x * sigmoid(x), sigmoid split at 0 (y = 1 / (1 + e^|x|);
-    y for x < 0, 1 - y otherwise). Where e^|x| overflows, y is 0 as in MLX; the exponent is
-    masked there so that gradients stay finite."""
-    a = x.abs()
-    with torch.no_grad():
-        big = torch.isinf(torch.exp(a))
-    y = torch.where(big, 0.0, 1 / (1 + torch.exp(torch.where(big, 0.0, a))))
-    return x * torch.where(x < 0, y, 1 - y)
-
-
-#: The MLP activations by spec name. Public because the prover's library checks (verify/prove/libm.py)
-#: must test the very functions the module calls, bit for bit, not a re-implementation.
-ACTIVATIONS = {"relu": F.relu, "silu": F.silu, "silu_mlx": _silu_mlx, "gelu": F.gelu, "identity": lambda x: x}
+#: The MLP activations by spec name (compiler/ops.py holds each with its high-precision and
+#: exported forms). Public because the prover's library checks (verify/prove/libm.py) must test
+#: the very functions the module calls, bit for bit, not a re-implementation.
+ACTIVATIONS = {name: op.torch for name, op in OPS_ACTIVATIONS.items()}
 
 
 def _storage_key(name: str) -> str:
@@ -270,10 +262,7 @@ class AdderModel(nn.Module):
     def _norm(x: torch.Tensor, norm: Norm | None, W: dict) -> torch.Tensor:
         if norm is None:
             return x
-        if norm.kind == "layer":
-            x = F.layer_norm(x, x.shape[-1:], eps=norm.eps)
-        else:
-            x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.eps)
+        x = NORMS[norm.kind].torch(x, norm.eps)
         if norm.weight is not None:
             x = x * W[id(norm.weight)]
         if norm.bias is not None:
@@ -321,12 +310,7 @@ class AdderModel(nn.Module):
         if att.causal:
             scores = scores.masked_fill(j > i, float("-inf"))
         scores = site("attn.scores", scores)
-        if att.softmax == "softmax1":
-            e = scores.exp()
-            probs = e / (1 + e.sum(dim=-1, keepdim=True))
-        else:
-            probs = F.softmax(scores, dim=-1)
-        probs = site("attn.pattern", probs)
+        probs = site("attn.pattern", SOFTMAXES[att.softmax].torch(scores))
         out = torch.matmul(probs, v).transpose(1, 2).reshape(B, Tq, H * att.vd)
         return self._linear(out, att.o, W)
 
@@ -362,16 +346,4 @@ def rotary(x: torch.Tensor, pos: torch.Tensor, omegas: torch.Tensor, convention:
     """Rotary embedding of x [B, T, H, hd] at positions pos [T] with frequencies omegas [hd/2].
     Public for the prover (verify/prove/weights.py), which bounds the rotated vectors from this
     very float computation rather than from a formula that may round differently."""
-    ang = pos[:, None] * omegas[None, :]  # [T, hd/2]
-    if convention == "interleaved" and x.dtype in (torch.float32, torch.float64):
-        # Meta Llama's reference form: adjacent pairs as complex numbers times e^{i angle}
-        rot = torch.polar(torch.ones_like(ang), ang)[None, :, None, :]
-        xc = torch.view_as_complex(x.reshape(*x.shape[:-1], -1, 2).contiguous())
-        return torch.view_as_real(xc * rot).flatten(-2)
-    c, s = torch.cos(ang)[None, :, None, :], torch.sin(ang)[None, :, None, :]
-    half = x.shape[-1] // 2
-    if convention == "interleaved":
-        x0, x1 = x[..., 0::2], x[..., 1::2]
-        return torch.stack([x0 * c - x1 * s, x0 * s + x1 * c], dim=-1).flatten(-2)
-    x0, x1 = x[..., :half], x[..., half:]  # GPT-NeoX / HF form: first half pairs with second half
-    return torch.cat([x0 * c - x1 * s, x0 * s + x1 * c], dim=-1)
+    return ROTARIES[convention].torch(x, pos[:, None] * omegas[None, :])  # angles [T, hd/2]

@@ -20,16 +20,12 @@ import torch
 from ..compiler.evaluate import Backend, evaluate
 from ..compiler.expr import TExpr
 from ..compiler.module import AdderModel
+from ..compiler.ops import ACTIVATIONS, NORMS, ROTARIES, SOFTMAXES, mp_cos, mp_exp, mp_sin, mp_sqrt
 from ..compiler.spec import Attention, Linear, Norm
 
 DIGITS = 50
 
-_mp_exp = np.vectorize(mpmath.exp, otypes=[object])
-_mp_cos = np.vectorize(mpmath.cos, otypes=[object])
-_mp_sin = np.vectorize(mpmath.sin, otypes=[object])
-_mp_sqrt = np.vectorize(mpmath.sqrt, otypes=[object])
 _mp_log = np.vectorize(mpmath.log, otypes=[object])
-_mp_erf = np.vectorize(mpmath.erf, otypes=[object])
 _mp_abs = np.vectorize(abs, otypes=[object])
 
 
@@ -44,7 +40,7 @@ class MpBackend(Backend):
         return np.dot(x, y)
 
     def fn(self, name, x):
-        return {"cos": _mp_cos, "sin": _mp_sin, "exp": _mp_exp, "log": _mp_log, "sqrt": _mp_sqrt, "abs": _mp_abs}[name](x)
+        return {"cos": mp_cos, "sin": mp_sin, "exp": mp_exp, "log": _mp_log, "sqrt": mp_sqrt, "abs": _mp_abs}[name](x)
 
     def stack(self, xs, axis):
         return np.stack(xs, axis=axis)
@@ -111,13 +107,7 @@ class ExactModel:
     def _norm(self, x, norm: Norm | None):
         if norm is None:
             return x
-        eps = mpmath.mpf(norm.eps)
-        if norm.kind == "layer":
-            mu = np.mean(x, axis=-1, keepdims=True)
-            var = np.mean((x - mu) ** 2, axis=-1, keepdims=True)
-            x = (x - mu) / _mp_sqrt(var + eps)
-        else:
-            x = x / _mp_sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
+        x = NORMS[norm.kind].exact(x, mpmath.mpf(norm.eps))
         if norm.weight is not None:
             x = x * self.W[id(norm.weight)]
         if norm.bias is not None:
@@ -126,7 +116,7 @@ class ExactModel:
 
     def _mlp(self, x, mlp):
         up = self._linear(x, mlp.up)
-        act = _ACT[mlp.act]
+        act = ACTIVATIONS[mlp.act].exact
         hidden = act(self._linear(x, mlp.gate)) * up if mlp.gate is not None else act(up)
         return self._linear(hidden, mlp.down)
 
@@ -139,7 +129,9 @@ class ExactModel:
         q, k = self._norm(q, att.q_norm), self._norm(k, att.k_norm)
         if att.rope is not None:
             om = np.asarray(self.W[id(att.rope.omegas)])
-            q, k = _rotate(q, om, att.rope.convention), _rotate(k, om, att.rope.convention)
+            ang = _mp(np.arange(T))[:, None] * om[None, :]  # [T, hd/2]
+            turn = ROTARIES[att.rope.convention].exact
+            q, k = turn(q, ang), turn(k, ang)
         rep = H // Hkv
         scale = mpmath.mpmathify(str(att.scale.evalf(self.digits + 5)))
         out = np.empty((T, H * att.vd), dtype=object)
@@ -156,40 +148,9 @@ class ExactModel:
                 s = s + bias[h, :T, :T]
             if att.causal:
                 s = np.where(j > i, mpmath.mpf("-inf"), s)
-            if att.softmax == "softmax1":
-                e = _mp_exp(s)
-                p = e / (1 + e.sum(axis=-1, keepdims=True))
-            else:
-                e = _mp_exp(s - s.max(axis=-1, keepdims=True))
-                p = e / e.sum(axis=-1, keepdims=True)
+            p = SOFTMAXES[att.softmax].exact(s)
             out[:, h * att.vd:(h + 1) * att.vd] = np.dot(p, v[:, kv])
         return self._linear(out, att.o)
-
-
-def _rotate(x, omegas, convention):
-    T, _, hd = x.shape
-    ang = _mp(np.arange(T))[:, None] * omegas[None, :]  # [T, hd/2]
-    c, s = _mp_cos(ang)[:, None, :], _mp_sin(ang)[:, None, :]
-    if convention == "interleaved":
-        x0, x1 = x[..., 0::2], x[..., 1::2]
-        out = np.empty_like(x)
-        out[..., 0::2], out[..., 1::2] = x0 * c - x1 * s, x0 * s + x1 * c
-        return out
-    half = hd // 2
-    x0, x1 = x[..., :half], x[..., half:]
-    return np.concatenate([x0 * c - x1 * s, x0 * s + x1 * c], axis=-1)
-
-
-def _silu(x):
-    return x / (1 + _mp_exp(-x))
-
-
-def _gelu(x):
-    return x / 2 * (1 + _mp_erf(x / mpmath.sqrt(2)))
-
-
-_ACT = {"relu": lambda x: np.where(x > 0, x, mpmath.mpf(0)), "silu": _silu, "silu_mlx": _silu, "gelu": _gelu,
-        "identity": lambda x: x}
 
 
 def exact_check(exact: ExactModel, a: int, b: int) -> tuple[bool, float]:
