@@ -1,7 +1,7 @@
 """The compiler, as a pipeline of passes, plus I/O and counting.
 
     exact scalars (scalars.py) -> expressions (expr.py, evaluated by evaluate.py)
-    -> spec (spec.py, written with dsl.py) -> validation (validate.py) -> module (module.py)
+    -> spec (spec.py, written with builder.py) -> validation (validate.py) -> module (module.py)
 
 `compile_spec` (module.py) runs the last steps; checkpoints (checkpoint.py), the parameter
 ledger (ledger.py), prompt formats (formats.py) and greedy decoding (decode.py) work on its

@@ -4,7 +4,7 @@ spec compiles to.
 The compiler is a chain of passes, each in its own module:
 
     exact scalars (`scalars.py`) -> expressions (`expr.py`) -> spec (`spec.py`, written with
-    `dsl.py`) -> validation (`validate.py`) -> module (this file)
+    `builder.py`) -> validation (`validate.py`) -> module (this file)
 
 `compile_spec` reads as the last steps of that list. Read `AdderModel.forward` top to
 bottom: embed, residual blocks (attention / MLP), final norm, unembed. Nothing in it knows
@@ -46,7 +46,7 @@ def compile_spec(spec: ModelSpec, dtype: str | None = None, device: str = "cpu",
     """Compile a spec into an `AdderModel`.
 
     The whole pipeline is exact scalars -> expressions -> spec -> validation -> module; the
-    first three are how a spec is written (`scalars.py`, `expr.py`, `spec.py` via `dsl.py`).
+    first three are how a spec is written (`scalars.py`, `expr.py`, `spec.py` via `builder.py`).
     From a finished spec, in order:
 
     1. `validate(spec)`: every problem of the spec, as one `SpecError`;

@@ -37,7 +37,7 @@ mathematics; outputs compared with the original's.
 
 from sympy import cos, sin
 
-from ..compiler.dsl import Construction, linear
+from ..compiler.builder import Construction, linear
 from ..compiler.expr import matmul
 from ..compiler.formats import PromptFormat
 from .cosminscn66 import FC, FC_OUT, HEAD_ANGLES, O_GAIN, Q_SCALE

@@ -26,7 +26,7 @@ Written here from its mathematics; outputs compared with the original's.
 
 from sympy import Rational, pi
 
-from ..compiler.dsl import Construction, linear
+from ..compiler.builder import Construction, linear
 from ..compiler.expr import const, cos, matmul, place, sin, stack
 from ..compiler.formats import PromptFormat
 from .lichengliu50 import positional_table

@@ -18,7 +18,7 @@ cheap; exact constants come from sympy (`from sympy import Rational, pi, sqrt, .
 """
 
 from ..compiler.decode import add
-from ..compiler.dsl import Construction, layernorm, linear, rms, rope, rotation
+from ..compiler.builder import Construction, layernorm, linear, rms, rope, rotation
 from ..compiler.expr import cat, const, cos, eye, fn, index, matmul, ones, place, reshape, sin, stack, zeros
 from ..compiler.formats import PromptFormat
 from ..compiler.module import compile_spec

@@ -36,7 +36,7 @@ Written here from its description; outputs compared with the original's.
 
 from sympy import Rational, exp, log, oo
 
-from ..compiler.dsl import Construction, linear
+from ..compiler.builder import Construction, linear
 from ..compiler.expr import const, place, stack
 from ..compiler.formats import PromptFormat
 from .registry import register

@@ -62,7 +62,7 @@ official 10,010: identical answers, and bit-identical logits at every answer pos
 
 from sympy import Rational, cos, sin, sqrt
 
-from ..compiler.dsl import Construction, linear, rope
+from ..compiler.builder import Construction, linear, rope
 from ..compiler.expr import cat, const, cos as tcos, place, reshape, sin as tsin, stack, zeros
 from ..compiler.formats import PromptFormat
 from .registry import register

@@ -35,7 +35,7 @@ Written here from its mathematics; outputs compared with the original's.
 
 from sympy import pi, sqrt
 
-from ..compiler.dsl import Construction, linear
+from ..compiler.builder import Construction, linear
 from ..compiler.expr import const, cos, sin, stack
 from ..compiler.formats import PromptFormat
 from .registry import register

@@ -21,7 +21,7 @@ here from its constants; the parameter layout (20 embedding + 4 W_qk + 1 phase +
 
 from sympy import Rational, cos, log, pi, sqrt
 
-from ..compiler.dsl import Construction, rms, rope, rotation
+from ..compiler.builder import Construction, rms, rope, rotation
 from ..compiler.expr import eye, place, stack
 from ..compiler.formats import PromptFormat
 from .registry import register

@@ -60,7 +60,7 @@ Written here from their mathematics; each member's outputs were compared with it
 
 from sympy import Rational, cos, exp, sin, sqrt
 
-from ..compiler.dsl import Construction, rms, rope
+from ..compiler.builder import Construction, rms, rope
 from ..compiler.formats import PromptFormat
 from .registry import register
 

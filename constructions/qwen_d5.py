@@ -59,7 +59,7 @@ bit-identical to the PyTorch originals and to a float32 transliteration of the M
 import numpy as np
 from sympy import sqrt
 
-from ..compiler.dsl import Construction, linear, rms, rope
+from ..compiler.builder import Construction, linear, rms, rope
 from ..compiler.expr import cat, const, ones, reshape, stack, zeros
 from ..compiler.formats import PromptFormat
 from .registry import register

@@ -57,7 +57,7 @@ Written here from their mathematics; each member's outputs were compared with it
 
 from sympy import Rational, cos, sin, sqrt
 
-from ..compiler.dsl import Construction, linear, rms, rope
+from ..compiler.builder import Construction, linear, rms, rope
 from ..compiler.expr import const, place, stack
 from ..compiler.expr import cos as ecos, sin as esin
 from ..compiler.formats import PromptFormat

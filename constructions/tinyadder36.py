@@ -25,7 +25,7 @@ Count, as published: 13 embedding + 6 L0 attention + 12 L0 FFN + 2 L1 attention 
 
 from sympy import Rational, exp, log
 
-from ..compiler.dsl import Construction, linear
+from ..compiler.builder import Construction, linear
 from ..compiler.expr import const, ones, place, zeros
 from ..compiler.formats import PromptFormat
 from .registry import register

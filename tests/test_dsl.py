@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from adder.compiler.dsl import Construction, rms
+from adder.compiler.builder import Construction, rms
 from adder.compiler.errors import SpecError
 from adder.compiler.expr import param, zeros
 from adder.compiler.formats import PromptFormat

@@ -192,7 +192,7 @@ def options_no_construction_uses():
     bias, a non-causal block beside causal ones, softmax1 beside softmax, scaled queries beside
     scaled scores, value heads wider than key heads, GELU and identity activations, an
     unembedding bias, two derived weights whose natural names coincide."""
-    from adder.compiler.dsl import Construction, layernorm, linear, rope
+    from adder.compiler.builder import Construction, layernorm, linear, rope
     from adder.compiler.formats import PromptFormat
 
     c = Construction("options", vocab=[str(d) for d in range(10)], slots=[("x", 4)],

@@ -8,7 +8,7 @@ import torch
 from sympy import E, Rational, exp, log, pi, sqrt
 
 from adder.compiler.errors import SpecError
-from adder.compiler.dsl import rotation
+from adder.compiler.builder import rotation
 from adder.compiler.evaluate import TORCH, evaluate, exact_tensor
 from adder.compiler.expr import const, param, place, texpr_from_json, texpr_to_json
 from adder.compiler.scalars import scalar_from_json, scalar_to_float, scalar_to_json

@@ -219,7 +219,7 @@ def test_ctrl_c_during_prove_writes_an_incomplete_report(tmp_path):
 
 def test_the_hypothesis_search_writes_nothing_in_the_working_directory(tmp_path):
     code = ("from adder.constructions import build_spec; from adder.compiler import compile_spec; "
-            "from adder.verify.search import search; print(search(compile_spec(build_spec('tinyadder36')), "
+            "from adder.verify.steered import search; print(search(compile_spec(build_spec('tinyadder36')), "
             "max_examples=30).examples)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.strip() == "30", r.stderr

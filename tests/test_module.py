@@ -134,7 +134,7 @@ def test_generate_is_generic_greedy(compiled):
 def test_scale_at_q_scales_the_queries_before_the_dot_product():
     """scale_at="q" computes softmax((s q) . k) (MLX's order), bit for bit; "scores" (s (q . k))
     is the same map up to rounding."""
-    from adder.compiler.dsl import Construction
+    from adder.compiler.builder import Construction
     from adder.compiler.formats import PromptFormat
 
     def build(scale_at):

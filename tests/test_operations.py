@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from adder.compiler import compile_spec
-from adder.compiler.dsl import Construction, rms, rope
+from adder.compiler.builder import Construction, rms, rope
 from adder.compiler.formats import PromptFormat
 from adder.compiler.ops import FAMILIES
 from adder.compiler.spec import ACTIVATIONS, NORM_KINDS, ROPE_CONVENTIONS, SOFTMAX_KINDS, Norm

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from adder.compiler import checkpoint
-from adder.compiler.dsl import Construction
+from adder.compiler.builder import Construction
 from adder.compiler.errors import AdderError
 from adder.compiler.formats import PromptFormat
 from adder.compiler.module import compile_spec

@@ -8,7 +8,7 @@ from hypothesis.errors import InvalidArgument
 from adder.compiler import compile_spec
 from adder.compiler.digits import Carry, longest_chain, pair_classes
 from adder.constructions import build_spec
-from adder.verify.search import search
+from adder.verify.steered import search
 from adder.verify.strategies import addend_pairs, carry_chains, digit_classes, digit_pairs
 
 
@@ -102,7 +102,7 @@ def test_search_steers_past_a_nan_margin_to_a_counterexample():
 
 
 def test_the_steering_score_is_always_finite():
-    from adder.verify.search import BROKEN_SCORE, steering_score
+    from adder.verify.steered import BROKEN_SCORE, steering_score
 
     scores = [steering_score(x) for x in (float("nan"), float("inf"), float("-inf"), -2.5, 0.0, 3.0)]
     assert scores == [BROKEN_SCORE, -BROKEN_SCORE, BROKEN_SCORE, 2.5, 0.0, -3.0]

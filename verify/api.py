@@ -19,7 +19,7 @@ from .cases import ADVERSARIAL, SuiteOptions, get_suite, official_pairs
 from .precision import check_precision
 from .report import Report
 from .runner import DEFAULT_CHUNK, MAX_DECODED_FAILURES, MAX_KEPT_FAILURES, SuiteResult, run_suite
-from .search import search
+from .steered import search
 from .verdicts import Verdict  # noqa: F401  (re-exported: train/ reads proof verdicts through this door)
 
 #: Failing cases re-evaluated in other arithmetics to class them.

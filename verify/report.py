@@ -20,7 +20,7 @@ from rich.text import Text
 from .cases import QUALIFY_AT
 from .precision import PrecisionResult
 from .runner import SuiteResult
-from .search import SearchResult
+from .steered import SearchResult
 
 
 @dataclass

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sympy
 
-from ...compiler.dsl import Construction, layernorm, rms
+from ...compiler.builder import Construction, layernorm, rms
 from ...compiler.formats import PromptFormat
 from ...compiler.spec import ModelSpec
 from .hyper import Hyper

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sympy
 
-from ...compiler.dsl import Construction, block_diag, rms, rotation
+from ...compiler.builder import Construction, block_diag, rms, rotation
 from ...compiler.expr import cat, const, cos, eye, sin, stack, zeros
 from ...compiler.formats import PromptFormat
 from ...compiler.spec import ModelSpec

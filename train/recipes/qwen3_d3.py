@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ...compiler.dsl import Construction, block_diag, rms, rope, rotation
+from ...compiler.builder import Construction, block_diag, rms, rope, rotation
 from ...compiler.expr import const, cos, sin, stack, zeros
 from ...compiler.formats import PromptFormat
 from ...compiler.spec import ModelSpec

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sympy
 
-from ...compiler.dsl import Construction, layernorm, linear, rms
+from ...compiler.builder import Construction, layernorm, linear, rms
 from ...compiler.expr import cat, zeros
 from ...compiler.formats import PromptFormat
 from ...compiler.spec import ModelSpec
