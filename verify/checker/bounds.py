@@ -388,20 +388,20 @@ def softmax_weights(r: Rules, s: Box, live: np.ndarray) -> Box:
     """e [..., P, V]: the float exp(fl(s_j - m_f)) of each key, times exp(m_f - m) for the constant
     m = max s_hi (every ratio sum e v / sum e is unchanged by a common factor).
 
-    fl(s_j - m_f) = (s_j - m_f)(1 + d) with |s_j - m_f| <= spread (the row's score range), so
-    exp of it is exp(s_j - m_f) times a factor within exp(+-u spread); exp itself is within
+    fl(s_j - m_f) = (s_j - m_f)(1 + d) with |s_j - m_f| <= m - s_lo_j (the float row maximum m_f
+    is at least s_j and at most m), so exp of it is exp(s_j - m_f) times a factor within
+    exp(+-u (m - s_lo_j)), close to 1 for the keys that carry weight; exp itself is within
     2K ulps plus K eta, and exp(m_f - m) <= 1 scales that absolute term down. Dead keys: 0."""
     fl = r.fl
     lo, hi = np.where(live, s.lo, np.inf), np.where(live, s.hi, -np.inf)
     m = hi.max((-2, -1), keepdims=True)  # [..., 1, 1]
-    spread = upper(m[..., 0, 0] - lo.min((-2, -1)))
     base = exp_box(Box(np.where(live, lower(lo - m), 0.0), np.where(live, upper(hi - m), 0.0)))
-    grow = exp_box(Box.exact(upper(fl.u * spread)))
+    gap = np.where(live, upper(m - lo), 0.0)  # |s_j - m_f| <= m - s_lo_j: m_f lies in [s_j, m]
+    grow = exp_box(Box.exact(upper(fl.u * gap)))
     f_hi = upper(grow.hi * upper(1 + 2 * fl.ulps * fl.u))
     f_lo = lower(lower(1 - 2 * fl.ulps * fl.u) / grow.hi)
     absolute = fl.ulps * fl.eta
-    e = Box(np.maximum(lower(lower(base.lo * f_lo[..., None, None]) - absolute), 0.0),
-            upper(upper(base.hi * f_hi[..., None, None]) + absolute))
+    e = Box(np.maximum(lower(lower(base.lo * f_lo) - absolute), 0.0), upper(upper(base.hi * f_hi) + absolute))
     # the inputs softmax's exp meets: fl(s_j - m_f) in [(min s_lo - m)(1 + u), 0], on a grid
     m_lo = np.where(live, s.lo, -np.inf).max((-2, -1))
     r.note("exp", lower(lower(lo.min((-2, -1)) - m[..., 0, 0]) * (1 + fl.u)), 0.0, grid=float(_grid(m_lo, m[..., 0, 0], fl).min()))

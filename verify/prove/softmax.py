@@ -62,14 +62,18 @@ def weights(scores: Interval, live: np.ndarray, softmax: str, ctx: Ctx) -> tuple
     e = ctx.exp(shifted)
     d0 = ctx.exp(Interval(-m[..., 0, 0], -m[..., 0, 0])) if softmax == "softmax1" else Interval.point(np.zeros(m.shape[:-2]))
     if not ar.exact:
-        spread = np.where(live, s_hi, -np.inf).max((-2, -1)) - np.where(live, s_lo, np.inf).min((-2, -1))
-        # fl(s_j - m) = (s_j - m)(1 + d): a factor exp(+-u |s_j - m|) on e_j (softmax only);
-        # exp itself: a factor 1 +- K ulps
+        # fl(s_j - m_f) = (s_j - m_f)(1 + d), |d| <= u: a factor exp(+-u |s_j - m_f|) on e_j (softmax
+        # only), per key: the float row maximum m_f lies in [s_j, m] (m = max s_hi), so |s_j - m_f| <=
+        # m - s_lo_j, small for the keys that carry weight; exp itself: a factor 1 +- K ulps
         rel = ar.ulps(ar.exp_ulps)
-        shift = ctx.exp(Interval.point(ar.u * up(spread))) if softmax == "softmax" else Interval.point(np.ones_like(spread))
+        if softmax == "softmax":
+            gap = np.where(live, up(m - scores.lo), 0.0)
+            shift = ctx.exp(Interval.point(up(ar.u * gap)))
+        else:
+            shift = Interval.point(np.ones(e.shape))
         f_hi = up(shift.hi * up(1 + rel))
         f_lo = down(down(1 - rel) / shift.hi)
-        e = Interval(down(e.lo * f_lo[..., None, None]), up(e.hi * f_hi[..., None, None]))
+        e = Interval(down(e.lo * f_lo), up(e.hi * f_hi))
     return e, d0
 
 
