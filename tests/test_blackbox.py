@@ -58,6 +58,7 @@ def submission(tmp_path, text: str, name: str = "sub.py"):
     return path
 
 
+@pytest.mark.integration
 def test_a_misbehaving_submission_is_reported_case_by_case_within_its_timeout(tmp_path):
     """The acceptance run: exits, kills itself, returns a lambda, prints, hangs (twice) — each
     one case's outcome, with --timeout 1, the whole run under 30 s."""

@@ -60,6 +60,7 @@ def one_line_error(r, *needles):
         assert n in err, err
 
 
+@pytest.mark.integration
 def test_list_shows_the_three_constructions_with_counts():
     r = adder("list", "--markdown")
     assert r.returncode == 0, r.stderr

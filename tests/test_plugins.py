@@ -221,6 +221,7 @@ def test_a_construction_file_builds_verifies_exports_and_shows_info_through_the_
     assert r.returncode == 2 and "pick one with" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.integration
 def test_an_entry_point_plugin_shows_up_in_adder_list(tmp_path):
     site = tmp_path / "site"
     site.mkdir()

@@ -58,6 +58,7 @@ def run_edited(r, h, seeds, folder, edit):
         pop.close()
 
 
+@pytest.mark.integration
 def test_members_follow_their_single_runs(tmp_path):
     r = get_recipe("micro57")
     h = replace(r.hyper, wd_drops=SPLIT_DECAY, **SHORT)

@@ -91,6 +91,7 @@ def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
     return e.value.code, out.out, out.err
 
 
+@pytest.mark.integration
 def test_cli_verify_exit_codes_and_json(tmp_path, monkeypatch, capsys):
     out = tmp_path / "r.json"
     code, stdout, _ = run_cli(monkeypatch, capsys, "verify", "tinyadder36", "--suite", "chains", "--json", str(out))
