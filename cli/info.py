@@ -21,6 +21,7 @@ def run(target: str = typer.Argument(..., help="Checkpoint path or construction 
     from ..compiler import checkpoint
     from ..compiler.ledger import ledger
     from ..constructions.targets import CHECKPOINT, resolve
+    from ..verify.checker import unsupported as checker_lacks
     from ..verify.prove.support import unsupported
 
     tgt = resolve(target)
@@ -31,11 +32,12 @@ def run(target: str = typer.Argument(..., help="Checkpoint path or construction 
     else:
         model, provenance = tgt.model(), {}
     led, spec, sha = ledger(model), model.spec, checkpoint.weights_hash(model)
-    missing = unsupported(spec)
+    missing, lacks = unsupported(spec), checker_lacks(spec)
     if json_out:
         print_json({"name": spec.name, "meta": spec.meta, "dtype": str(model.dtype), "weights_sha256": sha,
                     "provenance": provenance, "ledger": led.to_json(),
-                    "prover": {"can_bound": not missing, "unsupported": missing}})
+                    "prover": {"can_bound": not missing, "unsupported": missing,
+                               "independent_checker": not lacks, "checker_lacks": lacks}})
         return
     fmt = spec.format
 
@@ -63,6 +65,10 @@ def run(target: str = typer.Argument(..., help="Checkpoint path or construction 
     say(f"weights sha256 {sha}")
     say("prover: every operation has a bound rule (`adder prove` can try it)" if not missing else
         "prover: cannot bound it yet: " + escape("; ".join(missing)))
+    if not missing:
+        say("certificate check: by the independent checker (verify/checker)" if not lacks else
+            "certificate check: by the search's own rules; the independent checker has no rule yet for "
+            + escape("; ".join(lacks)))
 
 
 def _value(v) -> str:

@@ -271,3 +271,18 @@ def test_the_roots_partition_every_step():
             inside = [m[np.arange(10), pairs, carries[:10]].all() and f[carries[10]] and qt == int(tokens[-1])
                       and tgt == int(fmt.answer(a, b)[0, k]) for m, f, qt, tgt, _ in rts]
             assert sum(inside) == 1, (k, a, b)
+
+
+def test_adder_info_says_which_checker_a_proof_would_rest_on():
+    import json
+
+    from test_cli import adder_here
+
+    for name, independent in (("param40", True), ("tinyadder36", False)):
+        r = adder_here("info", name, "--json")
+        assert r.returncode == 0, r.stderr
+        prover = json.loads(r.stdout)["prover"]
+        assert prover["independent_checker"] is independent
+        assert ("softmax1 attention" in prover["checker_lacks"]) is not independent
+    r = adder_here("info", "tinyadder36")
+    assert "certificate check: by the search's own rules; the independent checker has no rule yet for softmax1" in r.stdout
