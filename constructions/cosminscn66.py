@@ -27,9 +27,10 @@ Written here from its mathematics; outputs compared with the original's.
 from sympy import Rational, pi
 
 from ..compiler.builder import Construction, linear
-from ..compiler.expr import const, cos, matmul, place, sin, stack
+from ..compiler.expr import cos, matmul, place, sin
 from ..compiler.formats import PromptFormat
 from .lichengliu50 import positional_table
+from .parts import hinge_pair, parabolic_head
 from .registry import register
 
 THETA = 2 * pi / 11
@@ -37,10 +38,8 @@ Q_SCALE = 100                  # S: query gain (the positional amplitude's partn
 HEAD_ANGLES = (8 * THETA, 9 * THETA)
 O_GAIN = 2                     # a head's average over two operand positions -> their sum
 # MLP units: (weights on [digit, sin, cos, accum], bias)
-FC = [([-100, 100, 0, 0], -50),        # carry hinge: 100 (sin - digit) >= 0.5
-      ([-100, 100, 0, 0], -150),       #              ... >= 1.5
-      ([-10, 10, 0, 1000], -9045),     # wrap hinge: 1000 accum + 10 (sin - digit) >= 9045
-      ([-10, 10, 0, 1000], -9055)]     #             ... >= 9055
+FC = (hinge_pair([-100, 100, 0, 0], 50, 100)        # carry: 100 (sin - digit) between 0.5 and 1.5
+      + hinge_pair([-10, 10, 0, 1000], 9045, 10))    # wrap: 1000 accum + 10 (sin - digit) between 9045 and 9055
 FC_OUT = [Rational(1, 100), Rational(-1, 100), -1, 1]   # carry (0..1) - wrap (0..10) on `accum`
 
 
@@ -80,6 +79,5 @@ def build():
     W_k = place((4, 4), {(i, 1 + j): kw[i, j] for i in range(4) for j in range(2)})
     c.attention(heads=2, head_dim=2, q=W_q, k=W_k, v=[vv, vu], o=place((4, 4), {(3, 0): o0, (1, 2): o1}))
     c.mlp(up=linear(fw, bias=fb), act="relu", down=[pv, pu])
-    d = const(list(range(10)))
-    c.unembed(linear([place((1, 4), {(0, 3): dim_w}), stack([lin * d], axis=1)], bias=quad * d * d))
+    c.unembed(parabolic_head(place((1, 4), {(0, 3): dim_w}), lin, quad))
     return c.build()

@@ -38,6 +38,7 @@ from sympy import pi, sqrt
 from ..compiler.builder import Construction, linear
 from ..compiler.expr import const, cos, sin, stack
 from ..compiler.formats import PromptFormat
+from .parts import parabolic_head
 from .registry import register
 
 THETA = 2 * pi / 11            # positional angle per position: a_i and b_i are 11 apart
@@ -93,6 +94,5 @@ def build():
     up = linear(stack([carry_dir, carry_dir, wrap_dir, wrap_dir]), reduce="sum",
                 bias=stack([carry_b[0], carry_b[1], wrap_b[1], wrap_b[0]]))
     c.mlp(up=up, act="relu", down=[const([[1, -1, 1, -1]]), stack([accum], axis=1)])
-    d = const(list(range(10)))
-    c.unembed(linear([stack([accum]), stack([lin * d], axis=1)], reduce="sum", bias=quad * d * d))
+    c.unembed(parabolic_head(stack([accum]), lin, quad, reduce="sum"))
     return c.build()

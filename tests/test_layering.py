@@ -29,7 +29,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "verify.compare": {"compiler", "verify"},
     "verify.board": {"compiler", "constructions", "verify", "verify.prove"},
     "train": {"compiler", "constructions", "verify.api"},
-    "cli": {"compiler", "constructions", "verify", "verify.prove", "verify.compare", "verify.board", "train"},
+    "cli": {"compiler", "constructions", "verify", "verify.checker", "verify.prove", "verify.compare", "verify.board", "train"},
     "__main__": {"cli"},
     "": set(),  # the package's own __init__
 }

@@ -1,0 +1,32 @@
+"""Named parts that several hand-coded constructions build from (as Tracr's `lib.py` names its
+building blocks): each written once, with why it works, so a construction file reads as the
+circuit it describes. A part returns exactly the weights (or spec pieces) the file would have
+written, operation for operation, so the compiled logits stay bit-identical.
+
+* `hinge_pair`: two ReLU units on the same input, `width` apart; their difference
+  relu(x - t) - relu(x - t - w) is 0 below t, w above t + w and a ramp between: a step of
+  height w when the input moves by at least w across the threshold (the carry and the wrap
+  detectors of the sinusoidal-position models, param40's carry).
+* `parabolic_head`: logits lin d z + quad d^2 over the digits d of one read-out z; with
+  lin = 2, quad = -1 it is 2 d z - d^2 = z^2 - (z - d)^2, a downward parabola in d that peaks at
+  the digit nearest z (the decoders of cosminscn's and lichengliu03's models).
+"""
+
+from __future__ import annotations
+
+from ..compiler.builder import linear
+from ..compiler.expr import TExpr, const, stack
+from ..compiler.spec import Linear
+
+
+def hinge_pair(weights: list, threshold, width) -> list[tuple[list, object]]:
+    """Two ReLU units reading `weights` . x, with biases -threshold and -(threshold + width):
+    rows (weights, bias) of an MLP's first layer; the second layer takes their difference."""
+    return [(weights, -threshold), (weights, -(threshold + width))]
+
+
+def parabolic_head(readout: TExpr, lin: TExpr, quad: TExpr, reduce: str = "matmul") -> Linear:
+    """The unembedding `logits_d = lin d (readout . x) + quad d^2`, as a chain: the read-out
+    [1, d_model], then the digit column lin * d [10, 1], plus the bias quad d^2."""
+    d = const(list(range(10)))
+    return linear([readout, stack([lin * d], axis=1)], reduce=reduce, bias=quad * d * d)
