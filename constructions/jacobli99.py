@@ -65,6 +65,7 @@ from sympy import Rational, cos, sin, sqrt
 from ..compiler.builder import Construction, linear, rope
 from ..compiler.expr import cat, const, cos as tcos, place, reshape, sin as tsin, stack, zeros
 from ..compiler.formats import PromptFormat
+from .parts import parabolic_table
 from .registry import register
 
 C = 1000                        # the constant level on `const`
@@ -98,7 +99,7 @@ def member(name: str, *, dense: bool, description: str):
         description=description,
     )
     if dense:
-        E = c.param("embed", [[C - EPS / 2 * d**2, d] for d in DIGITS], note="tied table [C - (eps/2) d^2, d]")
+        E = c.param("embed", parabolic_table(C, EPS / 2, +1), note="tied table [C - (eps/2) d^2, d]")
         scale = c.param("out_scale", [Rational(1, C), EPS], note="decode scale [1/C, eps]")
         W_q = c.param("attn.q", [row for o in OFFSETS for row in ([QK * cos(o), 0], [-QK * sin(o), 0])],
                       note="per head QK (cos o, -sin o) on `const`")

@@ -24,6 +24,7 @@ from sympy import Rational, cos, log, pi, sqrt
 from ..compiler.builder import Construction, rms, rope, rotation
 from ..compiler.expr import eye, place, stack
 from ..compiler.formats import PromptFormat
+from .parts import parabolic_table
 from .registry import register
 
 # --- the constants and where they come from ---
@@ -54,7 +55,7 @@ def build():
         layers=1, heads=1, positions="RoPE period 19",
         description="Wonderfall's param_40: tied Q/K with a phase, tied V/O, two-hinge ReLU carry MLP.",
     )
-    E = c.param("embed", [[C - Q * d**2, -d] for d in range(10)], note="parabolic tied embedding [C - Q d^2, -d]")
+    E = c.param("embed", parabolic_table(C, Q, -1), note="parabolic tied embedding [C - Q d^2, -d]")
     w_qk = c.param("attn.w_qk", [[QK_SCALE, 0], [0, 0]], note="shared by Q and K")
     phase = c.param("attn.q_phase", -PHI, note="Q = K turned by -PHI")
     w_vo = c.param("attn.w_vo", [[0, 1], [0, 0]], note="V reads `digit`; O is its transpose")

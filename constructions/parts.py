@@ -7,6 +7,11 @@ written, operation for operation, so the compiled logits stay bit-identical.
   relu(x - t) - relu(x - t - w) is 0 below t, w above t + w and a ramp between: a step of
   height w when the input moves by at least w across the threshold (the carry and the wrap
   detectors of the sinusoidal-position models, param40's carry).
+* `parabolic_table`: the tied embedding rows [C - q d^2, +-d]: a constant level C that every
+  token carries, lowered by a small parabola, and the digit itself. Read back through the same
+  table (tied unembedding, after a norm that rescales the two coordinates), a residual
+  ~ [C, +-s] gives logits C^2 - q C d^2 +- s d, a downward parabola in d peaking at s
+  (param40 and its tied descendants, jacobli99's 93p).
 * `parabolic_head`: logits lin d z + quad d^2 over the digits d of one read-out z; with
   lin = 2, quad = -1 it is 2 d z - d^2 = z^2 - (z - d)^2, a downward parabola in d that peaks at
   the digit nearest z (the decoders of cosminscn's and lichengliu03's models).
@@ -23,6 +28,11 @@ def hinge_pair(weights: list, threshold, width) -> list[tuple[list, object]]:
     """Two ReLU units reading `weights` . x, with biases -threshold and -(threshold + width):
     rows (weights, bias) of an MLP's first layer; the second layer takes their difference."""
     return [(weights, -threshold), (weights, -(threshold + width))]
+
+
+def parabolic_table(level, curvature, sign: int) -> list[list]:
+    """The ten rows [level - curvature d^2, sign d] (exact values, d = 0..9)."""
+    return [[level - curvature * d**2, sign * d] for d in range(10)]
 
 
 def parabolic_head(readout: TExpr, lin: TExpr, quad: TExpr, reduce: str = "matmul") -> Linear:
