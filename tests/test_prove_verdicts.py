@@ -110,6 +110,8 @@ def test_an_open_multi_head_model_names_the_missing_rule(compiled):
     assert "3 query heads" in report.reason and "joint rule for several heads" in report.reason
     single = prove(compiled("param40"), "param40", timeout=0.5, sampled=False)
     assert "query heads" not in single.reason
+    deep = prove(compiled("qwen87"), "qwen87", timeout=2, sampled=False)  # two heads, two layers: provable
+    assert deep.budget_ran_out and "query heads" not in deep.reason
 
 
 def test_a_model_without_bound_rules_is_said_so_before_any_search(tmp_path):

@@ -274,9 +274,12 @@ def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, 
 
 
 def _missing_rule(model: AdderModel) -> str:
-    """What the prover is known to lack for this model's last attention, named in an open step's reason."""
-    last = [b.layer for b in model.spec.blocks if isinstance(b.layer, Attention)][-1]
-    if last.n_heads > 1:
+    """What the prover is known to lack for this model's last attention, named in an open step's reason:
+    several heads in a one-layer model (in a deeper model the inner layers' enumeration fixes
+    what each head reads, and two-head two-layer models are proven that way: no hint there)."""
+    attention = [b.layer for b in model.spec.blocks if isinstance(b.layer, Attention)]
+    if len(attention) == 1 and attention[-1].n_heads > 1:
+        last = attention[-1]
         return (f"; the last attention has {last.n_heads} query heads, each bounded on its own: the margin needs "
                 "their sum, and a joint rule for several heads is not in the prover yet")
     return ""
