@@ -286,3 +286,26 @@ def test_adder_info_says_which_checker_a_proof_would_rest_on():
         assert ("softmax1 attention" in prover["checker_lacks"]) is not independent
     r = adder_here("info", "tinyadder36")
     assert "certificate check: by the search's own rules; the independent checker has no rule yet for softmax1" in r.stdout
+
+
+@pytest.mark.integration
+def test_a_two_layer_step_passes_and_a_tampered_inner_bound_is_rejected():
+    """qwen87, answer step 0: the search's certificate of the step (inner-layer records included)
+    passes the checker; an inner layer's lam shrunk, or its enumeration changed, is rejected."""
+    model = resolve("qwen87").model()
+    res, step = _search(model, 0)
+    assert res.open_inputs == 0 and step["inner"] and step["inner"][0]["lam"]
+    assert _check(model, step) == res.leaves
+    shrunk = copy.deepcopy(step)
+    lam = np.asarray(shrunk["inner"][0]["lam"], dtype=np.float64)
+    i = int(np.argmax(np.abs(lam)))
+    lam[i] -= 1e-3 * abs(lam[i])
+    shrunk["inner"][0]["lam"] = lam.tolist()
+    with pytest.raises(Rejected, match="inner attention bound does not hold"):
+        _check(model, shrunk)
+    moved = copy.deepcopy(step)
+    rows = moved["inner"][0]["enumerate"]
+    r = next(n for n, ps in enumerate(rows) if ps)
+    rows[r] = []  # fewer sub-rows: the recorded lam no longer lines up
+    with pytest.raises(Rejected):
+        _check(model, moved)
