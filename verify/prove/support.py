@@ -21,25 +21,28 @@ NO_RULE = {("norm", "layer"): "LayerNorm subtracts the mean before it scales, an
                               "centred, normalised box, with the float error of both steps) is not written yet"}
 
 
+def uses(spec: ModelSpec) -> list[tuple[str, str, str]]:
+    """Every operation kind the spec names: (family, kind, where it is, in words)."""
+    out = [("norm", b.norm.kind, f"{b.name}'s input norm is a {b.norm.kind} norm") for b in spec.blocks if b.norm]
+    for b in spec.blocks:
+        layer = b.layer
+        if isinstance(layer, MLP):
+            out.append(("activation", layer.act, f"{b.name}'s activation {layer.act!r}"))
+            continue
+        out += [("norm", n.kind, f"{b.name}'s q/k norm is a {n.kind} norm") for n in (layer.q_norm, layer.k_norm) if n]
+        out.append(("softmax", layer.softmax, f"{b.name}'s {layer.softmax}"))
+        if layer.rope is not None:
+            out.append(("rotary", layer.rope.convention, f"{b.name}'s rotary convention {layer.rope.convention!r}"))
+    if spec.final_norm is not None:
+        out.append(("norm", spec.final_norm.kind, f"the final norm is a {spec.final_norm.kind} norm"))
+    return out
+
+
 def unsupported(spec: ModelSpec) -> list[str]:
     """Why the prover cannot bound `spec`, one reason per operation without a bound rule ([]: it can)."""
-    reasons = []
-    if not any(isinstance(b.layer, Attention) for b in spec.blocks):
-        reasons.append("the model has no attention layer")
-    norms = [(f"{b.name}'s input norm", b.norm) for b in spec.blocks]
-    norms += [(f"{b.name}'s q/k norm", n) for b in spec.blocks if isinstance(b.layer, Attention)
-              for n in (b.layer.q_norm, b.layer.k_norm)]
-    norms.append(("the final norm", spec.final_norm))
-    for where, nm in norms:
-        if nm is not None and nm.kind not in NORM_RULES:
-            reasons.append(f"{where} is a {nm.kind} norm, which has no bound rule yet"
-                           + (f" ({NO_RULE[('norm', nm.kind)]})" if ("norm", nm.kind) in NO_RULE else ""))
-    for b in spec.blocks:
-        if isinstance(b.layer, MLP) and b.layer.act not in ACTIVATION_RULES:
-            reasons.append(f"{b.name}'s activation {b.layer.act!r} has no bound rule yet")
-        if isinstance(b.layer, Attention):
-            if b.layer.softmax not in SOFTMAX_RULES:
-                reasons.append(f"{b.name}'s {b.layer.softmax} has no bound rule yet")
-            if b.layer.rope is not None and b.layer.rope.convention not in ROTARY_RULES:
-                reasons.append(f"{b.name}'s rotary convention {b.layer.rope.convention!r} has no bound rule yet")
+    reasons = [] if any(isinstance(b.layer, Attention) for b in spec.blocks) else ["the model has no attention layer"]
+    for family, kind, where in uses(spec):
+        if kind not in RULES[family]:
+            why = NO_RULE.get((family, kind))
+            reasons.append(f"{where}, which has no bound rule yet" + (f" ({why})" if why else ""))
     return list(dict.fromkeys(reasons))
