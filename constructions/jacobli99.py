@@ -60,12 +60,12 @@ member was compared with its original on 2,110 pairs (2,000 random, (10^k - 1, 1
 official 10,010: identical answers, and bit-identical logits at every answer position.
 """
 
-from sympy import Rational, cos, sin, sqrt
+from sympy import Rational, sqrt
 
 from ..compiler.builder import Construction, linear, rope
-from ..compiler.expr import cat, const, cos as tcos, place, reshape, sin as tsin, stack, zeros
+from ..compiler.expr import cat, const, place, reshape, stack, zeros
 from ..compiler.formats import PromptFormat
-from .parts import parabolic_table
+from .parts import parabolic_table, reading_query
 from .registry import register
 
 C = 1000                        # the constant level on `const`
@@ -101,7 +101,7 @@ def member(name: str, *, dense: bool, description: str):
     if dense:
         E = c.param("embed", parabolic_table(C, EPS / 2, +1), note="tied table [C - (eps/2) d^2, d]")
         scale = c.param("out_scale", [Rational(1, C), EPS], note="decode scale [1/C, eps]")
-        W_q = c.param("attn.q", [row for o in OFFSETS for row in ([QK * cos(o), 0], [-QK * sin(o), 0])],
+        W_q = c.param("attn.q", [[v, 0] for o in OFFSETS for v in reading_query(o, QK)],
                       note="per head QK (cos o, -sin o) on `const`")
         W_k = c.param("attn.k", [[QK, 0], [0, 0]], note="shared key: QK * const")
         W_v = c.param("attn.v", [[0, 1], [0, 0]], note="shared value: digit")
@@ -126,7 +126,7 @@ def member(name: str, *, dense: bool, description: str):
         E = stack([level - (eps / 2) * (dv * dv), dv], axis=1)            # [10, 2]
         scale = stack([1 / level, eps])
         offs = const(list(OFFSETS))
-        q_dir = stack([tcos(offs), -tsin(offs)], axis=1) * qk              # [5, 2], in the model's arithmetic
+        q_dir = stack(list(reading_query(offs)), axis=1) * qk              # [5, 2], in the model's arithmetic
         W_q = cat([reshape(q_dir, HEADS * HEAD_DIM, 1), zeros(HEADS * HEAD_DIM, 1)], axis=1)
         W_k = place((2, 2), {(0, 0): qk})
         W_v = const([[0, 1], [0, 0]])

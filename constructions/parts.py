@@ -15,10 +15,20 @@ written, operation for operation, so the compiled logits stay bit-identical.
 * `parabolic_head`: logits lin d z + quad d^2 over the digits d of one read-out z; with
   lin = 2, quad = -1 it is 2 d z - d^2 = z^2 - (z - d)^2, a downward parabola in d that peaks at
   the digit nearest z (the decoders of cosminscn's and lichengliu03's models).
+* `reading_query`: the query of a RoPE head that reads the token `o / omega` positions back.
+  Keys carry the constant direction (k = g e0 at every position); rotary turns position p by
+  p omega, so a query g' (cos o, -sin o) = g' R(-o) e0 at position p scores key j at
+  g g' cos(omega (p - j) - o): largest where omega (p - j) = o, i.e. the key o / omega back. The
+  head attends by position alone, and V copies that position's digit (jacobli99's five heads,
+  the Qwen3 d=3 model's four, the RoPE-19 family's one; param40 writes the same query as
+  R(-phi) applied to its key).
 """
 
 from __future__ import annotations
 
+from sympy import cos, sin
+
+from ..compiler import expr
 from ..compiler.builder import linear
 from ..compiler.expr import TExpr, const, stack
 from ..compiler.spec import Linear
@@ -40,3 +50,13 @@ def parabolic_head(readout: TExpr, lin: TExpr, quad: TExpr, reduce: str = "matmu
     [1, d_model], then the digit column lin * d [10, 1], plus the bias quad d^2."""
     d = const(list(range(10)))
     return linear([readout, stack([lin * d], axis=1)], reduce=reduce, bias=quad * d * d)
+
+
+def reading_query(offset, gain=1) -> tuple:
+    """(gain cos o, -gain sin o) for a digit-reading head turned back by `offset` radians: exact
+    sympy values for a number, the model's own cos / sin for a learned angle (a TExpr)."""
+    if isinstance(offset, TExpr):
+        c, s = expr.cos(offset), expr.sin(offset)
+    else:
+        c, s = cos(offset), sin(offset)
+    return (c, -s) if gain == 1 else (gain * c, -gain * s)

@@ -58,10 +58,11 @@ https://gist.github.com/Wonderfall/191bea43ff7f9316ac178b6c185d7165 (139p).
 Written here from their mathematics; each member's outputs were compared with its original.
 """
 
-from sympy import Rational, cos, exp, sin, sqrt
+from sympy import Rational, exp, sqrt
 
 from ..compiler.builder import Construction, rms, rope
 from ..compiler.formats import PromptFormat
+from .parts import reading_query
 from .registry import register
 
 C = 1000                         # embedding constant on `const`
@@ -104,8 +105,7 @@ def member(name: str, *, carry: str, tie_norms: bool = False, description: str =
     post_norm = in_norm if tie_norms else c.param("post_attention_norm.weight", [1, 1, 1])
     q_rows = {}
     for h, o in enumerate(OFFSETS):
-        q_rows[(2 * h, "const")] = cos(o)
-        q_rows[(2 * h + 1, "const")] = -sin(o)
+        q_rows[(2 * h, "const")], q_rows[(2 * h + 1, "const")] = reading_query(o)
     W_q = c.param("attn.q_proj", _dense(8, q_rows), note="head h: x_const (cos o_h, -sin o_h)")
     W_k = c.param("attn.k_proj", _dense(2, {(0, "const"): 1}), note="K = (x_const, 0)")
     W_v = c.param("attn.v_proj", _dense(2, {(0, "digit"): DIGIT_SCALE}), note="V ~ the digit")

@@ -55,13 +55,13 @@ submission_7p_relu.py and jnros/AdderBoard submissions/submission_1p.py.
 Written here from their mathematics; each member's outputs were compared with its original.
 """
 
-from sympy import Rational, cos, sin, sqrt
+from sympy import Rational, sqrt
 
 from ..compiler.builder import Construction, linear, rms, rope
 from ..compiler.expr import const, place, stack
-from ..compiler.expr import cos as ecos, sin as esin
 from ..compiler.formats import PromptFormat
 from .param40 import ALPHA, AMPLITUDE, C, DIGIT_SCALE, NORM, PERIOD, PHI
+from .parts import reading_query
 from .registry import register
 
 ATTN_SCALE = AMPLITUDE / 2     # 1/sqrt(head_dim) * QK_NORM_SCALE^2, with QK_NORM_SCALE^2 = AMPLITUDE/sqrt(2)
@@ -117,13 +117,14 @@ def member(name: str, *, q: str = "vector", embed: str = "vertex", v: str = "lea
         vertex = w0
     v_gain = const(V_GAIN / C) * s if v == "derived" else c.param("attn.v", V_GAIN)   # -22 c / sqrt 2
     if q == "vector":
-        qv = c.param("attn.q", [cos(PHI), -sin(PHI)], note="query direction (routing angle)")
+        qv = c.param("attn.q", list(reading_query(PHI)), note="query direction (routing angle)")
         W_q = place((2, 2), {(0, 0): qv[0], (1, 0): qv[1]})
     elif q == "angle":
         phi = c.param("attn.q_angle", PHI, note="routing angle phi: Q reads (cos phi, -sin phi)")
-        W_q = place((2, 2), {(0, 0): ecos(phi), (1, 0): -esin(phi)})
+        qx, qy = reading_query(phi)
+        W_q = place((2, 2), {(0, 0): qx, (1, 0): qy})
     else:
-        W_q = const([[cos(PHI), 0], [-sin(PHI), 0]])  # hard-coded routing angle
+        W_q = const([[v, 0] for v in reading_query(PHI)])  # hard-coded routing angle
     if gate == "derived":
         gate_a = const(GATE_A_PER_C) * s                                     # g = -12.032 c
     elif embed == "scale":
