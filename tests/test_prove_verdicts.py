@@ -103,11 +103,12 @@ def test_verify_prove_exits_1_on_a_refuted_model(tmp_path):
     assert data["ok"] is False and data["verdict"].startswith("FAILED") and data["proof"]["verdict"] == "refuted"
 
 
-def test_an_open_multi_head_model_names_the_missing_rule(compiled):
-    """fblissjr33's three heads are bounded one by one: its undecided verdict says so, whatever cut it short."""
+def test_an_open_multi_head_model_names_the_rule_it_needs(compiled):
+    """An undecided one-layer model with several heads says how its heads are bounded (jointly where one
+    key carries each head's weight), whatever cut it short."""
     report = prove(compiled("fblissjr33"), "fblissjr33", timeout=3, sampled=False)
     assert report.verdict == Verdict.UNDECIDED
-    assert "3 query heads" in report.reason and "joint rule for several heads" in report.reason
+    assert "3 query heads" in report.reason and "joint rule bounds their sum" in report.reason
     single = prove(compiled("param40"), "param40", timeout=0.5, sampled=False)
     assert "query heads" not in single.reason
     deep = prove(compiled("qwen87"), "qwen87", timeout=2, sampled=False)  # two heads, two layers: provable

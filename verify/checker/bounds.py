@@ -53,6 +53,8 @@ def unsupported(spec) -> list[str]:
             out.append("ALiBi or an attention bias table")
         if a.rope is not None and a.rope.convention not in ("half", "interleaved"):
             out.append(f"rotary convention {a.rope.convention!r}")
+    if len(attn) == 1 and attn[0].layer.n_heads > 1:  # the search bounds these heads jointly
+        out.append("several heads in one layer (the joint rule)")
     return list(dict.fromkeys(out))
 
 

@@ -24,6 +24,7 @@ from ...compiler.module import AdderModel
 from ...compiler.spec import Attention
 from . import certificate as cert_mod
 from .floatmodel import GELU_X_ULPS, LIBRARY_ULPS, REAL
+from .joint import DOMINANT
 from .layers import Ctx
 from .layout import StepLayout
 from .libm import check_range
@@ -34,6 +35,10 @@ from .weights import ModelWeights
 
 #: Share of the time budget for the float search (the rest decides real-only vs undecided).
 FLOAT_SHARE = 0.75
+#: A step's float search may use at most this many fair shares (what is left / steps left):
+#: one step whose float bound cannot close (a margin of one ulp) may not take all the time,
+#: and every step is searched, then tried in real arithmetic.
+STEP_SHARES = 3.0
 #: Share of the time budget for the quick counterexample pass of deep models.
 QUICK_SHARE = 0.3
 #: Default time budget of the search (seconds); what is left open is reported undecided.
@@ -155,9 +160,11 @@ def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, 
                     report.verdict = Verdict.REFUTED
                     report.counterexample = {"a": a, "b": b, "printed": printed, "expected": a + b, "step": k}
                     return
-        for k in range(fmt.out_digits):
+        n = fmt.out_digits
+        for k in range(n):
             layout = StepLayout(fmt, vocab, k)
-            res = search_step(model, layout, ctx, deadline, progress)
+            now = time.perf_counter()
+            res = search_step(model, layout, ctx, min(deadline, now + STEP_SHARES * (deadline - now) / (n - k)), progress)
             searches.append(res)
             sv = StepVerdict(step=k, verdict=Verdict.CLOSED if res.proven else Verdict.UNDECIDED, leaves=res.leaves,
                              certified_margin=res.certified_margin if np.isfinite(res.certified_margin) else None,
@@ -233,19 +240,27 @@ def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, 
     real_ctx = Ctx(mw, REAL)
     real_ok = missing == 0
     reasons, cut = [], []  # cut: steps the budget left undecided
-    for s in unproven:
+    real_cut = []  # steps the float search ran out of time on and real arithmetic proves
+    for i, s in enumerate(unproven):
         sv = report.steps[s.step]
+        now = time.perf_counter()
+        step_deadline = min(deadline, now + STEP_SHARES * max(0.0, deadline - now) / (len(unproven) - i))
         if s.unsupported:
             real_ok = False
             reasons.append(f"step {s.step}: {s.unsupported}")
             continue
+        layout = StepLayout(model.spec.format, len(model.spec.vocab), s.step)
         if s.budget_ran_out:
             real_ok = False
             cut.append(s.step)
             sv.reason = f"the budget ran out with {s.open_inputs:.3g} inputs not yet bounded"
+            if time.perf_counter() < step_deadline:  # still say what real arithmetic does, if time allows
+                real = search_step(model, layout, real_ctx, step_deadline, progress, " in real arithmetic")
+                if real.proven:
+                    sv.reason += f" in {mw.dtype}; real arithmetic proves it (margin >= {real.certified_margin:.3g})"
+                    real_cut.append(s.step)
             continue
-        layout = StepLayout(model.spec.format, len(model.spec.vocab), s.step)
-        real = search_step(model, layout, real_ctx, deadline, progress, " in real arithmetic")
+        real = search_step(model, layout, real_ctx, step_deadline, progress, " in real arithmetic")
         if real.proven:
             sv.verdict = Verdict.REAL_ONLY
             sv.reason = (f"real arithmetic proves it (margin >= {real.certified_margin:.3g}); the {mw.dtype} bound "
@@ -263,6 +278,10 @@ def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, 
             reasons.append(f"step {s.step}: {sv.reason}")
     report.verdict = Verdict.REAL_ONLY if real_ok else Verdict.UNDECIDED
     report.reason = "; ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more steps)" if len(reasons) > 3 else "")
+    if real_cut:
+        reasons.insert(0, f"real arithmetic proves step{'s' if len(real_cut) > 1 else ''} {_ranges(real_cut)}, where "
+                          f"the {mw.dtype} search ran out of time")
+        report.reason = "; ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more steps)" if len(reasons) > 3 else "")
     if cut or missing:
         report.budget_ran_out = True
         which = f"step{'s' if len(cut) > 1 else ''} {_ranges(cut)} not decided" if cut else ""
@@ -275,13 +294,14 @@ def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, 
 
 def _missing_rule(model: AdderModel) -> str:
     """What the prover is known to lack for this model's last attention, named in an open step's reason:
-    several heads in a one-layer model (in a deeper model the inner layers' enumeration fixes
-    what each head reads, and two-head two-layer models are proven that way: no hint there)."""
+    several heads in a one-layer model are bounded jointly only where one key carries each
+    head's weight (`joint.py`; in a deeper model the inner layers' enumeration fixes what each
+    head reads, and two-head two-layer models are proven that way: no hint there)."""
     attention = [b.layer for b in model.spec.blocks if isinstance(b.layer, Attention)]
     if len(attention) == 1 and attention[-1].n_heads > 1:
-        last = attention[-1]
-        return (f"; the last attention has {last.n_heads} query heads, each bounded on its own: the margin needs "
-                "their sum, and a joint rule for several heads is not in the prover yet")
+        return (f"; the last attention has {attention[-1].n_heads} query heads: the joint rule bounds their sum "
+                f"where one key carries each head's weight (rho < {DOMINANT:g}), and bounds any other head "
+                "on its own")
     return ""
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...compiler.spec import MLP, Linear, Norm
+from ...compiler.spec import MLP, Attention, Linear, Norm
 from .floatmodel import Arithmetic, dot_intervals, dot_rounded, library, rounded
 from .intervals import Interval, concat, down, sum_down, sum_up, up
 from .rigorous import exp_enclosure, gelu_enclosure, gelu_minimum
@@ -45,6 +45,15 @@ class Ctx:
     ar: Arithmetic
     rigorous: bool = False
     ranges: dict = field(default_factory=dict)
+    #: Relational rules (the joint rule for several heads, `joint.py`, and ReLU hinge pairs,
+    #: `hinge_pairs`) are used for the models that need them: one-layer models with several
+    #: heads. The independent checker has neither yet, so other models' certificates keep to
+    #: the rules it re-checks.
+    relational: bool = field(init=False)
+
+    def __post_init__(self):
+        spec = getattr(self.mw, "spec", None)  # rule tests pass bare weights
+        self.relational = spec is not None and relational(spec)
 
     def note(self, fn: str, x: Interval, grid: float = 0.0) -> None:
         """Record that `fn` meets inputs in x's range; `grid` > 0 (a power of two): every one
@@ -62,6 +71,15 @@ class Ctx:
         """gelu at the points x (exact float64 values), enclosed."""
         lo, hi = gelu_enclosure(x, self.rigorous)
         return Interval(lo, hi)
+
+
+def relational(spec) -> bool:
+    """Whether the relational rules apply: the last attention of a one-layer model with several
+    heads (plain softmax: softmax1's extra 1 in the denominator would need its own term; O one
+    matrix without bias), `joint.py`."""
+    att = [b.layer for b in spec.blocks if isinstance(b.layer, Attention)]
+    return (len(att) == 1 and att[0].n_heads > 1 and att[0].softmax == "softmax" and len(att[0].o.weights) == 1
+            and att[0].o.bias is None)
 
 
 def linear(x: Interval, lin: Linear, ctx: Ctx) -> Interval:
@@ -203,13 +221,74 @@ def activation(x: Interval, act: str, ctx: Ctx) -> Interval:
 
 
 def mlp(x: Interval, m: MLP, ctx: Ctx) -> Interval:
-    """down(act(up(x))) or down(act(gate(x)) * up(x))."""
+    """down(act(up(x))) or down(act(gate(x)) * up(x)); ReLU hinge pairs also by `hinge_pairs`."""
     u = linear(x, m.up, ctx)
     if m.gate is not None:
         h = rounded(activation(linear(x, m.gate, ctx), m.act, ctx) * u, ctx.ar)
     else:
         h = activation(u, m.act, ctx)
-    return linear(h, m.down, ctx)
+    out = linear(h, m.down, ctx)
+    if m.act == "relu" and m.gate is None and ctx.relational:
+        paired = hinge_pairs(x, u, h, m, ctx)
+        if paired is not None:
+            out = Interval(np.fmax(out.lo, paired.lo), np.fmin(out.hi, paired.hi))
+    return out
+
+
+def hinge_pairs(x: Interval, u: Interval, h: Interval, m: MLP, ctx: Ctx) -> Interval | None:
+    """The ReLU MLP's output again, with each *hinge pair* bounded as one function.
+
+    Two units with the same weight row w and biases b1, b2 read the same z = w . x, and
+    relu(z + b1) - relu(z + b2) is a clamped ramp, monotone in z: over a box its range is its
+    values at the ends of z's range. Interval arithmetic bounds the two units separately and
+    their difference by the sum of their widths (for a step of height 5e-12 and gain 2e11,
+    fblissjr33's carry, that is the whole line). A down row reads the pair as
+    D1 h1 + D2 h2 = D1 (h1 - h2) + (D1 + D2) h2. Rounding: each unit's float pre-activation is
+    within e_i of z + b_i (e_i: how far `linear` widened it), relu is 1-Lipschitz, so the float
+    difference is within e_1 + e_2 of the ramp; the down product is then rounded as any dot
+    product (`floatmodel.rounded`, magnitudes of the plain unit boxes). None when there is no
+    pair (or up / down are not single matrices)."""
+    if len(m.up.weights) != 1:
+        return None
+    W = ctx.mw(m.up.weights[0])  # [U, d]
+    pairs = [(i, j) for i in range(len(W)) for j in range(i + 1, len(W)) if np.array_equal(W[i], W[j])]
+    used = [i for p in pairs for i in p]
+    if not pairs or len(used) != len(set(used)):
+        return None
+    b = ctx.mw(m.up.bias) if m.up.bias is not None else np.zeros(len(W))
+    z = x.matvec(W)  # [..., U]: the exact w . x (outward)
+    ar = ctx.ar
+    mag = up((x.mag()[..., None, :] * np.abs(W)).sum(-1) * (1 + 2.0**-50))
+    own = rounded(rounded(z, ar, n=W.shape[1], mag=mag) + b, ar)  # the float w . x + b, as `linear` rounds it
+    e = np.maximum(up(np.maximum(down(z.lo + b) - own.lo, own.hi - up(z.hi + b))), 0.0)  # within e of z + b
+    D = ctx.mw(m.down.weights[0])  # [r, U]
+    single = [i for i in range(len(W)) if i not in used]
+    lo = [np.zeros(z.shape[:-1] + (len(D),))]
+    hi = [np.zeros(z.shape[:-1] + (len(D),))]
+
+    def add(term: Interval):
+        lo.append(term.lo)
+        hi.append(term.hi)
+
+    for i in single:
+        add(h[..., i:i + 1] * D[:, i])
+    for i, j in pairs:
+        if b[i] < b[j]:
+            i, j = j, i  # ramp(z) = relu(z + b_i) - relu(z + b_j), b_i >= b_j: non-decreasing
+        ramp_lo = down(np.maximum(down(z.lo[..., i] + b[i]), 0.0) - np.maximum(up(z.lo[..., i] + b[j]), 0.0))
+        ramp_hi = up(np.maximum(up(z.hi[..., i] + b[i]), 0.0) - np.maximum(down(z.hi[..., i] + b[j]), 0.0))
+        slack = up(e[..., i] + e[..., j])
+        ramp = Interval(down(ramp_lo - slack)[..., None], up(ramp_hi + slack)[..., None])
+        add(ramp * D[:, i])
+        if np.any(D[:, i] + D[:, j]):
+            add(h[..., j:j + 1] * Interval(down(D[:, i] + D[:, j]), up(D[:, i] + D[:, j])))
+    y = Interval(sum_down(np.stack(np.broadcast_arrays(*lo)), 0), sum_up(np.stack(np.broadcast_arrays(*hi)), 0))
+    out = rounded(y, ar, n=len(W), mag=up((h.mag()[..., None, :] * np.abs(D)).sum(-1) * (1 + 2.0**-50)))
+    for w in m.down.weights[1:]:
+        out = dot_rounded(out, ctx.mw(w), ar)
+    if m.down.bias is not None:
+        out = rounded(out + ctx.mw(m.down.bias), ar)
+    return out
 
 
 def rotate(x: Interval, cos: np.ndarray, sin: np.ndarray, convention: str, ar: Arithmetic) -> Interval:

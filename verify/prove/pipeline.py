@@ -17,7 +17,7 @@ from .automaton import Cases, path_addends
 from .inner import Inner, last_attention, query_residual
 from .layers import Ctx
 from .layout import StepLayout
-from .propagate import Rows, attention, bisect_margins
+from .propagate import Rows, after_attention, attention, bisect_margins, intersect, residual_margin, tail_margin
 
 
 @dataclass
@@ -47,10 +47,17 @@ def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, targe
     rows = Rows(np.zeros(C, np.int64), np.full(C, layout.t), np.asarray(query_token))
     g = None if given is None else np.asarray(given.lams, dtype=np.float64).reshape(C, -1)
     query = query_residual(inner, layout, cases, query_token)
+    several = ctx.relational
     hb = attention(inner.lattice, spec.blocks[last], rows, cases, layout, ctx, g, None if query is None else query[0],
-                   normed=None if query is None else (inner.keys, query[1]))
-    ok, worst, trees = bisect_margins(hb.out, hb.residual, spec.blocks[last].layer, spec.blocks[last + 1:],
-                                      np.asarray(target), ctx, None if given is None else given.trees)
+                   normed=None if query is None else (inner.keys, query[1]), joint=several)
+    att, later, target = spec.blocks[last].layer, spec.blocks[last + 1:], np.asarray(target)
+    if several:  # bisect the residual after the attention (d coordinates), bounded jointly
+        box = intersect(after_attention(hb.out, hb.residual, att, ctx), hb.after)
+        def tail(h, r): return residual_margin(h, later, target[r], ctx)
+    else:  # bisect the head outputs
+        box = hb.out
+        def tail(out, r): return tail_margin(out, hb.residual[r], att, later, target[r], ctx)
+    ok, worst, trees = bisect_margins(box, tail, None if given is None else given.trees)
     candidates: list = [[] for _ in range(C)]
     if hb.paths is not None:
         pairs, _, owner = hb.paths

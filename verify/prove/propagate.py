@@ -16,6 +16,7 @@ and *check* (given them, re-verify each inequality with rigorous exp): `Given` c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from .automaton import Cases
 from .floatmodel import dot_rounded, rounded
 from .intervals import Interval, down, sum_down, up
 from .layers import Ctx, dot_scores, linear, mlp, norm, rotate
+from .joint import residual_after
 from .layout import StepLayout
 from .softmax import dinkelbach, output_slack, upper_bound_holds, weights
 
@@ -53,6 +55,7 @@ class HeadBounds:
     residual: Interval  # [Q, d] residual stream at the query (before this block)
     lam: np.ndarray  # [Q, H, vd, 2] certified max and -min per coordinate (NaN: not certified)
     paths: tuple | None  # maximising paths (pairs [N, 10], carries [N, 11]) of the problems, search only
+    after: Interval | None = None  # [Q, d] the residual after the block by the joint rule (`joint.py`), if asked
 
 
 def embed_lattice(layout: StepLayout, ctx: Ctx) -> Interval:
@@ -125,12 +128,13 @@ def head_inputs(x: Interval, block, rows: Rows, query_x: Interval, layout: StepL
 
 def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayout, ctx: Ctx,
               given: np.ndarray | None = None, query_x: Interval | None = None, relaxed: bool = False,
-              normed: tuple[Interval, Interval] | None = None) -> HeadBounds:
+              normed: tuple[Interval, Interval] | None = None, joint: bool = False) -> HeadBounds:
     """Bound one attention block at the query rows. x: residual lattice [C, P, V, d];
     `row_cases` holds each row's constraints (its case, with the query token fixed);
     `query_x` [Q, d], when given, is each row's own residual (tighter than the lattice box);
     `relaxed`: bound over each position's allowed tokens separately (`softmax.g_upper`);
-    `normed`: (normed lattice, normed query rows), see `head_inputs`."""
+    `normed`: (normed lattice, normed query rows), see `head_inputs`; `joint`: also bound the
+    residual after the block by the joint rule for several heads (`joint.residual_after`)."""
     att = block.layer
     per_row = att.n_heads * att.vd * 2 * layout.n_pos * layout.vocab
     if len(rows) > 1 and len(rows) * per_row > MAX_CELLS:  # bound memory: rows in chunks
@@ -143,7 +147,7 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
             qx = None if query_x is None else query_x[sl]
             nm = None if normed is None else (normed[0], normed[1][sl])
             parts.append(attention(x, block, sub, row_cases.take(np.arange(len(rows))[sl]), layout, ctx, g, qx, relaxed,
-                                   nm))
+                                   nm, joint))
         paths = None
         if given is None and any(p.paths is not None for p in parts):
             offs = np.cumsum([0] + [len(p.residual.lo) for p in parts])
@@ -151,7 +155,8 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
             paths = (np.concatenate([q[0] for q, _ in got]), np.concatenate([q[1] for q, _ in got]),
                      np.concatenate([q[2] + o for q, o in got]))
         return HeadBounds(out=concat_rows([p.out for p in parts]), residual=concat_rows([p.residual for p in parts]),
-                          lam=np.concatenate([p.lam for p in parts]), paths=paths)
+                          lam=np.concatenate([p.lam for p in parts]), paths=paths,
+                          after=concat_rows([p.after for p in parts]) if joint else None)
     ar = ctx.ar
     H, Hkv, vd = att.n_heads, att.n_kv_heads, att.vd
     P, V = layout.n_pos, layout.vocab
@@ -168,7 +173,7 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
                              None if normed is None else (normed[0], normed[1][first]))
     group = np.arange(H) // (H // Hkv)
     e, d0 = weights(s, live, att.softmax, ctx)  # [U, H, P, V], [U, H]
-    e, d0, live = e[back], d0[back], live[back]
+    e, d0, live, s = e[back], d0[back], live[back], s[back]
     e = Interval(np.where(live, e.lo, 0.0), np.where(live, e.hi, 0.0))
 
     vq = v[xc][:, :, :, group]  # [Q, P, V, H, vd]
@@ -212,7 +217,11 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
     slack = output_slack(vmax, P, ar)
     out = Interval(down(-lam[..., 1] - slack), up(lam[..., 0] + slack))  # [Q, H, vd]
     out = Interval(np.where(np.isnan(out.lo), -np.inf, out.lo), np.where(np.isnan(out.hi), np.inf, out.hi))
-    return HeadBounds(out=out.reshape(len(rows), H * vd), residual=residual, lam=lam, paths=paths)
+    out = out.reshape(len(rows), H * vd)
+    after = None
+    if joint:
+        after = residual_after(s, live, vq, out, vmax, slack, ctx.mw(att.o.weights[0]), residual, row_cases, layout, ctx)
+    return HeadBounds(out=out, residual=residual, lam=lam, paths=paths, after=after)
 
 
 def after_attention(hb_out: Interval, residual: Interval, att: Attention, ctx: Ctx) -> Interval:
@@ -282,33 +291,47 @@ def margin_lower(h: Interval, target: np.ndarray, ctx: Ctx) -> np.ndarray:
 def tail_margin(out: Interval, residual: Interval, att: Attention, later: list, target: np.ndarray,
                 ctx: Ctx) -> np.ndarray:
     """Margin lower bound from the last attention's output box onwards. out [N, H*vd]."""
-    h = after_attention(out, residual, att, ctx)
+    return residual_margin(after_attention(out, residual, att, ctx), later, target, ctx)
+
+
+def residual_margin(h: Interval, later: list, target: np.ndarray, ctx: Ctx) -> np.ndarray:
+    """Margin lower bound from the residual after the last attention onwards. h [N, d]."""
     for block in later:
         h = mlp_block(h, block, ctx)
     return margin_lower(h, target, ctx)
 
 
-def bisect_margins(out: Interval, residual: Interval, att: Attention, later: list, target: np.ndarray,
-                   ctx: Ctx, trees: list | None = None, max_depth: int = MAX_BISECTIONS):
-    """Prove margin > 0 over each row's output box by bisection.
+def intersect(a: Interval, b: Interval) -> Interval:
+    """Two enclosures of the same values; NaN rows where they do not meet (a bound that does
+    not hold: such a row fails)."""
+    lo, hi = np.fmax(a.lo, b.lo), np.fmin(a.hi, b.hi)  # NaN (an undefined bound) gives way to the other
+    empty = (lo > hi).any(-1, keepdims=True)
+    return Interval(np.where(empty, np.nan, lo), np.where(empty, np.nan, hi))
+
+
+def bisect_margins(box: Interval, tail: Callable[[Interval, np.ndarray], np.ndarray], trees: list | None = None,
+                   max_depth: int = MAX_BISECTIONS):
+    """Prove margin > 0 over each row's box by bisection; `tail(sub-boxes, rows)` is the margin
+    lower bound of each sub-box of the given rows (`tail_margin` for the last attention's
+    output box, `residual_margin` for the residual after it).
 
     Search (trees None): bisect the widest coordinate of every failing box, up to
     `max_depth` times. Check (trees given): follow the given trees. Returns (ok [N],
     worst [N], trees): `worst` is the smallest margin bound over the row's final boxes and a
     tree is a nested list (None: a box bounded directly; [dim, lower half, upper half]).
     """
-    n = out.shape[0]
+    n = box.shape[0]
     result: list = [None] * n
     slots = [(result, i) for i in range(n)]  # where each pending box's tree node goes
     subtrees = list(trees) if trees is not None else [None] * n
     rows = np.arange(n)
-    lo, hi = out.lo.copy(), out.hi.copy()
+    lo, hi = box.lo.copy(), box.hi.copy()
     worst = np.full(n, np.inf)
     ok = np.ones(n, bool)
     depth = 0
     while len(rows):
         with np.errstate(invalid="ignore", over="ignore"):
-            m = tail_margin(Interval(lo, hi), residual[rows], att, later, target[rows], ctx)
+            m = tail(Interval(lo, hi), rows)
         m = np.where(np.isnan(m), -np.inf, m)
         if trees is not None:
             split = np.array([t is not None for t in subtrees], bool)

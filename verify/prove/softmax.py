@@ -96,15 +96,18 @@ def shift_grid(m_lo: np.ndarray, m_hi: np.ndarray, ar: Arithmetic) -> np.ndarray
     return np.where(mag > 0, np.maximum(np.exp2(e) * ar.u, ar.eta), 0.0)
 
 
-def output_slack(vmax: np.ndarray, n_keys: int, ar: Arithmetic) -> np.ndarray:
-    """Rounding of normalise-and-mix: |out - R| <= kappa * max|v| + underflow terms, where
-    p_j = fl(e_j * fl(1 / fl(sum e))) (or e_j / fl(1 + sum e)) and out = fl(sum p_j v_j)."""
+def output_slack(vmax: np.ndarray, n_keys: int, ar: Arithmetic, mixed: np.ndarray | None = None) -> np.ndarray:
+    """Rounding of normalise-and-mix: |out - R| <= kappa * sum_j p_j |v_j| + underflow terms,
+    where p_j = fl(e_j * fl(1 / fl(sum e))) (or e_j / fl(1 + sum e)) and out = fl(sum p_j v_j):
+    each p_j is within a factor (1 + zeta) of its exact value and the sum adds gamma. `mixed`
+    bounds sum_j p_j |v_j| where known tighter than max|v| (`joint.py`: one dominant key)."""
     if ar.exact:
         return np.zeros_like(vmax)
     g = ar.gamma(n_keys + 1)
     zeta = (1 + ar.u) ** 2 / (1 - g) - 1
     kappa = (1 + zeta) * (1 + g) - 1
-    return up(up(kappa * 1.0000001) * vmax + 8 * (n_keys + 1) * (ar.exp_ulps + 1) * ar.eta * (vmax + 1))
+    mixed = vmax if mixed is None else np.minimum(mixed, vmax)
+    return up(up(kappa * 1.0000001) * mixed + 8 * (n_keys + 1) * (ar.exp_ulps + 1) * ar.eta * (vmax + 1))
 
 
 def _terms(lam: np.ndarray, e: Interval, v_hi: np.ndarray) -> np.ndarray:
