@@ -129,3 +129,32 @@ def test_a_broken_multi_head_mutant_is_not_proven(compiled):
         res = search_step(model, StepLayout(fmt, len(model.spec.vocab), k), Ctx(mw, mw.arithmetic),
                           time.perf_counter() + 60)
         assert not res.proven, k
+
+
+@pytest.mark.integration
+def test_fblissjr33_is_decided_and_its_certificate_tampered_fails(compiled, tmp_path):
+    """fblissjr33 (three heads, float64) closes at every step with the joint rule and hinge
+    pairs; float64's exp can only be sampled, so the verdict is conditional. Its certificate
+    passes the check (by the search's own rules: the independent checker has no joint rule
+    yet, and the verdict says so) and fails it once a case is falsely marked empty or a leaf
+    is opened."""
+    import copy
+
+    from adder.verify.prove import prove
+    from adder.verify.prove.certificate import check, read
+    from adder.verify.verdicts import Verdict
+
+    model = compiled("fblissjr33")
+    report = prove(model, "fblissjr33", timeout=300, sampled=False, certificate=tmp_path / "c.json.xz")
+    assert report.verdict == Verdict.CONDITIONAL, report.summary()
+    assert any("search's bound rules are sound" in a for a in report.assumptions)
+    assert all(s.certified_margin > 0 for s in report.steps)
+    cert = read(tmp_path / "c.json.xz")
+    good = check(cert, model)
+    assert good.passed and "search's own bound rules" in good.reason
+    for tamper in ("empty", "open"):
+        bad = copy.deepcopy(cert)
+        roots = bad["steps"][4]["roots"]
+        i = next(i for i, n in enumerate(roots) if "empty" not in n)
+        roots[i] = {"empty": True} if tamper == "empty" else {"open": True}
+        assert not check(bad, model).passed, tamper
