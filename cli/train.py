@@ -169,7 +169,8 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         pyplot(PURPOSE)  # a missing matplotlib is found now, not after training
     rows_to = err_console if json_out else console  # with --json, stdout holds the JSON alone
     with progress_bar("{task.fields[info]}") as bar:
-        task = bar.add_task(f"{recipe} seed {seed}", total=hyper.steps, info="")
+        shown = _resumed_seed(resume, seed) if resume is not None else seed  # a resumed run goes on with its own seed
+        task = bar.add_task(f"{recipe} seed {shown}", total=hyper.steps, info="")
 
         def on_row(row):
             info = f"loss {row['loss']:.3f} lr {row['lr']:.2g} {row.get('steps_per_s', 0):.0f} steps/s"
@@ -203,6 +204,13 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
                           + (f"; go on with --resume {last}" if last.exists() else ""),
                           markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(INTERRUPTED_EXIT)
+
+
+def _resumed_seed(resume: Path, default: int) -> int:
+    """The seed a checkpoint records (the one a resumed run goes on with, `train.loop.train`)."""
+    from ..compiler import checkpoint
+
+    return int(checkpoint.read(resume)["meta"].get("seed", default))
 
 
 def _check_warm_start(rec, warm_start: str, partial: bool) -> None:
