@@ -52,7 +52,8 @@ def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, targe
                    normed=None if query is None else (inner.keys, query[1]), joint=several)
     att, later, target = spec.blocks[last].layer, spec.blocks[last + 1:], np.asarray(target)
     if several:  # bisect the residual after the attention (d coordinates), bounded jointly
-        box = intersect(after_attention(hb.out, hb.residual, att, ctx), hb.after)
+        with np.errstate(invalid="ignore"):  # an unbounded head box gives NaN here; the joint box stands in
+            box = intersect(after_attention(hb.out, hb.residual, att, ctx), hb.after)
         def tail(h, r): return residual_margin(h, later, target[r], ctx)
     else:  # bisect the head outputs
         box = hb.out
