@@ -158,3 +158,21 @@ def test_fblissjr33_is_decided_and_its_certificate_tampered_fails(compiled, tmp_
         i = next(i for i, n in enumerate(roots) if "empty" not in n)
         roots[i] = {"empty": True} if tamper == "empty" else {"open": True}
         assert not check(bad, model).passed, tamper
+
+
+def test_a_one_ulp_margin_is_named_as_the_obstruction(compiled):
+    """wonderfall121's float32 margins are a few ulps of its logits: at the single official input
+    with step 3's smallest margin, the float32 bound is already negative while real arithmetic's
+    is positive; the verdict's reason says so with both numbers."""
+    from adder.verify.prove.api import _too_thin, sampled_margins
+    from adder.verify.prove.search import point_bound
+
+    model = compiled("wonderfall121")
+    mw = ModelWeights(model)
+    margins = sampled_margins(model)
+    a, b = margins.worst[3]
+    assert 0 < margins[3] < 1e-3
+    assert point_bound(model, Ctx(mw, REAL), 3, a, b) > 0
+    assert point_bound(model, Ctx(mw, mw.arithmetic), 3, a, b) < 0
+    assert f"at the single input {a} + {b}" in _too_thin(model, mw, 3, margins)
+    assert _too_thin(compiled("param40"), ModelWeights(compiled("param40")), 3, sampled_margins(compiled("param40"))) == ""

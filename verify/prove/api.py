@@ -29,7 +29,7 @@ from .layers import Ctx
 from .layout import StepLayout
 from .libm import check_range
 from .report import ProofReport, StepVerdict, Verdict
-from .search import n_attention, quick_refute, search_step
+from .search import n_attention, point_bound, quick_refute, search_step
 from .support import unsupported
 from .weights import ModelWeights
 
@@ -45,8 +45,15 @@ QUICK_SHARE = 0.3
 DEFAULT_TIMEOUT = 600.0
 
 
-def sampled_margins(model: AdderModel) -> np.ndarray:
-    """Smallest margin per answer step over the official 10,010 cases (the sampled view)."""
+class Sampled(np.ndarray):
+    """Smallest margin per answer step over the official cases, with `.worst`: the (a, b) of each."""
+
+    worst: list
+
+
+def sampled_margins(model: AdderModel) -> Sampled:
+    """Smallest margin per answer step over the official 10,010 cases (the sampled view), and
+    the case that has it (`.worst`, where an obstruction is measured)."""
     from ...compiler.decode import teacher_forced
     from ..cases import official_pairs
 
@@ -56,7 +63,10 @@ def sampled_margins(model: AdderModel) -> np.ndarray:
     out = []
     for s in range(0, len(pairs), 4096):
         out.append(teacher_forced(model, a[s:s + 4096], b[s:s + 4096]).margin.double())
-    return torch.cat(out).min(0).values.numpy()
+    least, at = torch.cat(out).min(0)
+    margins = least.numpy().view(Sampled)
+    margins.worst = [pairs[int(i)] for i in at]
+    return margins
 
 
 def assumptions(dtype: str) -> list[str]:
@@ -183,7 +193,7 @@ def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, 
             report.open_regions += res.open_regions[: max(0, 20 - len(report.open_regions))]
             report.open_inputs += res.open_inputs
         if report.verdict != Verdict.REFUTED:
-            _settle(report, searches, model, mw, t0 + timeout, timeout, progress)
+            _settle(report, searches, model, mw, t0 + timeout, timeout, progress, margins)
 
 
 def _check(report: ProofReport, cert: dict, model: AdderModel, dtype: str, check_libm: bool,
@@ -229,7 +239,7 @@ def _check(report: ProofReport, cert: dict, model: AdderModel, dtype: str, check
 
 
 def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, deadline: float,
-            timeout: float, progress: Callable[[int, str], None] | None = None) -> None:
+            timeout: float, progress: Callable[[int, str], None] | None = None, margins=None) -> None:
     """Verdicts of the steps the float search did not prove: real-only or undecided. A step the
     budget cut short is undecided with "the budget ran out", never "open in real arithmetic"."""
     unproven = [s for s in searches if not s.proven]
@@ -257,14 +267,15 @@ def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, 
             if time.perf_counter() < step_deadline:  # still say what real arithmetic does, if time allows
                 real = search_step(model, layout, real_ctx, step_deadline, progress, " in real arithmetic")
                 if real.proven:
-                    sv.reason += f" in {mw.dtype}; real arithmetic proves it (margin >= {real.certified_margin:.3g})"
+                    sv.reason += (f" in {mw.dtype}; real arithmetic proves it (margin >= {real.certified_margin:.3g})"
+                                  + _too_thin(model, mw, s.step, margins))
                     real_cut.append(s.step)
             continue
         real = search_step(model, layout, real_ctx, step_deadline, progress, " in real arithmetic")
         if real.proven:
             sv.verdict = Verdict.REAL_ONLY
             sv.reason = (f"real arithmetic proves it (margin >= {real.certified_margin:.3g}); the {mw.dtype} bound "
-                         f"leaves {s.open_inputs:.3g} inputs open")
+                         f"leaves {s.open_inputs:.3g} inputs open" + _too_thin(model, mw, s.step, margins))
         elif real.budget_ran_out:
             real_ok = False
             cut.append(s.step)
@@ -290,6 +301,23 @@ def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, 
         report.reason = (f"the budget ran out ({timeout:g} s) with {which}; a larger --timeout may decide "
                          + ("them" if len(cut) + missing > 1 else "it") + (f"; {report.reason}" if report.reason else "")
                          + ("" if report.reason else _missing_rule(model)))
+
+
+def _too_thin(model: AdderModel, mw: ModelWeights, step: int, margins) -> str:
+    """Where real arithmetic proves a step and the float bound does not: the float bound at the
+    single official case with the step's smallest margin (`search.point_bound`). Below zero,
+    the rounding the error model allows at that one input (any summation order) exceeds the
+    model's margin there, and no case split can close the step: say so, with both numbers."""
+    worst = getattr(margins, "worst", None)
+    if worst is None:
+        return ""
+    a, b = worst[step]
+    bound = point_bound(model, Ctx(mw, mw.arithmetic), step, a, b)
+    if bound > 0:
+        return ""
+    return (f"; at the single input {a} + {b} the module's margin is {float(margins[step]):.3g} and the {mw.dtype} "
+            f"bound {bound:.3g}: the rounding allowed in any summation order already exceeds the margin at one "
+            "input, so no finer case split can close the step with these rules")
 
 
 def _missing_rule(model: AdderModel) -> str:

@@ -21,7 +21,7 @@ import torch
 from ...compiler.decode import add, teacher_forced
 from ...compiler.module import AdderModel
 from ...compiler.spec import Attention
-from .automaton import GROUPS, Cases, count_paths
+from .automaton import GROUPS, PAIRS, Cases, count_paths, path_of
 from .layers import Ctx, Unsupported
 from .layout import StepLayout
 from .inner import bound_inner
@@ -118,6 +118,23 @@ def quick_refute(model: AdderModel, layout: StepLayout, ctx: Ctx) -> tuple | Non
     except Unsupported:
         return None
     return _refute(model, layout.k, [p for c in quick for p in c[:CANDIDATES_PER_CASE]])
+
+
+def point_bound(model: AdderModel, ctx: Ctx, step: int, a: int, b: int) -> float:
+    """The margin lower bound of answer step `step` on the single input a + b: its case holds
+    that one path (every digit and carry fixed), so what is left of the bound's width is
+    rounding, not the spread of inputs."""
+    fmt = model.spec.format
+    layout = StepLayout(fmt, len(model.spec.vocab), step)
+    pairs, carries = path_of(int(a), int(b))
+    mask = np.zeros((1, GROUPS, PAIRS, 2), bool)
+    mask[0, np.arange(GROUPS), pairs, carries[:GROUPS]] = True
+    final = np.zeros((1, 2), bool)
+    final[0, carries[GROUPS]] = True
+    query = layout.tokens_of(pairs[None], carries[None])[:, layout.t]
+    target = fmt.answer(torch.tensor([int(a)]), torch.tensor([int(b)]))[0, step].numpy()[None]
+    bounds = bound_cases(layout, Cases(mask, final), query, target, ctx, bound_inner(layout, ctx))
+    return float(bounds.worst[0])
 
 
 def _unsupported(res: StepSearch, why: str, pending: list) -> StepSearch:
