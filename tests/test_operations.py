@@ -127,6 +127,16 @@ def test_the_prover_bounds_contain_float32_margins_or_say_why_not(family, kind):
         y = int(roots.target[root])
         margin = logits[i, y] - np.delete(logits[i], y).max()
         assert bounds.worst[root] <= margin, (family, kind, int(a[i]), int(b[i]))
+    # the library functions the rules met are the ones the table declares (what libm then checks)
+    declared = {fn for f, k in uses_kinds(model.spec) for fn in FAMILIES[f][k].library}
+    assert set(ctx.ranges) == declared, (family, kind, sorted(ctx.ranges), sorted(declared))
+
+
+def uses_kinds(spec) -> set[tuple[str, str]]:
+    """(family, kind) of every operation a spec names."""
+    from adder.verify.prove.support import uses
+
+    return {(f, k) for f, k, _ in uses(spec)}
 
 
 @pytest.mark.parametrize("family,kind", KINDS)
