@@ -3,8 +3,9 @@
 Random single-weight mutants of a construction (a random learned scalar scaled by a factor
 drawn log-uniformly in 1 +- [1e-4, 0.3], or its sign flipped), seeded. For each: the
 official, carry and chains suites say whether it is broken; `adder prove` (with a budget)
-gives a verdict. Prints the counts; a broken mutant that is `proven` would be a soundness
-bug and is printed loudly.
+gives a verdict. Prints the counts; a broken mutant that is `proven` (or `conditional`, a
+float64 model's proof resting on sampled library checks) would be a soundness bug and is
+printed loudly.
 
     python bench/prove_mutants.py --n 200                 # param40
     python bench/prove_mutants.py qwen87 --n 100 --timeout 30 --broken-only
@@ -56,7 +57,8 @@ def main() -> None:
         verdict = "not attempted" if args.broken_only and not broken else \
             prove(m, what, timeout=args.timeout, sampled=False).verdict
         counts[("broken" if broken else "intact", verdict)] += 1
-        flag = "  <-- UNSOUND: a broken mutant proven" if broken and verdict == Verdict.PROVEN else ""
+        claimed = verdict in (Verdict.PROVEN, Verdict.CONDITIONAL)  # conditional: proven but for sampled library checks
+        flag = f"  <-- UNSOUND: a broken mutant {verdict}" if broken and claimed else ""
         print(f"{i:4d} {what:40s} {'broken' if broken else 'intact':7s} {verdict}{flag}", flush=True)
     print(f"{args.name}, {args.n} mutants, seed {args.seed}: " +
           ", ".join(f"{b} & {v}: {c}" for (b, v), c in sorted(counts.items())))
