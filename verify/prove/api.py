@@ -172,10 +172,14 @@ def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, 
                     return
         n = fmt.out_digits
         for k in range(n):
-            layout = StepLayout(fmt, vocab, k)
             now = time.perf_counter()
-            res = search_step(model, layout, ctx, min(deadline, now + STEP_SHARES * (deadline - now) / (n - k)), progress)
+            res = search_step(model, StepLayout(fmt, vocab, k), ctx,
+                              min(deadline, now + STEP_SHARES * (deadline - now) / (n - k)), progress)
             searches.append(res)
+            if res.counterexample:
+                break
+        _second_pass(model, ctx, searches, deadline, progress)
+        for k, res in enumerate(searches):
             sv = StepVerdict(step=k, verdict=Verdict.CLOSED if res.proven else Verdict.UNDECIDED, leaves=res.leaves,
                              certified_margin=res.certified_margin if np.isfinite(res.certified_margin) else None,
                              sampled_margin=float(margins[k]) if margins is not None else None,
@@ -187,6 +191,7 @@ def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, 
                 sv.verdict, sv.reason = Verdict.REFUTED, f"{a} + {b} prints {printed}"
                 report.verdict = Verdict.REFUTED
                 report.counterexample = {"a": a, "b": b, "printed": printed, "expected": a + b, "step": k}
+                del searches[k + 1:]
                 break
             if res.unsupported:
                 sv.reason = res.unsupported
@@ -194,6 +199,27 @@ def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, 
             report.open_inputs += res.open_inputs
         if report.verdict != Verdict.REFUTED:
             _settle(report, searches, model, mw, t0 + timeout, timeout, progress, margins)
+
+
+def _second_pass(model: AdderModel, ctx: Ctx, searches: list, deadline: float,
+                 progress: Callable[[int, str], None] | None) -> None:
+    """Float search time the first pass left (steps that closed early) goes to the steps their
+    share cut short, shared among them: each is searched again from its roots and the new
+    search kept where it proved, refuted or left fewer inputs open."""
+    if any(s.counterexample for s in searches):
+        return
+    fmt, vocab = model.spec.format, len(model.spec.vocab)
+    cut = [k for k, s in enumerate(searches) if s.budget_ran_out]
+    for j, k in enumerate(cut):
+        now = time.perf_counter()
+        if now >= deadline:
+            return
+        again = search_step(model, StepLayout(fmt, vocab, k), ctx, now + (deadline - now) / (len(cut) - j), progress,
+                            " (second pass)")
+        if again.proven or again.counterexample or again.open_inputs < searches[k].open_inputs:
+            searches[k] = again
+        if again.counterexample:
+            return
 
 
 def _check(report: ProofReport, cert: dict, model: AdderModel, dtype: str, check_libm: bool,
