@@ -60,8 +60,9 @@ def test_selection_reads_held_out_pairs_and_every_option_is_recorded(tmp_path):
     options = replace(TINY, steps=40, rounds=2, margin=0.5, loss="hinge")
     res = finetune(r, seed=9, out=tmp_path / "ft", warm_start=_ref(), options=options, hyper=h, force=True,
                    source={"target": str(REF)})
-    key = max((row["exact"], row["min_margin"]) for row in res.rounds)
-    assert (res.best["exact"], res.best["min_margin"]) == key
+    # held-out exact, then fewer wrong among the round's mined pairs (never official), then the held-out margin
+    key = max((row["exact"], -row["mined_wrong"], row["min_margin"]) for row in res.rounds)
+    assert (res.best["exact"], -res.best["mined_wrong"], res.best["min_margin"]) == key
     meta = torch.load(res.checkpoint, weights_only=True)["meta"]
     ft = meta["finetune"]
     assert {k: ft[k] for k in options.to_json()} == options.to_json()
@@ -132,3 +133,15 @@ def test_cli_finetunes_the_reference(tmp_path):
     assert r.returncode == 0, r.stderr
     source = torch.load(tmp_path / "again" / "best.pt", weights_only=True)["meta"]["finetune"]["source"]
     assert source["finetune"]["source"]["seed"] == 777  # a chain of fine-tunes reads back to its start
+
+
+def test_a_clean_round_outranks_a_larger_held_out_margin():
+    """The 44p's fine-tune (docs/train.md): round 0 had held-out exact 1 and margin 1.331 but 116
+    wrong among its mined pairs; round 4 had exact 1, margin 1.117 and none wrong. Selection keeps
+    round 4."""
+    from adder.train.finetune import _rank
+
+    start = {"exact": 1.0, "mined_wrong": 116, "min_margin": 1.331}
+    clean = {"exact": 1.0, "mined_wrong": 0, "min_margin": 1.117}
+    worse = {"exact": 0.995, "mined_wrong": 0, "min_margin": 2.0}
+    assert max([start, clean, worse], key=_rank) is clean

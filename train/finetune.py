@@ -287,7 +287,7 @@ def finetune(recipe: Recipe, *, seed: int, out: Path, warm_start: AdderModel,
                 writer.writerow(row)
                 fcsv.flush()
                 rows.append(row)
-                if best is None or (row["exact"], row["min_margin"]) > (best["exact"], best["min_margin"]):
+                if best is None or _rank(row) > _rank(best):
                     best = row
                     checkpoint.save(model, out / BEST, force=True, meta=_meta(meta, row))
                 checkpoint.save(model, out / LAST, force=True, meta=_meta(meta, row))
@@ -314,6 +314,15 @@ def finetune(recipe: Recipe, *, seed: int, out: Path, warm_start: AdderModel,
     return FinetuneResult(seed=seed, steps=step, rounds=rows, best=best, stopped=stopped,
                           seconds=time.perf_counter() - t0, checkpoint=out / BEST, metrics=out / METRICS,
                           warm_started=warm)
+
+
+def _rank(row: dict) -> tuple:
+    """What selection prefers: held-out exact, then fewer wrong among the pairs this round mined
+    (fresh training pairs and the adversarial suites, never an official pair: a count the
+    held-out set cannot see, and the one the fine-tune exists to bring down), then the held-out
+    smallest margin. Rows are written before their round trains, so a row's counts are its
+    checkpoint's own."""
+    return row["exact"], -row["mined_wrong"], row["min_margin"]
 
 
 def _meta(meta: dict, row: dict) -> dict:
