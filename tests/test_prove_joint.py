@@ -176,3 +176,17 @@ def test_a_one_ulp_margin_is_named_as_the_obstruction(compiled):
     assert point_bound(model, Ctx(mw, mw.arithmetic), 3, a, b) < 0
     assert f"at the single input {a} + {b}" in _too_thin(model, mw, 3, margins)
     assert _too_thin(compiled("param40"), ModelWeights(compiled("param40")), 3, sampled_margins(compiled("param40"))) == ""
+
+
+@pytest.mark.integration
+def test_a_one_ulp_model_gets_real_arithmetic_and_the_obstruction_within_its_budget(compiled):
+    """wonderfall121 at a 40 s budget: the float search cannot close step 0 (one-ulp margins), yet
+    it does not take the whole budget: real arithmetic still decides a step, and step 0's reason
+    names the single-input obstruction."""
+    from adder.verify.prove import prove
+    from adder.verify.verdicts import Verdict
+
+    report = prove(compiled("wonderfall121"), "wonderfall121", timeout=40)
+    assert report.verdict == Verdict.UNDECIDED and len(report.steps) == 11
+    assert "real arithmetic proves step" in report.reason
+    assert "at the single input" in report.steps[0].reason and "no finer case split" in report.steps[0].reason
