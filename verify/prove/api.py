@@ -45,15 +45,9 @@ QUICK_SHARE = 0.3
 DEFAULT_TIMEOUT = 600.0
 
 
-class Sampled(np.ndarray):
-    """Smallest margin per answer step over the official cases, with `.worst`: the (a, b) of each."""
-
-    worst: list
-
-
-def sampled_margins(model: AdderModel) -> Sampled:
+def sampled_margins(model: AdderModel) -> tuple[np.ndarray, list]:
     """Smallest margin per answer step over the official 10,010 cases (the sampled view), and
-    the case that has it (`.worst`, where an obstruction is measured)."""
+    the (a, b) that has it (where an obstruction is measured)."""
     from ...compiler.decode import teacher_forced
     from ..cases import official_pairs
 
@@ -64,9 +58,7 @@ def sampled_margins(model: AdderModel) -> Sampled:
     for s in range(0, len(pairs), 4096):
         out.append(teacher_forced(model, a[s:s + 4096], b[s:s + 4096]).margin.double())
     least, at = torch.cat(out).min(0)
-    margins = least.numpy().view(Sampled)
-    margins.worst = [pairs[int(i)] for i in at]
-    return margins
+    return least.numpy(), [pairs[int(i)] for i in at]
 
 
 def assumptions(dtype: str) -> list[str]:
@@ -111,8 +103,8 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
     ctx = Ctx(mw, mw.arithmetic)
     searches = []
     try:  # Ctrl-C ends the search: what was bounded so far is reported (and certified), undecided
-        margins = sampled_margins(model) if sampled else None
-        _search(model, report, ctx, mw, searches, margins, t0, timeout, deadline, progress)
+        margins, worst = sampled_margins(model) if sampled else (None, None)
+        _search(model, report, ctx, mw, searches, (margins, worst), t0, timeout, deadline, progress)
     except KeyboardInterrupt:
         _interrupted(report, f"after {time.perf_counter() - t0:.0f} s, {len(searches)} of {fmt.out_digits} steps "
                              "searched")
@@ -149,10 +141,11 @@ def _interrupted(report: ProofReport, when: str) -> None:
         report.reason = f"interrupted (Ctrl-C) {when}"
 
 
-def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, searches: list, margins, t0: float,
+def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, searches: list, sampled, t0: float,
             timeout: float, deadline: float, progress: Callable[[int, str], None] | None) -> None:
     """The quick counterexample pass (deep models), the split search of every answer step, then `_settle`;
     `searches` and `report` are filled as it goes."""
+    margins = sampled[0]  # sampled: (smallest margin per step, the official (a, b) with it), or (None, None)
     fmt, vocab = model.spec.format, len(model.spec.vocab)
     with torch.no_grad():
         if n_attention(model) > 1:  # deep models: cheap worst-case inputs of every step first
@@ -172,9 +165,7 @@ def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, 
                     return
         n = fmt.out_digits
         for k in range(n):
-            now = time.perf_counter()
-            res = search_step(model, StepLayout(fmt, vocab, k), ctx,
-                              min(deadline, now + STEP_SHARES * (deadline - now) / (n - k)), progress)
+            res = search_step(model, StepLayout(fmt, vocab, k), ctx, _step_deadline(deadline, n - k), progress)
             searches.append(res)
             if res.counterexample:
                 break
@@ -198,7 +189,13 @@ def _search(model: AdderModel, report: ProofReport, ctx: Ctx, mw: ModelWeights, 
             report.open_regions += res.open_regions[: max(0, 20 - len(report.open_regions))]
             report.open_inputs += res.open_inputs
         if report.verdict != Verdict.REFUTED:
-            _settle(report, searches, model, mw, t0 + timeout, timeout, progress, margins)
+            _settle(report, searches, model, mw, t0 + timeout, timeout, progress, sampled)
+
+
+def _step_deadline(deadline: float, steps_left: int) -> float:
+    """When the next step must stop: at most `STEP_SHARES` fair shares of the time left."""
+    now = time.perf_counter()
+    return min(deadline, now + STEP_SHARES * max(0.0, deadline - now) / steps_left)
 
 
 def _second_pass(model: AdderModel, ctx: Ctx, searches: list, deadline: float,
@@ -265,7 +262,7 @@ def _check(report: ProofReport, cert: dict, model: AdderModel, dtype: str, check
 
 
 def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, deadline: float,
-            timeout: float, progress: Callable[[int, str], None] | None = None, margins=None) -> None:
+            timeout: float, progress: Callable[[int, str], None] | None = None, sampled=(None, None)) -> None:
     """Verdicts of the steps the float search did not prove: real-only or undecided. A step the
     budget cut short is undecided with "the budget ran out", never "open in real arithmetic"."""
     unproven = [s for s in searches if not s.proven]
@@ -279,8 +276,7 @@ def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, 
     real_cut = []  # steps the float search ran out of time on and real arithmetic proves
     for i, s in enumerate(unproven):
         sv = report.steps[s.step]
-        now = time.perf_counter()
-        step_deadline = min(deadline, now + STEP_SHARES * max(0.0, deadline - now) / (len(unproven) - i))
+        step_deadline = _step_deadline(deadline, len(unproven) - i)
         if s.unsupported:
             real_ok = False
             reasons.append(f"step {s.step}: {s.unsupported}")
@@ -294,14 +290,14 @@ def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, 
                 real = search_step(model, layout, real_ctx, step_deadline, progress, " in real arithmetic")
                 if real.proven:
                     sv.reason += (f" in {mw.dtype}; real arithmetic proves it (margin >= {real.certified_margin:.3g})"
-                                  + _too_thin(model, mw, s.step, margins))
+                                  + _too_thin(model, mw, s.step, *sampled))
                     real_cut.append(s.step)
             continue
         real = search_step(model, layout, real_ctx, step_deadline, progress, " in real arithmetic")
         if real.proven:
             sv.verdict = Verdict.REAL_ONLY
             sv.reason = (f"real arithmetic proves it (margin >= {real.certified_margin:.3g}); the {mw.dtype} bound "
-                         f"leaves {s.open_inputs:.3g} inputs open" + _too_thin(model, mw, s.step, margins))
+                         f"leaves {s.open_inputs:.3g} inputs open" + _too_thin(model, mw, s.step, *sampled))
         elif real.budget_ran_out:
             real_ok = False
             cut.append(s.step)
@@ -329,12 +325,11 @@ def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, 
                          + ("" if report.reason else _missing_rule(model)))
 
 
-def _too_thin(model: AdderModel, mw: ModelWeights, step: int, margins) -> str:
+def _too_thin(model: AdderModel, mw: ModelWeights, step: int, margins, worst) -> str:
     """Where real arithmetic proves a step and the float bound does not: the float bound at the
     single official case with the step's smallest margin (`search.point_bound`). Below zero,
     the rounding the error model allows at that one input (any summation order) exceeds the
     model's margin there, and no case split can close the step: say so, with both numbers."""
-    worst = getattr(margins, "worst", None)
     if worst is None:
         return ""
     a, b = worst[step]

@@ -93,13 +93,17 @@ def library(z: Interval, ar: Arithmetic, ulps: float, absolute: float = 0.0) -> 
     return z.widen(up(ar.ulps(ulps) * z.mag()) + ulps * ar.eta + absolute)
 
 
+def dot_mag(x: Interval, w: np.ndarray) -> np.ndarray:
+    """An upper bound of sum |x_i w_i| over x's box, per output row of w [out, in]."""
+    return up((x.mag()[..., None, :] * np.abs(w)).sum(-1) * (1 + 2.0**-50))
+
+
 def dot_rounded(x: Interval, w: np.ndarray, ar: Arithmetic) -> Interval:
     """x @ w.T with exact weights w [out, in], as the model computes it in `ar`."""
     z = x.matvec(w)
     if ar.exact:
         return z
-    terms = x.mag()[..., None, :] * np.abs(w)
-    return rounded(z, ar, n=w.shape[-1], mag=up(terms.sum(-1) * (1 + 2.0**-50)))
+    return rounded(z, ar, n=w.shape[-1], mag=dot_mag(x, w))
 
 
 def dot_intervals(x: Interval, y: Interval, ar: Arithmetic) -> Interval:

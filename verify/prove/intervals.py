@@ -196,6 +196,14 @@ class Interval:
         # the products above are rounded to nearest: one ulp outward each
         return Interval(sum_down(down(lo)), sum_up(up(hi)))
 
+    def meet(self, o: "Interval") -> "Interval":
+        """Two enclosures of the same values, intersected; NaN rows (along the last axis) where
+        they do not meet: one of them does not hold, and such a row fails. A NaN bound (an
+        undefined one) gives way to the other."""
+        lo, hi = np.fmax(self.lo, o.lo), np.fmin(self.hi, o.hi)
+        empty = (lo > hi).any(-1, keepdims=True)
+        return Interval(np.where(empty, np.nan, lo), np.where(empty, np.nan, hi))
+
     def dot(self, o: "Interval", axis: int = -1) -> "Interval":
         """sum(self * o) along `axis` (both intervals)."""
         return (self * o).sum(axis)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...compiler.spec import MLP, Attention, Linear, Norm
-from .floatmodel import Arithmetic, dot_intervals, dot_rounded, library, rounded
+from .floatmodel import Arithmetic, dot_intervals, dot_mag, dot_rounded, library, rounded
 from .intervals import Interval, concat, down, sum_down, sum_up, up
 from .rigorous import exp_enclosure, gelu_enclosure, gelu_minimum
 from .weights import ModelWeights
@@ -231,7 +231,7 @@ def mlp(x: Interval, m: MLP, ctx: Ctx) -> Interval:
     if m.act == "relu" and m.gate is None and ctx.relational:
         paired = hinge_pairs(x, u, h, m, ctx)
         if paired is not None:
-            out = Interval(np.fmax(out.lo, paired.lo), np.fmin(out.hi, paired.hi))
+            out = out.meet(paired)
     return out
 
 
@@ -258,9 +258,8 @@ def hinge_pairs(x: Interval, u: Interval, h: Interval, m: MLP, ctx: Ctx) -> Inte
     b = ctx.mw(m.up.bias) if m.up.bias is not None else np.zeros(len(W))
     z = x.matvec(W)  # [..., U]: the exact w . x (outward)
     ar = ctx.ar
-    mag = up((x.mag()[..., None, :] * np.abs(W)).sum(-1) * (1 + 2.0**-50))
-    own = rounded(rounded(z, ar, n=W.shape[1], mag=mag) + b, ar)  # the float w . x + b, as `linear` rounds it
-    e = np.maximum(up(np.maximum(down(z.lo + b) - own.lo, own.hi - up(z.hi + b))), 0.0)  # within e of z + b
+    # `u` is z widened by linear's rounding radius, the same over the box: the float pre-activation is within e of z + b
+    e = np.maximum(up(np.maximum(down(z.lo + b) - u.lo, u.hi - up(z.hi + b))), 0.0)
     D = ctx.mw(m.down.weights[0])  # [r, U]
     single = [i for i in range(len(W)) if i not in used]
     lo = [np.zeros(z.shape[:-1] + (len(D),))]
@@ -283,7 +282,7 @@ def hinge_pairs(x: Interval, u: Interval, h: Interval, m: MLP, ctx: Ctx) -> Inte
         if np.any(D[:, i] + D[:, j]):
             add(h[..., j:j + 1] * Interval(down(D[:, i] + D[:, j]), up(D[:, i] + D[:, j])))
     y = Interval(sum_down(np.stack(np.broadcast_arrays(*lo)), 0), sum_up(np.stack(np.broadcast_arrays(*hi)), 0))
-    out = rounded(y, ar, n=len(W), mag=up((h.mag()[..., None, :] * np.abs(D)).sum(-1) * (1 + 2.0**-50)))
+    out = rounded(y, ar, n=len(W), mag=dot_mag(h, D))
     for w in m.down.weights[1:]:
         out = dot_rounded(out, ctx.mw(w), ar)
     if m.down.bias is not None:

@@ -17,7 +17,7 @@ from .automaton import Cases, path_addends
 from .inner import Inner, last_attention, query_residual
 from .layers import Ctx
 from .layout import StepLayout
-from .propagate import Rows, after_attention, attention, bisect_margins, intersect, residual_margin, tail_margin
+from .propagate import Rows, after_attention, attention, bisect_margins, residual_margin, tail_margin
 
 
 @dataclass
@@ -53,7 +53,7 @@ def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, targe
     att, later, target = spec.blocks[last].layer, spec.blocks[last + 1:], np.asarray(target)
     if several:  # bisect the residual after the attention (d coordinates), bounded jointly
         with np.errstate(invalid="ignore"):  # an unbounded head box gives NaN here; the joint box stands in
-            box = intersect(after_attention(hb.out, hb.residual, att, ctx), hb.after)
+            box = after_attention(hb.out, hb.residual, att, ctx).meet(hb.after)
         def tail(h, r): return residual_margin(h, later, target[r], ctx)
     else:  # bisect the head outputs
         box = hb.out

@@ -301,14 +301,6 @@ def residual_margin(h: Interval, later: list, target: np.ndarray, ctx: Ctx) -> n
     return margin_lower(h, target, ctx)
 
 
-def intersect(a: Interval, b: Interval) -> Interval:
-    """Two enclosures of the same values; NaN rows where they do not meet (a bound that does
-    not hold: such a row fails)."""
-    lo, hi = np.fmax(a.lo, b.lo), np.fmin(a.hi, b.hi)  # NaN (an undefined bound) gives way to the other
-    empty = (lo > hi).any(-1, keepdims=True)
-    return Interval(np.where(empty, np.nan, lo), np.where(empty, np.nan, hi))
-
-
 def bisect_margins(box: Interval, tail: Callable[[Interval, np.ndarray], np.ndarray], trees: list | None = None,
                    max_depth: int = MAX_BISECTIONS):
     """Prove margin > 0 over each row's box by bisection; `tail(sub-boxes, rows)` is the margin
