@@ -21,14 +21,29 @@ def refuse(warm_start: Optional[str], others: dict, mode: str = "--finetune") ->
         raise AdderError(f"{mode} does not take {', '.join(given)}")
 
 
-def finetune_options(steps: Optional[int], lr: Optional[float], margin: Optional[float], rounds: Optional[int]):
+def finetune_options(steps: Optional[int], lr: Optional[float], margin: Optional[float], rounds: Optional[int],
+                     robust: Optional[str] = None):
     """The fine-tune's options: the defaults, with what the command line gave; checked."""
     from dataclasses import replace
 
     from ..train.finetune import FinetuneOptions
 
     given = {"steps": steps, "lr": lr, "margin": margin, "rounds": rounds}
+    if robust is not None:
+        given["robust"], given["robust_out"] = parse_robust(robust)
     return replace(FinetuneOptions(), **{k: v for k, v in given.items() if v is not None}).check()
+
+
+def parse_robust(text: str) -> tuple[float, float]:
+    """'SCORES[,OUT]' -> (scores ulps, output ulps), or one line saying what is wrong."""
+    parts = text.split(",")
+    try:
+        if len(parts) > 2:
+            raise ValueError
+        values = [float(p) for p in parts] + [0.0] * (2 - len(parts))
+    except ValueError:
+        raise AdderError(f"--robust takes SCORES[,OUT] in float32 ulps (e.g. 130,600), got {text!r}") from None
+    return values[0], values[1]
 
 
 def round_printer(margin: float, rows_to):
@@ -44,7 +59,7 @@ def round_printer(margin: float, rows_to):
 
 def run_finetune(rec, hyper, *, seed: int, run_dir: Path, warm_start: str, steps: Optional[int], lr: Optional[float],
                  margin: Optional[float], rounds: Optional[int], threads: int, force: bool, final_test: bool,
-                 json_out: bool) -> None:
+                 json_out: bool, robust: Optional[str] = None) -> None:
     """Fine-tune, print each round as it ends, then the summary and the official final test."""
     import torch
 
@@ -52,7 +67,7 @@ def run_finetune(rec, hyper, *, seed: int, run_dir: Path, warm_start: str, steps
     from ..train.loop import refuse_existing_run
     from ..train.sweep import warm_start_model
 
-    options = finetune_options(steps, lr, margin, rounds)
+    options = finetune_options(steps, lr, margin, rounds, robust)
     creatable_folder(run_dir, "--out")
     refuse_existing_run(run_dir, force=force)
     torch.set_num_threads(threads)

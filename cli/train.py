@@ -60,6 +60,10 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         margin: Optional[float] = typer.Option(None, help="With --finetune: mine margins below this; the hinge's "
                                                "target [1.0]."),
         rounds: Optional[int] = typer.Option(None, help="With --finetune: at most this many rounds [10]."),
+        robust: Optional[str] = typer.Option(None, help="With --finetune or --until-proven: SCORES[,OUT]: mine and "
+                                             "train on the margins left after a worst-case perturbation of every "
+                                             "attention score by SCORES float32 ulps of its row, and of every "
+                                             "attention output by OUT (for a float proof; docs/train.md) [off]."),
         until_proven: bool = typer.Option(False, "--until-proven", help="Prove the --warm-start model; while not "
                                           "proven, fine-tune it on the prover's weak inputs and prove again "
                                           "(--steps, --lr, --margin, --rounds: each attempt's fine-tune)."),
@@ -124,16 +128,18 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         from .until_proven import run_until_proven
 
         run_until_proven(rec, rec.hyper, seed=seed, run_dir=out or RUNS / f"{recipe}-until-proven-seed{seed}",
-                         warm_start=warm_start, steps=steps, lr=lr, margin=margin, rounds=rounds, attempts=attempts,
+                         warm_start=warm_start, steps=steps, lr=lr, margin=margin, rounds=rounds, robust=robust,
+                         attempts=attempts,
                          prove_timeout=prove_timeout, threads=threads, force=force, json_out=json_out)
         return
     if finetune:
         run_finetune(rec, rec.hyper, seed=seed, run_dir=out or RUNS / f"{recipe}-finetune-seed{seed}",
-                     warm_start=warm_start, steps=steps, lr=lr, margin=margin, rounds=rounds, threads=threads,
+                     warm_start=warm_start, steps=steps, lr=lr, margin=margin, rounds=rounds, robust=robust,
+                     threads=threads,
                      force=force, final_test=final_test, json_out=json_out)
         return
-    if margin is not None or rounds is not None:
-        raise AdderError("--margin and --rounds apply to --finetune and --until-proven only")
+    if margin is not None or rounds is not None or robust is not None:
+        raise AdderError("--margin, --rounds and --robust apply to --finetune and --until-proven only")
     hyper = Hyper.recorded_in(resume, rec.hyper) if resume is not None else rec.hyper  # go on as the run went
     hyper = hyper.override(steps=steps, lr=lr, curriculum=curriculum, sets=sets)
     from ..train.loop import refuse_existing_run, train

@@ -24,7 +24,8 @@ NOT_PROVEN_EXIT = 3
 
 def run_until_proven(rec, hyper, *, seed: int, run_dir: Path, warm_start: str, steps: Optional[int],
                      lr: Optional[float], margin: Optional[float], rounds: Optional[int], attempts: int,
-                     prove_timeout: float, threads: int, force: bool, json_out: bool) -> None:
+                     prove_timeout: float, threads: int, force: bool, json_out: bool,
+                     robust: Optional[str] = None) -> None:
     """Prove, fine-tune on the prover's findings, prove again; at most `attempts` fine-tunes."""
     import torch
 
@@ -34,7 +35,7 @@ def run_until_proven(rec, hyper, *, seed: int, run_dir: Path, warm_start: str, s
     if attempts < 0:
         raise AdderError(f"--attempts must be 0 or more fine-tunes, got {attempts}")
     check_finite(prove_timeout, "--prove-timeout", 0, low_open=True)
-    options = finetune_options(steps, lr, margin, rounds)
+    options = finetune_options(steps, lr, margin, rounds, robust)
     creatable_folder(run_dir, "--out")
     prepare_run(rec, run_dir, warm_start, attempts, force)
     torch.set_num_threads(threads)

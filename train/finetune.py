@@ -36,7 +36,9 @@ from ..compiler.module import AdderModel, compile_spec
 from . import data
 from .guard import Forbidden
 from .loop import (BEST, LAST, METRICS, TrainingDiverged, answer_logits, data_seed, recipe_optimizer, refuse_existing_run,
-                   run_meta, smallest_margin, warm_start_from)
+                   run_meta, smallest_margin, teacher_forced_batch, warm_start_from)
+from .robust import margins as step_margins
+from .robust import perturbed_logits
 from .optim import descend
 from .recipes import Hyper, Recipe
 
@@ -71,6 +73,8 @@ class FinetuneOptions:
     suite_k: int = 1  # instances per carry pattern / chain of the suites mined each round (0: no suites)
     window: int = 2  # window width of the window suite mined
     pool: int = 50_000  # the mined pool keeps at most this many pairs, the lowest margins first
+    robust: float = 0.0  # > 0: margins (mined and trained) under worst-case perturbations of the scores, in ulps (robust.py)
+    robust_out: float = 0.0  # ... and of the attention outputs, in ulps
 
     def check(self) -> "FinetuneOptions":
         """These options, or one line naming the first impossible one."""
@@ -86,7 +90,9 @@ class FinetuneOptions:
                  ("carry_share", 0 <= self.carry_share <= 1, "in 0..1"),
                  ("suite_k", self.suite_k >= 0, ">= 0"),
                  ("window", 1 <= self.window <= 3, "in 1..3"),
-                 ("pool", self.pool >= 1, "a positive integer")]
+                 ("pool", self.pool >= 1, "a positive integer"),
+                 ("robust", math.isfinite(self.robust) and self.robust >= 0, "a finite number of ulps >= 0"),
+                 ("robust_out", math.isfinite(self.robust_out) and self.robust_out >= 0, "a finite number of ulps >= 0")]
         for name, ok, rule in rules:
             if not ok:
                 raise AdderError(f"fine-tune option {name} must be {rule}, got {getattr(self, name)!r}")
@@ -177,14 +183,24 @@ def candidates(seed: int, round_: int, o: FinetuneOptions, h: Hyper, gen: torch.
         yield from adversarial_cases(suite_seed(seed, round_), SuiteOptions(k=o.suite_k, window=o.window), MINE_CHUNK)
 
 
-def mine(model: AdderModel, chunks: Iterable[tuple], guard: Forbidden, margin: float) -> Mined:
-    """The pairs of `chunks` whose smallest answer-step margin is below `margin`; forbidden pairs are
-    dropped before they are evaluated."""
+@torch.no_grad()
+def robust_margins(model: AdderModel, a: torch.Tensor, b: torch.Tensor, ulps: tuple[float, float]) -> torch.Tensor:
+    """[B] the smallest answer-step margin under worst-case perturbations of (scores, outputs)
+    by `ulps` (`robust.py`)."""
+    tokens, targets = teacher_forced_batch(model.spec.format, a, b)
+    return smallest_margin(step_margins(perturbed_logits(model, tokens, targets, *ulps), targets).detach())
+
+
+def mine(model: AdderModel, chunks: Iterable[tuple], guard: Forbidden, margin: float,
+         robust: tuple[float, float] = (0.0, 0.0)) -> Mined:
+    """The pairs of `chunks` whose smallest answer-step margin (under the `robust` worst-case
+    perturbations, when any) is below `margin`, and the wrong ones; forbidden pairs are dropped
+    before they are evaluated."""
     kept, wrong, seen = [(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0))], 0, 0
     for a, b in chunks:
         a, b = guard.drop(a, b)
         r = teacher_forced(model, a, b)
-        m = smallest_margin(r.margin)
+        m = robust_margins(model, a, b, robust) if any(robust) else smallest_margin(r.margin)
         low = (m < margin) | ~r.correct
         kept.append((a[low], b[low], m[low]))
         wrong += int((~r.correct).sum())
@@ -194,14 +210,15 @@ def mine(model: AdderModel, chunks: Iterable[tuple], guard: Forbidden, margin: f
 
 
 def refresh_pool(model: AdderModel, pool: tuple[torch.Tensor, torch.Tensor], mined: Mined,
-                 size: int) -> tuple[torch.Tensor, torch.Tensor]:
+                 size: int, robust: tuple[float, float] = (0.0, 0.0)) -> tuple[torch.Tensor, torch.Tensor]:
     """The pool and the newly mined pairs, each once, re-scored by `model`: the `size` lowest margins.
     Pairs mined earlier stay while they are among the hardest, so fixed errors are replayed."""
     pairs = torch.unique(torch.stack([torch.cat([pool[0], mined.a]), torch.cat([pool[1], mined.b])], 1), dim=0)
     if len(pairs) <= size:
         return pairs[:, 0], pairs[:, 1]
-    m = torch.cat([smallest_margin(teacher_forced(model, pairs[i:i + MINE_CHUNK, 0], pairs[i:i + MINE_CHUNK, 1]).margin)
-                   for i in range(0, len(pairs), MINE_CHUNK)])
+    def score(a, b):
+        return robust_margins(model, a, b, robust) if any(robust) else smallest_margin(teacher_forced(model, a, b).margin)
+    m = torch.cat([score(pairs[i:i + MINE_CHUNK, 0], pairs[i:i + MINE_CHUNK, 1]) for i in range(0, len(pairs), MINE_CHUNK)])
     keep = pairs[m.argsort()[:size]]
     return keep[:, 0], keep[:, 1]
 
@@ -220,13 +237,16 @@ def finetune_batch(n: int, pool: tuple[torch.Tensor, torch.Tensor], o: FinetuneO
 
 def finetune_loss(model: AdderModel, a: torch.Tensor, b: torch.Tensor, o: FinetuneOptions) -> torch.Tensor:
     """Cross-entropy of the answer digits, a hinge on each answer step's margin (the right logit
-    minus the best wrong one, wanted >= o.margin), or both."""
-    logits, answer = answer_logits(model, a, b)
+    minus the best wrong one, wanted >= o.margin), or both; with `o.robust`, of the logits under
+    worst-case perturbations (`robust.py`)."""
+    if o.robust or o.robust_out:
+        tokens, answer = teacher_forced_batch(model.spec.format, a, b)
+        logits = perturbed_logits(model, tokens, answer, o.robust, o.robust_out)
+    else:
+        logits, answer = answer_logits(model, a, b)
     if o.loss == "ce":
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), answer.reshape(-1))
-    right = logits.gather(-1, answer[..., None]).squeeze(-1)
-    other = logits.scatter(-1, answer[..., None], float("-inf")).amax(dim=-1)
-    hinge = F.relu(o.margin - (right - other)).mean()
+    hinge = F.relu(o.margin - step_margins(logits, answer)).mean()
     if o.loss == "hinge":
         return hinge
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), answer.reshape(-1)) + o.hinge_weight * hinge
@@ -278,8 +298,9 @@ def finetune(recipe: Recipe, *, seed: int, out: Path, warm_start: AdderModel,
         writer.writeheader()
         try:
             for r in range(o.rounds + 1):
-                mined = mine(model, candidates(seed, r, o, h, gen, extra), guard, o.margin)
-                pool = refresh_pool(model, pool, mined, o.pool)
+                robust = (o.robust, o.robust_out)
+                mined = mine(model, candidates(seed, r, o, h, gen, extra), guard, o.margin, robust)
+                pool = refresh_pool(model, pool, mined, o.pool, robust)
                 row = {"round": r, "step": step, "loss": loss_sum / per_round if r else None,
                        "mined_wrong": mined.wrong, "mined_low": len(mined.a), "mined_seen": mined.seen,
                        "pool": len(pool[0]), **held_out(model, va, vb), "lr": o.lr,
@@ -287,7 +308,7 @@ def finetune(recipe: Recipe, *, seed: int, out: Path, warm_start: AdderModel,
                 writer.writerow(row)
                 fcsv.flush()
                 rows.append(row)
-                if best is None or _rank(row) > _rank(best):
+                if best is None or _rank(row, robust=any(robust)) > _rank(best, robust=any(robust)):
                     best = row
                     checkpoint.save(model, out / BEST, force=True, meta=_meta(meta, row))
                 checkpoint.save(model, out / LAST, force=True, meta=_meta(meta, row))
@@ -316,12 +337,15 @@ def finetune(recipe: Recipe, *, seed: int, out: Path, warm_start: AdderModel,
                           warm_started=warm)
 
 
-def _rank(row: dict) -> tuple:
+def _rank(row: dict, robust: bool = False) -> tuple:
     """What selection prefers: held-out exact, then fewer wrong among the pairs this round mined
     (fresh training pairs and the adversarial suites, never an official pair: a count the
-    held-out set cannot see, and the one the fine-tune exists to bring down), then the held-out
-    smallest margin. Rows are written before their round trains, so a row's counts are its
-    checkpoint's own."""
+    held-out set cannot see, and the one the fine-tune exists to bring down), then (with
+    `robust`) fewer mined pairs below the margin under the perturbation, the quantity a robust
+    fine-tune exists to bring down, then the held-out smallest margin. Rows are written before
+    their round trains, so a row's counts are its checkpoint's own."""
+    if robust:
+        return row["exact"], -row["mined_wrong"], -row["mined_low"], row["min_margin"]
     return row["exact"], -row["mined_wrong"], row["min_margin"]
 
 

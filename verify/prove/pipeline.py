@@ -39,8 +39,9 @@ class Bounds:
 
 
 def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, target: np.ndarray, ctx: Ctx,
-                inner: Inner, given: Given | None = None) -> Bounds:
-    """Bound every case of the batch, given the step's inner layers (`inner.bound_inner`)."""
+                inner: Inner, given: Given | None = None, splittable: np.ndarray | None = None) -> Bounds:
+    """Bound every case of the batch, given the step's inner layers (`inner.bound_inner`).
+    `splittable` [C]: cases the search can still split (their bisection may stop early)."""
     spec = ctx.mw.spec
     C = len(cases)
     last = last_attention(spec)
@@ -58,7 +59,8 @@ def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, targe
     else:  # bisect the head outputs
         box = hb.out
         def tail(out, r): return tail_margin(out, hb.residual[r], att, later, target[r], ctx)
-    ok, worst, trees = bisect_margins(box, tail, None if given is None else given.trees)
+    ok, worst, trees = bisect_margins(box, tail, None if given is None else given.trees,
+                                      early=None if given is not None else splittable)
     candidates: list = [[] for _ in range(C)]
     if hb.paths is not None:
         pairs, _, owner = hb.paths

@@ -182,8 +182,9 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
         cases = Cases(np.concatenate([p[2].mask for p in batch]), np.concatenate([p[2].final for p in batch]))
         counts = count_paths(cases)
         try:
+            splittable = np.array([next_split(p[2], order, p[5]) is not None for p in batch])
             bounds = bound_cases(layout, cases, np.array([p[3] for p in batch]), np.array([p[4] for p in batch]), ctx,
-                                 inner)
+                                 inner, splittable=splittable)
         except Unsupported as e:
             return _unsupported(res, str(e), batch + pending)
         if progress:
