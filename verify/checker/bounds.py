@@ -22,6 +22,7 @@ import torch
 from ...compiler.module import AdderModel, rotary
 from ...compiler.scalars import scalar_to_float
 from ...compiler.spec import MLP, Attention, Linear, Norm
+from .joint import hinge_pairs
 from .paths import Positions, max_over_paths
 from .reals import Box, Floats, arb, arb_map, exp_box, lower, sum_lower, sum_upper, upper
 
@@ -49,12 +50,8 @@ def unsupported(spec) -> list[str]:
         a = b.layer
         if a.softmax != "softmax":
             out.append(f"{a.softmax} attention")
-        if a.alibi is not None or a.bias is not None:
-            out.append("ALiBi or an attention bias table")
         if a.rope is not None and a.rope.convention not in ("half", "interleaved"):
             out.append(f"rotary convention {a.rope.convention!r}")
-    if len(attn) == 1 and attn[0].layer.n_heads > 1:  # the search bounds these heads jointly
-        out.append("several heads in one layer (the joint rule)")
     return list(dict.fromkeys(out))
 
 
@@ -176,11 +173,14 @@ class Rules:
         return self.fl.library(z, absolute)
 
     def mlp(self, x: Box, m: MLP) -> Box:
-        """down(act(up(x))) or down(act(gate(x)) * up(x))."""
+        """down(act(up(x))) or down(act(gate(x)) * up(x)); a ReLU MLP's hinge pairs also as one
+        ramp each (`joint.hinge_pairs`), the two bounds met."""
         u = self.linear(x, m.up)
         h = self.fl.op(self.activation(self.linear(x, m.gate), m.act) * u) if m.gate is not None \
             else self.activation(u, m.act)
-        return self.linear(h, m.down)
+        out = self.linear(h, m.down)
+        paired = hinge_pairs(self, x, u, h, m)
+        return out if paired is None else out.meet(paired)
 
     def residual_mlp(self, x: Box, block) -> Box:
         return self.fl.op(x + self.mlp(self.norm(x, block.norm), block.layer))
@@ -304,13 +304,14 @@ def rotate(r: Rules, x: Box, cos: np.ndarray, sin: np.ndarray, convention: str) 
 class Heads:
     """One attention block read by R query rows: for every key (position p, token v), each
     row's softmax weight e [R, H, P, V] (up to a common positive factor per row and head) and
-    the values v [H, vd, P, V]; `live` [R, P, V] the keys a row can see that can occur; `slack`
+    the values v [H, vd, P, V]; `live` [R, H, P, V] the keys a row's head can see that can occur; `slack`
     [R, H, vd] the rounding of normalise-and-mix."""
 
     e: Box
     v: Box
     live: np.ndarray
     slack: np.ndarray
+    s: Box  # [R, H, P, V] the scores (the joint rule reads them)
 
 
 def heads(r: Rules, att: Attention, keys: Box, queries: Box, q_pos: np.ndarray, pos: Positions) -> Heads:
@@ -342,15 +343,25 @@ def heads(r: Rules, att: Attention, keys: Box, queries: Box, q_pos: np.ndarray, 
     elif att.scale_op == "mul" and scalar_to_float(att.scale) != 1.0:
         s = fl.op(s * scale)
     s = Box(np.moveaxis(s.lo, -1, 1), np.moveaxis(s.hi, -1, 1))  # [R, H, P, V]
-    live = pos.can_hold(V)[None] & (np.arange(P)[None, :, None] <= np.asarray(q_pos)[:, None, None])  # [R, P, V]
-    e = softmax_weights(r, s, live[:, None])
+    seen = np.arange(P)[None, :] <= np.asarray(q_pos)[:, None]  # [R, P]: causal
+    live = np.broadcast_to((pos.can_hold(V)[None] & seen[..., None])[:, None], (R, H, P, V)).copy()
+    if att.alibi is not None:  # + slope (j - i): one rounded product, one rounded sum
+        dist = (np.arange(P)[None, :] - np.asarray(q_pos)[:, None]).astype(np.float64)  # [R, P]
+        slope = r.w[id(att.alibi)][None, :, None] * dist[:, None, :]  # [R, H, P]
+        s = fl.op(s + fl.op(Box(lower(slope), upper(slope)))[..., None])
+    if att.bias is not None:  # + the table's entry (query row i, key j); -inf: never attended
+        table = r.w[id(att.bias)][:, np.asarray(q_pos)][:, :, :P]  # [H, R, P]
+        tb = np.moveaxis(table, 1, 0)[..., None]  # [R, H, P, 1]
+        live &= np.isfinite(tb)
+        s = fl.op(s + np.where(np.isfinite(tb), tb, 0.0))
+    e = softmax_weights(r, s, live)
     vh = v[:, :, group]  # [P, V, H, vd]
     vh = Box(np.moveaxis(vh.lo, (2, 3), (0, 1)), np.moveaxis(vh.hi, (2, 3), (0, 1)))  # [H, vd, P, V]
-    vmax = np.where(live[:, None, None], vh.mag()[None], 0.0).max((-2, -1))  # [R, H, vd]
+    vmax = np.where(live[:, :, None], vh.mag()[None], 0.0).max((-2, -1))  # [R, H, vd]
     g = fl.gamma(P + 1)
     kappa = upper(upper(upper((1 + fl.u) ** 2 * upper(1 + g)) / lower(1 - g)) - 1)
     slack = upper(upper(kappa * vmax) + upper(2 * (P + 1) * fl.eta * upper(vmax + 1)))
-    return Heads(e, vh, live, slack)
+    return Heads(e, vh, live, slack, s)
 
 
 def ratio_bounds_hold(heads: Heads, row: np.ndarray, lam: np.ndarray, pos: Positions, masks: np.ndarray,
@@ -367,7 +378,7 @@ def ratio_bounds_hold(heads: Heads, row: np.ndarray, lam: np.ndarray, pos: Posit
     diff = upper(worst[None] - lam[..., None, None])  # [N, H, vd, 2, P, V]
     e_hi, e_lo = e.hi[row][:, :, None, None], e.lo[row][:, :, None, None]
     terms = upper(np.where(diff >= 0, e_hi, e_lo) * diff)
-    terms = np.where(heads.live[row][:, None, None, None], terms, 0.0).reshape(N * H * vd * 2, *e.shape[2:])
+    terms = np.where(heads.live[row][:, :, None, None], terms, 0.0).reshape(N * H * vd * 2, *e.shape[2:])
     per = H * vd * 2
     if relaxed:
         allowed = np.repeat(pos.allowed_tokens(masks, finals, e.shape[-1]), per, 0)
@@ -424,10 +435,13 @@ def _grid(m_lo: np.ndarray, m_hi: np.ndarray, fl: Floats) -> np.ndarray:
 def tail_margin(r: Rules, out: Box, residual: Box, target: np.ndarray) -> np.ndarray:
     """Margin lower bound at the query position, given the last attention's head outputs
     out [N, H * vd] and the residual before it [N, d]."""
-    spec = r.spec
-    i = last_attention(spec)
-    h = r.fl.op(residual + r.linear(out, spec.blocks[i].layer.o))
-    for block in spec.blocks[i + 1:]:
+    i = last_attention(r.spec)
+    return residual_margin(r, r.fl.op(residual + r.linear(out, r.spec.blocks[i].layer.o)), target)
+
+
+def residual_margin(r: Rules, h: Box, target: np.ndarray) -> np.ndarray:
+    """Margin lower bound at the query position, given the residual after the last attention [N, d]."""
+    for block in r.spec.blocks[last_attention(r.spec) + 1:]:
         h = r.residual_mlp(h, block)
     return r.margin_lower(h, target)
 

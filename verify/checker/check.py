@@ -27,7 +27,9 @@ import numpy as np
 
 from ...compiler.checkpoint import weights_hash
 from ...compiler.module import AdderModel
-from .bounds import NotCheckable, Rejected, Rules, heads, last_attention, output_box, ratio_bounds_hold, tail_margin, unsupported
+from .bounds import (NotCheckable, Rejected, Rules, heads, last_attention, output_box, ratio_bounds_hold, residual_margin,
+                     tail_margin, unsupported)
+from .joint import relational, residual_box
 from .inner import Before, before_last
 from .paths import GROUPS, Positions, carry_children, has_input, pair_children, roots
 from .reals import FLOATS, Box
@@ -173,12 +175,19 @@ def _check_leaves(rules: Rules, pos: Positions, before: Before, batch: list[Leaf
     ok = ratio_bounds_hold(hd, row, lam, pos, masks, finals)
     if not ok.all():
         raise Rejected(f"{batch[int(np.argmin(ok))].label}: a recorded attention bound does not hold")
-    _check_boxes(rules, residual, batch, output_box(hd, row, lam), tally)
+    out = output_box(hd, row, lam)
+    targets = np.array([leaf.target for leaf in batch])
+    if relational(rules.spec):  # the trees cut the residual after the attention, bounded jointly
+        box = residual_box(rules, hd.s[row], hd.v, hd.live[row], out, residual, pos, masks, finals)
+        _check_boxes(batch, box, lambda b, idx: residual_margin(rules, b, targets[idx]), tally)
+    else:  # the trees cut the head outputs
+        _check_boxes(batch, out, lambda b, idx: tail_margin(rules, b, residual[idx], targets[idx]), tally)
 
 
-def _check_boxes(rules: Rules, residual: Box, batch: list[Leaf], out: Box, tally: Tally) -> None:
-    """The margin on every final box of each leaf's bisection tree (and the checker's own halvings)."""
-    pending = [(i, out.lo[i], out.hi[i], batch[i].tree, 0) for i in range(len(batch))]
+def _check_boxes(batch: list[Leaf], box: Box, margin, tally: Tally) -> None:
+    """The margin (`margin(boxes, leaf indices)`) on every final box of each leaf's bisection tree,
+    and on the checker's own halvings."""
+    pending = [(i, box.lo[i], box.hi[i], batch[i].tree, 0) for i in range(len(batch))]
     while pending:
         final, split = [], []
         for item in pending:
@@ -186,15 +195,14 @@ def _check_boxes(rules: Rules, residual: Box, batch: list[Leaf], out: Box, tally
         nxt = []
         if final:
             idx = np.array([f[0] for f in final])
-            m = tail_margin(rules, Box(np.array([f[1] for f in final]), np.array([f[2] for f in final])), residual[idx],
-                            np.array([batch[i].target for i in idx]))
+            m = margin(Box(np.array([f[1] for f in final]), np.array([f[2] for f in final])), idx)
             tally.boxes += len(final)
             for (i, lo, hi, _, extra), ok in zip(final, m > 0):
                 if ok:
                     continue
                 tally.halvings += 1
                 if extra >= EXTRA_BISECTIONS or not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-                    raise Rejected(f"{batch[i].label}: the margin is not positive on a box of the attention output")
+                    raise Rejected(f"{batch[i].label}: the margin is not positive on a box after the attention")
                 nxt += _halves(i, lo, hi, int(np.argmax(hi - lo)), None, None, extra + 1)
         for i, lo, hi, node, extra in split:
             if not (isinstance(node, list) and len(node) == 3 and type(node[0]) is int and 0 <= node[0] < len(lo)):

@@ -47,8 +47,8 @@ class Ctx:
     ranges: dict = field(default_factory=dict)
     #: Relational rules (the joint rule for several heads, `joint.py`, and ReLU hinge pairs,
     #: `hinge_pairs`) are used for the models that need them: one-layer models with several
-    #: heads. The independent checker has neither yet, so other models' certificates keep to
-    #: the rules it re-checks.
+    #: heads, whose certificates' trees then cut the residual (the independent checker decides
+    #: the same way, `checker.joint.relational`).
     relational: bool = field(init=False)
 
     def __post_init__(self):
