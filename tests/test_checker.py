@@ -192,6 +192,35 @@ def _single_path(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
     return mask, np.arange(2) == carries[10]
 
 
+def _one_input(model, pos: Positions, before, k: int):
+    """A random input run through the module at step k: (a, b, target, the module's margin, its
+    activation cache, the checker's query rows (residual, normed) for the case of that one input,
+    the input's tokens, mask, final)."""
+    fmt = model.spec.format
+    a, b = (int(x) for x in RNG.integers(0, 10**10, 2))
+    tokens = torch.cat([fmt.encode(a, b)[0], fmt.answer(a, b)[0, :k]])[None]
+    cache: dict = {}
+    with torch.no_grad():
+        logits = model(tokens, cache=cache)[0, -1].double().numpy()
+    toks = tokens[0].numpy()
+    mask, final = _single_path(a, b)
+    residual, normed = before.query_rows(pos, toks[-1:], mask[None], final[None])
+    target = int(fmt.answer(a, b)[0, k])
+    margin = logits[target] - np.delete(logits, target).max()
+    return a, b, target, margin, cache, residual, normed, toks, mask, final
+
+
+def _head_box(hd, toks) -> Box:
+    """[1, H * vd]: the head outputs' box for the one path `toks`, each ratio maximised by bisection."""
+    p = np.arange(len(toks))
+    e_lo, e_hi = hd.e.lo[0][:, p, toks], hd.e.hi[0][:, p, toks]  # [H, P] (0 at dead keys)
+    v_lo, v_hi = hd.v.lo[:, :, p, toks], hd.v.hi[:, :, p, toks]  # [H, vd, P]
+    H, vd = v_lo.shape[:2]
+    up = np.array([[_ratio_bound(e_lo[h], e_hi[h], v_hi[h, c]) for c in range(vd)] for h in range(H)])
+    down = np.array([[-_ratio_bound(e_lo[h], e_hi[h], -v_lo[h, c]) for c in range(vd)] for h in range(H)])
+    return Box((down - hd.slack[0]).reshape(1, -1), (up + hd.slack[0]).reshape(1, -1))
+
+
 @pytest.mark.parametrize("name,steps,n", [("param40", (0, 4, 10), 6), ("kswain98_2p", (0, 4, 10), 6),
                                           pytest.param("qwen87", (0, 9), 3, marks=pytest.mark.integration)])
 def test_the_checker_rules_contain_what_float32_torch_computes(name, steps, n):
@@ -200,41 +229,24 @@ def test_the_checker_rules_contain_what_float32_torch_computes(name, steps, n):
     o), run by torch, lies in the box its tables give; its float margin is at least the checker's
     margin bound over that box. Two-layer models re-verify the search's inner-layer records."""
     model = resolve(name).model()
-    fmt = model.spec.format
     last = last_attention(model.spec)
     att = model.spec.blocks[last].layer
     rules = Rules(model, FLOATS["float32"])
     for k in steps:
-        pos = Positions(fmt, k)
+        pos = Positions(model.spec.format, k)
         _, step = _search(model, k) if last > 0 else (None, {"inner": []})
         with np.errstate(all="ignore"):
             before = before_last(rules, pos, step["inner"], f"step {k}")
         for _ in range(n):
-            a, b = (int(x) for x in RNG.integers(0, 10**10, 2))
-            tokens = torch.cat([fmt.encode(a, b)[0], fmt.answer(a, b)[0, :k]])[None]
-            cache: dict = {}
-            with torch.no_grad():
-                logits = model(tokens, cache=cache)[0, -1].double().numpy()
-            toks = tokens[0].numpy()
-            mask, final = _single_path(a, b)
-            residual, normed = before.query_rows(pos, toks[-1:], mask[None], final[None])
+            a, b, target, margin, cache, residual, normed, toks, _, _ = _one_input(model, pos, before, k)
             real = cache[f"resid.{last}"][0, -1].double().numpy()
             assert ((residual.lo[0] <= real) & (real <= residual.hi[0])).all(), (k, a, b)
             with np.errstate(all="ignore"):
-                hd = heads(rules, att, before.keys, normed, np.array([pos.t]), pos)
-            p = np.arange(len(toks))
-            e_lo, e_hi = hd.e.lo[0][:, p, toks], hd.e.hi[0][:, p, toks]  # [H, P]
-            v_lo, v_hi = hd.v.lo[:, :, p, toks], hd.v.hi[:, :, p, toks]  # [H, vd, P]
-            H, vd = v_lo.shape[:2]
-            up = np.array([[_ratio_bound(e_lo[h], e_hi[h], v_hi[h, c]) for c in range(vd)] for h in range(H)])
-            down = np.array([[-_ratio_bound(e_lo[h], e_hi[h], -v_lo[h, c]) for c in range(vd)] for h in range(H)])
-            box = Box((down - hd.slack[0]).reshape(1, -1), (up + hd.slack[0]).reshape(1, -1))
+                box = _head_box(heads(rules, att, before.keys, normed, np.array([pos.t]), pos), toks)
             out = cache[f"blocks.{last}.attn.out"][0, -1].double().numpy()
             o = rules.linear(box, att.o)
             assert ((o.lo[0] <= out) & (out <= o.hi[0])).all(), (k, a, b)
-            target = int(fmt.answer(a, b)[0, k])
-            bound = tail_margin(rules, box, residual, np.array([target]))[0]
-            assert bound <= logits[target] - np.delete(logits, target).max(), (k, a, b)
+            assert tail_margin(rules, box, residual, np.array([target]))[0] <= margin, (k, a, b)
 
 
 @pytest.mark.parametrize("name,steps,n", [("fblissjr33", (0, 3, 10), 5), ("wonderfall121", (0, 5, 10), 4),
@@ -249,38 +261,22 @@ def test_the_checkers_joint_residual_contains_what_torch_computes(name, steps, n
 
     model = resolve(name).model()
     assert relational(model.spec)
-    fmt, dtype = model.spec.format, str(model.dtype).replace("torch.", "")
     att = model.spec.blocks[last_attention(model.spec)].layer
-    rules = Rules(model, FLOATS[dtype])
+    rules = Rules(model, FLOATS[str(model.dtype).replace("torch.", "")])
     for k in steps:
-        pos = Positions(fmt, k)
+        pos = Positions(model.spec.format, k)
         with np.errstate(all="ignore"):
             before = before_last(rules, pos, [], f"step {k}")
         for _ in range(n):
-            a, b = (int(x) for x in RNG.integers(0, 10**10, 2))
-            tokens = torch.cat([fmt.encode(a, b)[0], fmt.answer(a, b)[0, :k]])[None]
-            cache: dict = {}
-            with torch.no_grad():
-                logits = model(tokens, cache=cache)[0, -1].double().numpy()
-            toks = tokens[0].numpy()
-            mask, final = _single_path(a, b)
-            residual, normed = before.query_rows(pos, toks[-1:], mask[None], final[None])
+            a, b, target, margin, cache, residual, normed, toks, mask, final = _one_input(model, pos, before, k)
             with np.errstate(all="ignore"):
                 hd = heads(rules, att, before.keys, normed, np.array([pos.t]), pos)
-                p = np.arange(len(toks))
-                live = hd.live[0][:, p, toks]
-                e_lo, e_hi = np.where(live, hd.e.lo[0][:, p, toks], 0), np.where(live, hd.e.hi[0][:, p, toks], 0)
-                v_lo, v_hi = hd.v.lo[:, :, p, toks], hd.v.hi[:, :, p, toks]
-                H, vd = v_lo.shape[:2]
-                up = np.array([[_ratio_bound(e_lo[h], e_hi[h], v_hi[h, c]) for c in range(vd)] for h in range(H)])
-                down = np.array([[-_ratio_bound(e_lo[h], e_hi[h], -v_lo[h, c]) for c in range(vd)] for h in range(H)])
-                out = Box((down - hd.slack[0]).reshape(1, -1), (up + hd.slack[0]).reshape(1, -1))
-                box = residual_box(rules, hd.s, hd.v, hd.live, out, residual, pos, mask[None], final[None])
-                target = int(fmt.answer(a, b)[0, k])
+                box = residual_box(rules, hd.s, hd.v, hd.live, _head_box(hd, toks), residual, pos, mask[None],
+                                   final[None])
                 bound = residual_margin(rules, box, np.array([target]))[0]
             real = cache["resid.1"][0, -1].double().numpy()
             assert ((box.lo[0] <= real) & (real <= box.hi[0])).all(), (k, a, b, box, real)
-            assert bound <= logits[target] - np.delete(logits, target).max(), (k, a, b)
+            assert bound <= margin, (k, a, b)
 
 
 def test_the_automaton_maximum_matches_brute_force_on_small_cases():
