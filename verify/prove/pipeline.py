@@ -60,7 +60,7 @@ def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, targe
         box = hb.out
         def tail(out, r): return tail_margin(out, hb.residual[r], att, later, target[r], ctx)
     ok, worst, trees = bisect_margins(box, tail, None if given is None else given.trees,
-                                      early=None if given is not None else splittable)
+                                      splittable=None if given is not None else splittable)
     candidates: list = [[] for _ in range(C)]
     if hb.paths is not None:
         pairs, _, owner = hb.paths

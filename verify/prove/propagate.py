@@ -33,8 +33,10 @@ from .softmax import dinkelbach, output_slack, upper_bound_holds, weights
 MAX_CELLS = 4_000_000
 #: Bisection depth of the last attention output box before a case is branched or left open.
 MAX_BISECTIONS = 10
-#: A row whose case can still be split stops bisecting once its worst margin bound cannot reach
-#: zero in the levels left even if every round gained GROWTH times what the last one did.
+#: ... for a case the search cannot split any further (its last chance before it is left open).
+DEEPEST_BISECTIONS = 14
+#: A row stops bisecting once its worst margin bound cannot reach zero in the levels left even
+#: if every round gained GROWTH times what the last one did.
 GROWTH = 2.0
 
 
@@ -305,18 +307,18 @@ def residual_margin(h: Interval, later: list, target: np.ndarray, ctx: Ctx) -> n
 
 
 def bisect_margins(box: Interval, tail: Callable[[Interval, np.ndarray], np.ndarray], trees: list | None = None,
-                   max_depth: int = MAX_BISECTIONS, early: np.ndarray | None = None):
+                   max_depth: int = MAX_BISECTIONS, splittable: np.ndarray | None = None):
     """Prove margin > 0 over each row's box by bisection; `tail(sub-boxes, rows)` is the margin
     lower bound of each sub-box of the given rows (`tail_margin` for the last attention's
     output box, `residual_margin` for the residual after it).
 
     Search (trees None): bisect the widest coordinate of every failing box, up to
-    `max_depth` times. Rows marked in `early` [N] (cases the search can still split on a digit
-    group, which is often cheaper than a thousand boxes) stop sooner: after each round of
-    halvings (one level per coordinate), a row whose worst bound m would stay below zero even
-    if every round left gained GROWTH times the last round's gain g (m + GROWTH g rounds_left
-    < 0) is left unproven. Which boxes are bounded never affects soundness, only which rows
-    end proven. Check (trees given): follow the given trees. Returns (ok [N],
+    `max_depth` times. With `splittable` [N] (the search's cases that it can still split on a
+    digit group, often cheaper than a thousand boxes): the others, which are left open if this
+    fails, may go to DEEPEST_BISECTIONS; and after each round of halvings (one level per
+    coordinate) a row whose worst bound m would stay below zero even if every round left gained
+    GROWTH times the last round's gain g (m + GROWTH g rounds_left < 0) stops, unproven. Which
+    boxes are bounded never affects soundness, only which rows end proven. Check (trees given): follow the given trees. Returns (ok [N],
     worst [N], trees): `worst` is the smallest margin bound over the row's final boxes and a
     tree is a nested list (None: a box bounded directly; [dim, lower half, upper half]).
     """
@@ -331,6 +333,7 @@ def bisect_margins(box: Interval, tail: Callable[[Interval, np.ndarray], np.ndar
     depth = 0
     history = []  # per level: each row's worst bound among its failing boxes (+inf: none)
     rounds = box.shape[1]  # levels in one round of halvings
+    limit = np.full(n, max_depth) if splittable is None else np.where(splittable, max_depth, DEEPEST_BISECTIONS)
     while len(rows):
         with np.errstate(invalid="ignore", over="ignore"):
             m = tail(Interval(lo, hi), rows)
@@ -338,17 +341,17 @@ def bisect_margins(box: Interval, tail: Callable[[Interval, np.ndarray], np.ndar
         if trees is not None:
             split = np.array([t is not None for t in subtrees], bool)
         else:
-            split = ~(m > 0) & (depth < max_depth) & np.isfinite(lo).all(1) & np.isfinite(hi).all(1)
-            if early is not None and early.any():
+            split = ~(m > 0) & (depth < limit[rows]) & np.isfinite(lo).all(1) & np.isfinite(hi).all(1)
+            if splittable is not None:
                 level = np.full(n, np.inf)
                 np.minimum.at(level, rows, np.where(m > 0, np.inf, m))
                 history.append(level)
                 if len(history) > rounds:
                     now, before = history[-1], history[-1 - rounds]
-                    left = (max_depth - depth) / rounds
+                    left = (limit - depth) / rounds
                     with np.errstate(invalid="ignore"):
                         gain = np.maximum(now - before, 0.0)
-                        hopeless = early & np.isfinite(now) & (now + GROWTH * gain * left < 0)
+                        hopeless = np.isfinite(now) & (now + GROWTH * gain * left < 0)
                     split &= ~hopeless[rows]
         final = ~split
         np.minimum.at(worst, rows[final], m[final])

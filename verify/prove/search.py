@@ -133,7 +133,8 @@ def point_bound(model: AdderModel, ctx: Ctx, step: int, a: int, b: int) -> float
     final[0, carries[GROUPS]] = True
     query = layout.tokens_of(pairs[None], carries[None])[:, layout.t]
     target = fmt.answer(torch.tensor([int(a)]), torch.tensor([int(b)]))[0, step].numpy()[None]
-    bounds = bound_cases(layout, Cases(mask, final), query, target, ctx, bound_inner(layout, ctx))
+    bounds = bound_cases(layout, Cases(mask, final), query, target, ctx, bound_inner(layout, ctx),
+                         splittable=np.zeros(1, bool))  # one input: no split is left, it gets every bisection
     return float(bounds.worst[0])
 
 
