@@ -30,7 +30,11 @@ def run(target: Optional[str] = typer.Argument(None, help="Construction name or 
         libm_check: bool = typer.Option(True, "--libm-check/--no-libm-check",
                                         help="Check the library-function assumptions exhaustively (cached per machine)."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Write the proof report as JSON here."),
-        force: bool = typer.Option(False, "--force", help="Overwrite existing --certificate / --json files.")):
+        compact: Optional[Path] = typer.Option(None, "--compact", help="With --check: write a copy of the "
+                                               "certificate whose head bounds have as few digits as still certify "
+                                               "each leaf (smaller, for shipping), and check that copy too."),
+        force: bool = typer.Option(False, "--force", help="Overwrite existing --certificate / --json / --compact "
+                                                          "files.")):
     """Prove (or refute) that a model adds correctly on all 10^20 inputs, float rounding included.
 
     Exit status: 0 proven (or certificate check passed), 1 refuted (or check failed), 3 conditional, real-only
@@ -45,8 +49,10 @@ def run(target: Optional[str] = typer.Argument(None, help="Construction name or 
     if target is None:
         raise AdderError("name a construction or checkpoint to prove (see `adder list`)")
     check_timeout(timeout)
+    if compact is not None and check is None:
+        raise AdderError("--compact rewrites a certificate: give the one to read with --check CERT")
     tgt = resolve(target)
-    for path in (certificate, json_path):
+    for path in (certificate, json_path, compact):
         if path is not None:
             writable(path, force)
     cert = read(check) if check is not None else None
@@ -58,6 +64,8 @@ def run(target: Optional[str] = typer.Argument(None, help="Construction name or 
         style = "bold green" if result.passed else "bold red"
         console.print(f"certificate {check}: " + ("check passed: " if result.passed else "check FAILED: ") + result.reason,
                       style=style, markup=False)
+        if result.passed and compact is not None:
+            result = _compact(cert, model, compact)
         raise typer.Exit(0 if result.passed else 1)
     bar, advance = phase_spinner(f"proving {model.spec.name}")
     with bar:
@@ -70,3 +78,24 @@ def run(target: Optional[str] = typer.Argument(None, help="Construction name or 
         err_console.print("interrupted: the report above is incomplete (undecided)", markup=False, highlight=False)
         raise typer.Exit(INTERRUPTED_EXIT)
     raise typer.Exit(VERDICT_EXIT.get(report.verdict, UNDECIDED_EXIT))
+
+
+def _compact(cert: dict, model, path: Path):
+    """Write the compacted certificate to `path`, check it as any other, say what changed."""
+    from ..verify.prove import check as check_certificate
+    from ..verify.prove.certificate import compact, read, write
+
+    bar, advance = phase_spinner("compacting")
+    with bar:
+        small, counts = compact(cert, model, progress=advance)
+    write(small, path)
+    bar, advance = phase_spinner(f"checking {path}")
+    with bar:
+        result = check_certificate(read(path), model, progress=advance)
+    shortened = ", ".join(f"{n:,} at {d} digits" for d, n in counts.items() if d != "unchanged" and n)
+    console.print(f"compacted: {shortened or 'no leaf'} ({counts['unchanged']:,} unchanged) -> {path}, "
+                  f"{path.stat().st_size:,} bytes", markup=False, highlight=False)
+    style = "bold green" if result.passed else "bold red"
+    console.print(f"certificate {path}: " + ("check passed: " if result.passed else "check FAILED: ") + result.reason,
+                  style=style, markup=False)
+    return result

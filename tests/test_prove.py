@@ -92,6 +92,30 @@ def test_short_certified_numbers_keep_the_check_and_the_bound_direction(param40)
             len(repr(by_step[sv.step]).split("e")[0].replace(".", "").lstrip("0")) <= MARGIN_DIGITS
 
 
+def test_a_compacted_certificate_has_shorter_bounds_rounded_up_and_still_checks(param40):
+    """`certificate.compact`: each leaf's head bounds with the fewest digits that still certify it,
+    rounded up (never below the search's), its recorded margin re-bounded; the independent
+    checker passes the copy, and a copy whose margins were not re-bounded would overstate them."""
+    import json
+    import lzma
+
+    from adder.verify.prove.certificate import COMPACT_DIGITS, check, compact
+
+    model, _, cert = param40
+    small, counts = compact(cert, model)
+    leaves = lambda c: [n["leaf"] for s in c["steps"] for n in s["roots"] if "leaf" in n]  # noqa: E731
+    before, after = leaves(cert), leaves(small)
+    assert sum(counts.values()) == len(before) == len(after)
+    assert counts[COMPACT_DIGITS[0]] > 0.5 * len(before)  # param40's margins leave room: most take 4 digits
+    for x, y in zip(before, after):
+        assert (np.asarray(y["lam"]) >= np.asarray(x["lam"])).all()  # upper bounds, only loosened
+        assert y["margin"] <= x["margin"]
+    xz = lambda c: len(lzma.compress(json.dumps(c).encode()))  # noqa: E731
+    assert xz(small) < 0.9 * xz(cert)
+    r = check(small, model)
+    assert r.passed and r.independent, r.reason
+
+
 def test_certificate_is_bound_to_the_weights(param40, compiled):
     model, _, cert = param40
     other = compile_spec(build_spec("param40"))  # a fresh copy: the session's compiled models stay intact
@@ -242,6 +266,11 @@ def test_cli_prove_writes_and_checks_a_certificate(tmp_path):
     r = runner.invoke(app, ["build", "param40", "-o", str(tmp_path / "p.pt")])
     r = runner.invoke(app, ["prove", str(tmp_path / "p.pt"), "--check", str(cert)])
     assert r.exit_code == 0 and "check passed" in " ".join(r.output.split()), r.output  # rich may wrap lines
+    r = runner.invoke(app, ["prove", str(tmp_path / "p.pt"), "--check", str(cert), "--compact", str(tmp_path / "s.json")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and "compacted:" in out and out.count("check passed") == 2, r.output
+    assert (tmp_path / "s.json").stat().st_size < cert.stat().st_size
+    assert runner.invoke(app, ["prove", "param40", "--compact", str(tmp_path / "t.json")]).exit_code != 0  # no --check
     (tmp_path / "bad.json").write_text("{not json")
     r = runner.invoke(app, ["prove", "param40", "--check", str(tmp_path / "bad.json")])
     assert r.exit_code != 0

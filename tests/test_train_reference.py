@@ -19,25 +19,29 @@ def test_reference_micro57_qualifies():
     assert final_test(REF)["accuracy"] >= 0.99  # the official 10,010 cases
 
 
-PROVEN = REF.with_name("micro57-proven.pt")
-CERTIFICATE = REF.with_name("micro57-proven.cert.json.xz")
+#: The trained models shipped proven: (checkpoint stem, recipe, AdderBoard parameters, certificate leaves).
+PROVEN = [("micro57-proven", "micro57", 57, 25_211), ("qwen3-arc-44-proven", "qwen3-arc-44", 44, 99_487)]
 
 
 @pytest.mark.integration
-def test_the_shipped_learned_model_is_proven_and_its_certificate_rechecks():
-    """train/reference/micro57-proven.pt: micro57 trained here (seed 777) and fine-tuned three
-    times (docs/train.md), `proven` by `adder prove` on all 10^20 inputs. Its certificate is
-    re-verified here by the independent checker, verify/checker (~50 s on a 2-core CPU): 25,211 leaves."""
+@pytest.mark.parametrize("stem,recipe,params,leaves", PROVEN, ids=[p[0] for p in PROVEN])
+def test_the_shipped_learned_models_are_proven_and_their_certificates_recheck(stem, recipe, params, leaves):
+    """train/reference/STEM.pt: trained here and fine-tuned (docs/train.md), `proven` by `adder prove`
+    on all 10^20 inputs. Its certificate is re-verified here by the independent checker,
+    verify/checker (micro57: 25,211 leaves, ~50 s on a 2-core CPU; the 44p: 99,487 leaves, ~2 min)."""
     from typer.testing import CliRunner
 
     from adder.cli import app
     from adder.verify.prove import read
 
-    meta = torch.load(PROVEN, weights_only=True)["meta"]
-    assert meta["recipe"] == "micro57" and meta["finetune"]["source"]["recipe"] == "micro57"  # learned, not built
-    assert ledger(checkpoint.load(PROVEN)).adderboard == 57
-    cert = read(CERTIFICATE)
-    assert cert["weights_sha256"] == checkpoint.weights_hash(checkpoint.load(PROVEN))
-    res = CliRunner().invoke(app, ["prove", str(PROVEN), "--check", str(CERTIFICATE)])
-    assert res.exit_code == 0 and "check passed" in res.output, res.output
-    assert "25,211 leaves" in res.output and "independent checker" in res.output, res.output
+    path, certificate = REF.with_name(f"{stem}.pt"), REF.with_name(f"{stem}.cert.json.xz")
+    assert path.stat().st_size < 100_000 and certificate.stat().st_size < 2_000_000  # the repo stays light
+    meta = torch.load(path, weights_only=True)["meta"]
+    assert meta["recipe"] == recipe and meta["finetune"]["source"]["recipe"] == recipe  # learned, not built
+    assert ledger(checkpoint.load(path)).adderboard == params
+    cert = read(certificate)
+    assert cert["weights_sha256"] == checkpoint.weights_hash(checkpoint.load(path))
+    res = CliRunner().invoke(app, ["prove", str(path), "--check", str(certificate)])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0 and "check passed" in out, res.output
+    assert f"{leaves:,} leaves" in out and "independent checker" in out, res.output
