@@ -2,14 +2,15 @@
 
 A proof certificate (written by the search in `adder.verify.prove`) is accepted only if this
 package re-establishes it from the model's tensors and the spec, with its own case split
-(`paths.py`), its own bound rule per operation (`bounds.py`, `inner.py`), its own outward-rounded
+(`paths.py`), its own bound rule per operation (`bounds.py`, `inner.py`, and `joint.py` for
+the relational rules of one-layer models with several heads), its own outward-rounded
 arithmetic and arb exp (`reals.py`) and its own walk of the certificate (`check.py`). It
 imports nothing from the search (tests/test_checker.py reads the imports), so a wrong rule
 in the search is caught here instead of repeated. docs/prove.md, "The trusted base", lists
 what it assumes.
 
 Scope: every operation the proven models use (`bounds.unsupported` lists what has no rule:
-softmax1, ALiBi, attention bias tables, LayerNorm); `check` raises `NotCheckable` for those,
+softmax1, LayerNorm); `check` raises `NotCheckable` for those,
 and the caller says which checker a verdict rests on.
 """
 

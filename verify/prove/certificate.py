@@ -22,7 +22,7 @@ with one node per root case of each step (in `split.root_cases` order), each nod
 
 `check` hands the certificate to the independent checker (`adder.verify.checker`: its own case
 split, bound rules and arithmetic, nothing shared with the search), the trusted base of a
-`proven` verdict. For models it does not handle yet (softmax1, ALiBi, bias tables, LayerNorm)
+`proven` verdict. For models it does not handle yet (softmax1, LayerNorm)
 `recheck` re-verifies it with the search's own rules in rigorous arithmetic, and says so: that
 catches a changed weight (hash), number or tree, not a wrong rule.
 """
