@@ -59,7 +59,7 @@ def round_printer(margin: float, rows_to):
 
 def run_finetune(rec, hyper, *, seed: int, run_dir: Path, warm_start: str, steps: Optional[int], lr: Optional[float],
                  margin: Optional[float], rounds: Optional[int], threads: int, force: bool, final_test: bool,
-                 json_out: bool, robust: Optional[str] = None) -> None:
+                 json_out: bool, robust: Optional[str] = None, mine_from: Optional[Path] = None) -> None:
     """Fine-tune, print each round as it ends, then the summary and the official final test."""
     import torch
 
@@ -67,14 +67,17 @@ def run_finetune(rec, hyper, *, seed: int, run_dir: Path, warm_start: str, steps
     from ..train.loop import refuse_existing_run
     from ..train.sweep import warm_start_model
 
+    from ..train.until_proven import findings_file
+
     options = finetune_options(steps, lr, margin, rounds, robust)
+    extra = findings_file(mine_from) if mine_from is not None else None
     creatable_folder(run_dir, "--out")
     refuse_existing_run(run_dir, force=force)
     torch.set_num_threads(threads)
     warm = warm_start_model(warm_start)
     on_row = round_printer(options.margin, err_console if json_out else console)
     res = finetune(rec, seed=seed, out=run_dir, warm_start=warm, options=options, hyper=hyper, force=force,
-                   source=source_of(warm_start, warm), on_row=on_row)
+                   source=source_of(warm_start, warm), on_row=on_row, extra=extra)
     summary = {"recipe": rec.name, "finetune": options.to_json(), **res.to_json(), "final_test": None}
     if final_test and res.best is not None and not res.interrupted:
         from ..train.loop import final_test as run_final_test

@@ -60,6 +60,9 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
         margin: Optional[float] = typer.Option(None, help="With --finetune: mine margins below this; the hinge's "
                                                "target [1.0]."),
         rounds: Optional[int] = typer.Option(None, help="With --finetune: at most this many rounds [10]."),
+        mine_from: Optional[Path] = typer.Option(None, "--mine-from", help="With --finetune: also mine the weak "
+                                                 "inputs and counterexample of this proof report (adder prove --json, "
+                                                 "or an --until-proven run's attemptN.proof.json: re-runs an attempt)."),
         robust: Optional[str] = typer.Option(None, help="With --finetune or --until-proven: SCORES[,OUT]: mine and "
                                              "train on the margins left after a worst-case perturbation of every "
                                              "attention score by SCORES float32 ulps of its row, and of every "
@@ -122,7 +125,7 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
 
         refuse(warm_start, {"--resume": resume, "--seeds": seeds, "--population": population, "--ray": ray,
                             "--compile": compile_, "--curriculum": curriculum, "--plot": plot, "--set": sets,
-                            "--finetune": finetune and until_proven},
+                            "--finetune": finetune and until_proven, "--mine-from": until_proven and mine_from},
                mode="--until-proven" if until_proven else "--finetune")
     if until_proven:
         from .until_proven import run_until_proven
@@ -135,11 +138,13 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
     if finetune:
         run_finetune(rec, rec.hyper, seed=seed, run_dir=out or RUNS / f"{recipe}-finetune-seed{seed}",
                      warm_start=warm_start, steps=steps, lr=lr, margin=margin, rounds=rounds, robust=robust,
-                     threads=threads,
+                     mine_from=mine_from, threads=threads,
                      force=force, final_test=final_test, json_out=json_out)
         return
     if margin is not None or rounds is not None or robust is not None:
         raise AdderError("--margin, --rounds and --robust apply to --finetune and --until-proven only")
+    if mine_from is not None:
+        raise AdderError("--mine-from applies to --finetune only")
     hyper = Hyper.recorded_in(resume, rec.hyper) if resume is not None else rec.hyper  # go on as the run went
     hyper = hyper.override(steps=steps, lr=lr, curriculum=curriculum, sets=sets)
     from ..train.loop import refuse_existing_run, train

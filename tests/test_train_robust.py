@@ -83,3 +83,25 @@ def test_a_malformed_robust_option_is_one_line(text):
 def test_robust_is_refused_without_a_finetune():
     r = CliRunner().invoke(app, ["train", "micro57", "--robust", "130"])
     assert isinstance(r.exception, AdderError) and "--robust" in str(r.exception)
+
+
+def test_mine_from_reads_a_proof_reports_findings_and_refuses_what_is_not_one(tmp_path):
+    """`--finetune --mine-from REPORT.json`: the weak inputs and counterexample of a proof report,
+    so an --until-proven attempt can be re-run from its run folder's attemptN.proof.json."""
+    import json
+
+    from adder.train.until_proven import findings_file
+
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"weak_inputs": [[9, 81], [9, 81], [123, 456]],
+                                  "counterexample": {"a": 5, "b": 7, "printed": 13}}))
+    a, b = findings_file(report)
+    assert a.tolist() == [5, 9, 123] and b.tolist() == [7, 81, 456]  # the counterexample first, each pair once
+    for text, says in (("{not json", "not a proof report"), (json.dumps({"weak_inputs": [[10**10, 1]]}), "outside")):
+        report.write_text(text)
+        with pytest.raises(AdderError, match=says):
+            findings_file(report)
+    with pytest.raises(AdderError, match="does not exist"):
+        findings_file(tmp_path / "none.json")
+    r = CliRunner().invoke(app, ["train", "micro57", "--mine-from", str(report)])
+    assert isinstance(r.exception, AdderError) and "--mine-from" in str(r.exception)

@@ -75,6 +75,29 @@ def prover_findings(report) -> tuple[torch.Tensor, torch.Tensor]:
     return (torch.tensor([p[0] for p in pairs], dtype=torch.long), torch.tensor([p[1] for p in pairs], dtype=torch.long))
 
 
+def findings_file(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """`prover_findings` of a proof report written as JSON (`adder prove --json`, or an
+    --until-proven run's attemptN.proof.json): the pairs a fine-tune may mine besides its own,
+    so that an --until-proven attempt can be re-run from its files. One line if unreadable."""
+    import json
+    from types import SimpleNamespace
+
+    try:
+        data = json.loads(Path(path).read_text())
+        report = SimpleNamespace(weak_inputs=[[int(a), int(b)] for a, b in data.get("weak_inputs") or []],
+                                 counterexample=data.get("counterexample"))
+        pairs = prover_findings(report)
+    except FileNotFoundError:
+        raise AdderError(f"--mine-from: {path} does not exist") from None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise AdderError(f"--mine-from: {path} is not a proof report ({type(e).__name__}); write one with "
+                         "`adder prove TARGET --json FILE`") from None
+    if len(pairs[0]) and not (bool((pairs[0] >= 0).all()) and bool((pairs[1] >= 0).all())
+                              and bool((pairs[0] < 10**10).all()) and bool((pairs[1] < 10**10).all())):
+        raise AdderError(f"--mine-from: {path} holds operands outside 0..9999999999")
+    return pairs
+
+
 def require_recipe_layout(rec: Recipe, warm_start: str) -> None:
     """A fine-tune trains the recipe's model from the warm start's values, so the two must have the
     same parameters (names and shapes); otherwise the model proven next would not be the one given.
