@@ -120,3 +120,24 @@ def test_the_loop_as_a_library_call_with_a_stand_in_prover(tmp_path):
     assert any("fine-tuning with margin" in line for line in lines)
     with pytest.raises(AdderError, match="--force"):  # the folder now holds a run
         prepare_run(rec, out, str(REF), attempts=1, force=False)
+
+
+def test_a_real_only_verdict_points_at_robust_margins(tmp_path):
+    """Where real arithmetic proves the model and float32 does not, clean margins may not move the
+    float bound (the 44p, docs/train.md): the loop says so and names --robust; with it, it does not."""
+    from adder.train.until_proven import prepare_run, until_proven
+    from adder.verify.prove.report import ProofReport, Verdict
+
+    def stand_in(model, target, *, timeout, certificate):
+        report = ProofReport(target, model.spec.name, "0" * 64, "float32")
+        report.verdict, report.weak_inputs = Verdict.REAL_ONLY, [[A, B]]
+        return report
+
+    rec = get_recipe("micro57")
+    for robust, hinted in ((0.0, True), (50.0, False)):
+        out, lines = tmp_path / f"up{robust:g}", []
+        prepare_run(rec, out, str(REF), attempts=1, force=False)
+        until_proven(rec, replace(rec.hyper, eval_pairs=200), prove=stand_in, seed=1, run_dir=out,
+                     warm_start=str(REF), options=FinetuneOptions(steps=4, rounds=1, fresh=64, suite_k=0, robust=robust),
+                     attempts=1, prove_timeout=1.0, say=lines.append)
+        assert any("--robust" in line for line in lines) is hinted, lines

@@ -164,6 +164,9 @@ def until_proven(rec: Recipe, hyper: Hyper, *, prove: Callable, seed: int, run_d
         if attempt == attempts:
             return out
         opts = replace(options, margin=options.margin + attempt * MARGIN_STEP)
+        if report.verdict == Verdict.REAL_ONLY and not (options.robust or options.robust_out):
+            say("real arithmetic proves it and float32 rounding is what is left: clean margins may not move that "
+                "bound; --robust trains on the margins left after worst-case rounding (docs/train.md)")
         warm = warm_start_model(target)
         extra = prover_findings(report)
         say(f"attempt {attempt + 1}: fine-tuning with margin {opts.margin:g} on {len(extra[0]):,} inputs the "
