@@ -438,3 +438,28 @@ def test_outward_steps_are_never_below_nextafter():
     with np.errstate(over="ignore"):  # and never more than three ulps (three only near 2^-1022)
         assert np.all(up(x[fin]) <= np.nextafter(np.nextafter(above[fin], np.inf), np.inf))
     assert np.isnan(up(np.nan)) and up(-np.inf) == -np.finfo(float).max and down(np.inf) == np.finfo(float).max
+
+
+def test_bisection_stops_hopeless_rows_and_gives_unsplittable_ones_more_levels():
+    """`propagate.bisect_margins` with the search's `splittable`: a row whose bound cannot reach zero
+    stops after one round of halvings instead of spending every level; a row that needs 14 halvings
+    gets them only where its case cannot be split any more (else the split is the cheaper way)."""
+    from adder.verify.prove.propagate import DEEPEST_BISECTIONS, MAX_BISECTIONS, bisect_margins
+
+    assert DEEPEST_BISECTIONS > MAX_BISECTIONS
+    seen = []
+
+    def tail(b, rows):  # row 0: -1 - width (never positive); row 1: 1e-4 - width (needs 2^-14)
+        seen.extend(rows.tolist())
+        return np.where(rows == 0, -1.0, 1e-4) - (b.hi[:, 0] - b.lo[:, 0])
+
+    box = Interval(np.zeros((2, 1)), np.ones((2, 1)))
+    ok, worst, trees = bisect_margins(box, tail, splittable=np.array([True, False]))
+    assert not ok[0] and ok[1] and worst[1] > 0
+    assert seen.count(0) < 2 ** 5  # stopped after 4 levels (31 boxes), not all 10 (2,047)
+    assert trees[1] is not None  # its tree records the 14 halvings for the checker
+    seen.clear()
+    ok, _, _ = bisect_margins(box, tail, splittable=np.array([True, True]))
+    assert not ok[1]  # splittable: at most MAX_BISECTIONS, the case is split instead
+    ok, _, _ = bisect_margins(box, tail)  # no split information (check mode, point bounds): the old limit
+    assert not ok[1]
