@@ -82,10 +82,8 @@ class Rules:
         """x @ W1.T @ W2.T ... (+ bias): each product an n-term dot product, then one addition."""
         for m in lin.weights:
             W = self.w[id(m)]  # [out, in]
-            lo, hi = x.lo[..., None, :] * W, x.hi[..., None, :] * W
-            exact = Box(sum_lower(lower(np.minimum(lo, hi))), sum_upper(upper(np.maximum(lo, hi))))
             mag = sum_upper(upper(x.mag()[..., None, :] * np.abs(W)))
-            x = self.fl.op(exact, n=W.shape[1], mag=mag)
+            x = self.fl.op(x.times(W), n=W.shape[1], mag=mag)
         if lin.bias is not None:
             x = self.fl.op(x + self.w[id(lin.bias)])
         return x

@@ -116,7 +116,7 @@ def residual_box(rules, s: Box, v: Box, live: np.ndarray, out: Box, residual: Bo
     spread = sum_upper(upper(np.abs(Oh)[None] * radius[:, None]).reshape(N, r, -1))
     others = Box(np.where(joint[..., None], 0.0, out.lo.reshape(N, H, vd)).reshape(N, -1),
                  np.where(joint[..., None], 0.0, out.hi.reshape(N, H, vd)).reshape(N, -1))
-    z = Box(lower(bottom - spread), upper(top + spread)) + _times(others, O)
+    z = Box(lower(bottom - spread), upper(top + spread)) + others.times(O)
     size = np.where(joint[..., None], upper(mixed * upper(1 + rho[..., None])), vmax)  # |R| <= |N|(1 + rho) or max|v|
     mag = sum_upper(upper(np.abs(O)[None] * upper(size + slack).reshape(N, 1, H * vd)))
     joint_box = fl.op(residual + fl.op(z, n=H * vd, mag=mag))
@@ -127,13 +127,6 @@ def residual_box(rules, s: Box, v: Box, live: np.ndarray, out: Box, residual: Bo
 def _max_sum(terms: np.ndarray, pos: Positions, masks: np.ndarray, finals: np.ndarray) -> np.ndarray:
     fixed, groups, top = pos.group_sums(terms)
     return upper(fixed + max_over_paths(groups, top, masks, finals))
-
-
-def _times(x: Box, w: np.ndarray) -> Box:
-    """x @ w.T, 0 * inf = 0 (a head whose box is unbounded but which O does not read)."""
-    a, b = x.lo[..., None, :] * w, x.hi[..., None, :] * w
-    lo, hi = np.where(w == 0, 0.0, np.minimum(a, b)), np.where(w == 0, 0.0, np.maximum(a, b))
-    return Box(sum_lower(lower(lo)), sum_upper(upper(hi)))
 
 
 def hinge_pairs(rules, x: Box, u: Box, h: Box, m: MLP) -> Box | None:
@@ -147,8 +140,7 @@ def hinge_pairs(rules, x: Box, u: Box, h: Box, m: MLP) -> Box | None:
     if not pairs or len(used) != len(set(used)):
         return None
     b = rules.w[id(m.up.bias)] if m.up.bias is not None else np.zeros(len(W))
-    lo, hi = x.lo[..., None, :] * W, x.hi[..., None, :] * W
-    z = Box(sum_lower(lower(np.minimum(lo, hi))), sum_upper(upper(np.maximum(lo, hi))))  # exact w . x
+    z = x.times(W)  # exact w . x
     e = np.maximum(upper(np.maximum(lower(z.lo + b) - u.lo, u.hi - upper(z.hi + b))), 0.0)
     D = rules.w[id(m.down.weights[0])]  # [r, U]
     terms = []

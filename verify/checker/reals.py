@@ -102,6 +102,13 @@ class Box:
         return Box(lower(np.minimum(np.minimum(c[0], c[1]), np.minimum(c[2], c[3]))),
                    upper(np.maximum(np.maximum(c[0], c[1]), np.maximum(c[2], c[3]))))
 
+    def times(self, w: np.ndarray) -> "Box":
+        """self @ w.T for exact weights w [out, in], rounded outward; a zero weight adds exactly 0
+        (also against an unbounded box)."""
+        a, b = self.lo[..., None, :] * w, self.hi[..., None, :] * w
+        lo, hi = np.where(w == 0, 0.0, np.minimum(a, b)), np.where(w == 0, 0.0, np.maximum(a, b))
+        return Box(sum_lower(lower(lo)), sum_upper(upper(hi)))
+
     def dot(self, o: "Box") -> "Box":
         """sum over the last axis of self * o (broadcasting)."""
         p = self * o

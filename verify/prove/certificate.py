@@ -276,23 +276,16 @@ def compact(cert: dict, model: AdderModel, progress=None) -> tuple[dict, dict]:
     counts = {**{d: 0 for d in COMPACT_DIGITS}, "unchanged": 0}
     with np.errstate(invalid="ignore", over="ignore"):
         for st in out["steps"]:
-            layout = StepLayout(fmt, len(model.spec.vocab), st["step"])
-            roots = root_cases(layout)
-            inner = bound_inner(layout, ctx, st.get("inner"))
-            leaves, problems = [], []
-            for i, node in enumerate(st["roots"]):
-                _walk(node, roots.cases.take([i]), roots.query_token[i], roots.target[i], "", leaves, problems)
+            layout, inner, leaves, problems = _step_leaves(st, fmt, len(model.spec.vocab), ctx)
+            if problems:
+                raise CertificateError(f"compact takes a certificate that checks: {problems[0]}")
             todo = list(range(len(leaves)))
             for digits in COMPACT_DIGITS:
                 kept = []
                 for s in range(0, len(todo), CHECK_BATCH):
                     batch = [leaves[i] for i in todo[s:s + CHECK_BATCH]]
                     lams = [decimal_up(np.asarray(b[3]["lam"], dtype=np.float64), digits) for b in batch]
-                    cases = Cases(np.concatenate([b[0].mask for b in batch]), np.concatenate([b[0].final for b in batch]))
-                    given = Given(lams=np.concatenate([lam.reshape(-1) for lam in lams]),
-                                  trees=[b[3].get("tree") for b in batch])
-                    bounds = bound_cases(layout, cases, np.array([b[1] for b in batch]), np.array([b[2] for b in batch]),
-                                         ctx, inner, given)
+                    bounds = _bound_leaves(layout, inner, ctx, batch, lams)
                     for b, lam, ok, worst, i in zip(batch, lams, bounds.ok, bounds.worst, todo[s:s + CHECK_BATCH]):
                         if ok:
                             b[3]["lam"] = lam.tolist()
@@ -307,34 +300,46 @@ def compact(cert: dict, model: AdderModel, progress=None) -> tuple[dict, dict]:
     return out, counts
 
 
+def _step_leaves(st: dict, fmt, vocab: int, ctx: Ctx):
+    """One step of a certificate: its layout, its inner layers (their records re-verified), its
+    leaves as (case, query token, target, leaf dict, label), and what is wrong with its tree."""
+    layout = StepLayout(fmt, vocab, st["step"])
+    roots = root_cases(layout)
+    inner = bound_inner(layout, ctx, st.get("inner"))
+    leaves, problems = [], []
+    for i, node in enumerate(st["roots"]):
+        _walk(node, roots.cases.take([i]), roots.query_token[i], roots.target[i],
+              f"step {st['step']}: {roots.labels[i]}", leaves, problems)
+    return layout, inner, leaves, problems
+
+
+def _bound_leaves(layout: StepLayout, inner, ctx: Ctx, batch: list, lams: list):
+    """The leaves' margins re-bounded with the given head bounds `lams` and their own trees."""
+    cases = Cases(np.concatenate([b[0].mask for b in batch]), np.concatenate([b[0].final for b in batch]))
+    given = Given(lams=np.concatenate([lam.reshape(-1) for lam in lams]), trees=[b[3].get("tree") for b in batch])
+    return bound_cases(layout, cases, np.array([b[1] for b in batch]), np.array([b[2] for b in batch]), ctx, inner,
+                       given)
+
+
 def _check_steps(steps: list, fmt, model: AdderModel, ctx: Ctx, progress, t0: float,
                  deadline: float | None) -> CheckResult:
     """Every step of a certificate: regenerate its cases and inner sub-rows, re-verify its bounds."""
     n_leaves = 0
     for st in steps:
-        layout = StepLayout(fmt, len(model.spec.vocab), st["step"])
-        roots = root_cases(layout)
-        if not isinstance(st.get("roots"), list) or len(st["roots"]) != len(roots.cases):
-            return CheckResult(False, f"step {st['step']}: expected {len(roots.cases)} root cases")
-        inner = bound_inner(layout, ctx, st.get("inner"))
+        n_roots = len(root_cases(StepLayout(fmt, len(model.spec.vocab), st["step"])).cases)
+        if not isinstance(st.get("roots"), list) or len(st["roots"]) != n_roots:
+            return CheckResult(False, f"step {st['step']}: expected {n_roots} root cases")
+        layout, inner, leaves, problems = _step_leaves(st, fmt, len(model.spec.vocab), ctx)
         if any(np.isnan(np.asarray(r["lam"], dtype=np.float64)).any() for r in inner.record):
             return CheckResult(False, f"step {st['step']}: a recorded bound of an inner attention layer does "
                                       "not hold", n_leaves, ranges=ctx.ranges)
-        leaves, problems = [], []
-        for i, node in enumerate(st["roots"]):
-            _walk(node, roots.cases.take([i]), roots.query_token[i], roots.target[i],
-                  f"step {st['step']}: {roots.labels[i]}", leaves, problems)
         if problems:
             return CheckResult(False, problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
         for s in range(0, len(leaves), CHECK_BATCH):
             if deadline is not None and time.perf_counter() > deadline:
                 raise TimeoutError("the certificate check")
             batch = leaves[s:s + CHECK_BATCH]
-            cases = Cases(np.concatenate([b[0].mask for b in batch]), np.concatenate([b[0].final for b in batch]))
-            lams = np.concatenate([np.asarray(b[3]["lam"], dtype=np.float64).reshape(-1) for b in batch])
-            given = Given(lams=lams, trees=[b[3].get("tree") for b in batch])
-            bounds = bound_cases(layout, cases, np.array([b[1] for b in batch]), np.array([b[2] for b in batch]),
-                                 ctx, inner, given)
+            bounds = _bound_leaves(layout, inner, ctx, batch, [np.asarray(b[3]["lam"], dtype=np.float64) for b in batch])
             bad = np.flatnonzero(~bounds.ok)
             if len(bad):
                 return CheckResult(False, f"{batch[bad[0]][4]}: a recorded bound does not hold "
