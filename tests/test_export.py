@@ -97,6 +97,7 @@ def test_the_file_imports_only_torch(name, compiled):
     assert imported <= ALLOWED_IMPORTS, imported
 
 
+@pytest.mark.integration
 def test_the_file_runs_where_adder_cannot_be_imported(compiled, tmp_path):
     """A fresh interpreter in which `import adder` fails: build_model() and add() still work, and
     add() decodes what adder decodes (including a wrong answer of a broken construction)."""

@@ -205,6 +205,7 @@ def test_ctrl_c_during_train_keeps_the_best_checkpoint(tmp_path):
     checkpoint.load(run / "best.pt")
 
 
+@pytest.mark.integration
 def test_ctrl_c_during_prove_writes_an_incomplete_report(tmp_path):
     report = tmp_path / "r.json"
     proc = subprocess.Popen([sys.executable, "-m", "adder.cli", "prove", "param40", "--json", str(report)],

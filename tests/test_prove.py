@@ -92,6 +92,7 @@ def test_short_certified_numbers_keep_the_check_and_the_bound_direction(param40)
             len(repr(by_step[sv.step]).split("e")[0].replace(".", "").lstrip("0")) <= MARGIN_DIGITS
 
 
+@pytest.mark.integration
 def test_a_compacted_certificate_has_shorter_bounds_rounded_up_and_still_checks(param40):
     """`certificate.compact`: each leaf's head bounds with the fewest digits that still certify it,
     rounded up (never below the search's), its recorded margin re-bounded; the independent
@@ -190,6 +191,7 @@ def test_a_gelu_model_is_bounded_and_its_certificate_checks(gelu40):
     _assert_leaves_below_margins(model, cert, 5_000)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("key,idx,factor", [BOUNDARY[2], BOUNDARY[3]], ids=["mlp.w2", "final_norm"])
 def test_gelu_mutants_are_never_proven(key, idx, factor):
     model = _gelu40()

@@ -103,6 +103,7 @@ def test_verify_prove_exits_1_on_a_refuted_model(tmp_path):
     assert data["ok"] is False and data["verdict"].startswith("FAILED") and data["proof"]["verdict"] == "refuted"
 
 
+@pytest.mark.integration
 def test_an_open_multi_head_model_names_the_rule_it_needs(compiled):
     """An undecided one-layer model with several heads says how its heads are bounded (jointly where one
     key carries each head's weight), whatever cut it short."""

@@ -135,6 +135,7 @@ def test_lbfgs_iterates_on_a_quadratic():
 GENTLE = dict(SHAKEN, lr=3e-4)
 
 
+@pytest.mark.integration
 def test_a_population_member_keeps_its_weight_average_as_its_single_run_does(tmp_path):
     r = get_recipe("micro57")
     h = replace(r.hyper, steps=120, **GENTLE)
