@@ -67,6 +67,10 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
                                              "train on the margins left after a worst-case perturbation of every "
                                              "attention score by SCORES float32 ulps of its row, and of every "
                                              "attention output by OUT (for a float proof; docs/train.md) [off]."),
+        bridge_from: Optional[str] = typer.Option(None, "--bridge-from", help="Carry this trained model of the "
+                                                  "family into RECIPE's tied layout: fit, anneal each tie's learned "
+                                                  "difference to zero over --steps [40,000] at --lr [3e-4], write "
+                                                  "OUT/bridged.pt (docs/train.md)."),
         until_proven: bool = typer.Option(False, "--until-proven", help="Prove the --warm-start model; while not "
                                           "proven, fine-tune it on the prover's weak inputs and prove again "
                                           "(--steps, --lr, --margin, --rounds: each attempt's fine-tune)."),
@@ -116,6 +120,18 @@ def run(recipe: Optional[str] = typer.Argument(None, help="Recipe name (see --li
     if shard_size is not None and (ray is None or population is None):
         raise AdderError("--shard-size applies to --population with --ray only")
     rec = get_recipe(recipe)
+    if bridge_from is not None:
+        from .bridge import run_bridge_cli
+        from .finetune import refuse
+
+        refuse(bridge_from, {"--warm-start": warm_start, "--resume": resume, "--seeds": seeds,
+                             "--population": population, "--ray": ray, "--compile": compile_, "--curriculum": curriculum,
+                             "--plot": plot, "--set": sets, "--finetune": finetune, "--until-proven": until_proven,
+                             "--margin": margin is not None, "--rounds": rounds is not None, "--robust": robust,
+                             "--mine-from": mine_from}, mode="--bridge-from")
+        run_bridge_cli(rec, source=bridge_from, seed=seed, run_dir=out or RUNS / f"{recipe}-bridge-seed{seed}",
+                       steps=steps, lr=lr, threads=threads, force=force, final_test=final_test, json_out=json_out)
+        return
     if partial_warm_start and (warm_start is None or finetune or until_proven):
         raise AdderError("--partial-warm-start applies to --warm-start without --finetune or --until-proven only")
     if warm_start is not None and not until_proven:  # --until-proven checks the layout itself (--attempts 0 proves any)

@@ -148,7 +148,7 @@ def source_of(target: str, model: AdderModel) -> dict:
     path = Path(target)
     if path.is_file():
         meta = checkpoint.read(path)["meta"]
-        found.update({k: meta[k] for k in ("recipe", "seed", "step", "val_exact", "finetune") if k in meta})
+        found.update({k: meta[k] for k in ("recipe", "seed", "step", "val_exact", "finetune", "bridge") if k in meta})
     return found
 
 

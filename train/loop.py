@@ -204,12 +204,15 @@ def refuse_existing_run(out: Path, *, force: bool, resume: Path | None = None) -
 
 def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, resume: Path | None = None,
           on_row: Callable[[dict], None] | None = None, force: bool = False,
-          warm_start: AdderModel | None = None, compile: bool = False) -> RunResult:
+          warm_start: AdderModel | None = None, compile: bool = False,
+          after_step: Callable[[AdderModel, int], None] | None = None) -> RunResult:
     """Train `recipe` from scratch (or resume), keeping the best held-out checkpoint in `out`.
 
     `warm_start`: a compiled model whose same-named, same-shaped parameters replace the
     seeded initial values. `compile`: run the training forward pass through torch.compile
-    (10-26 s to compile here; gains ranged from -30% to +50%, so it is not the default)."""
+    (10-26 s to compile here; gains ranged from -30% to +50%, so it is not the default).
+    `after_step(model, steps_done)`: called after every optimizer step, before evaluation (a
+    projection such as bridge.Anneal)."""
     h = (hyper or recipe.hyper).check()
     phases = data.parse_curriculum(h.curriculum)
     check_eos(recipe.build(), h)
@@ -224,9 +227,9 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
         if meta.get("recipe") != recipe.name:
             raise AdderError(f"{resume} is a checkpoint of {meta.get('recipe') or meta.get('name')!r}, "
                              f"not of recipe {recipe.name!r}; resume it with its own recipe")
-        if "finetune" in meta:
-            raise AdderError(f"{resume} is a fine-tuned checkpoint; fine-tune it again with "
-                             f"--warm-start {resume} --finetune, or resume the run it came from")
+        if "finetune" in meta or "bridge" in meta:
+            raise AdderError(f"{resume} is a {'fine-tuned' if 'finetune' in meta else 'bridged'} checkpoint; "
+                             f"fine-tune it with --warm-start {resume} --finetune, or resume the run it came from")
         checkpoint.from_checkpoint(ck, where=str(resume))  # checks the file: hash, shapes
         # the recipe's own spec, not the stored copy: a spec read back from JSON evaluates its
         # tied expressions in another order, so gradients would differ in the last bit
@@ -288,6 +291,8 @@ def train(recipe: Recipe, *, seed: int, out: Path, hyper: Hyper | None = None, r
                                            f"stopped. {kept_checkpoint(best_path, sel.best, sel.best_step, h.eval_every)}; "
                                            "a lower --lr usually helps")
                 descend(model, opt, loss, h.clip)
+                if after_step:
+                    after_step(model, step + 1)
                 ema.update()
                 done = step + 1
                 loss_sum, loss_n = loss_sum + step_loss, loss_n + 1

@@ -104,3 +104,33 @@ def arc35() -> ModelSpec:
 def arc34() -> ModelSpec:
     return qwen3_arc("qwen3-arc-34", k="q", v_is_q=True, o_is_qt=True, norms="shared", share_qk_norm=True,
                      down_up_t=True, inits=TBUKIC_INITS, author="adder")
+
+
+#: Ties read off the trained, proven 44p (train/reference/qwen3-arc-44-proven.pt; ours): its K norm
+#: is nearly Q's with every RoPE pair's second entry negated (ratios 0.99, -0.81, 1.11, -1.20), its
+#: MLP writes almost only the arc plane (down's third row 1.1, -4.0 against rows of norm ~40),
+#: its two gate rows are nearly parallel (singular values 2.79 and 0.088) and Q reads the arc
+#: plane almost along one direction (4.13 and 0.39). Each layout below keeps some of them; a
+#: model of the 44p layout reaches one through `adder train RECIPE --bridge-from` (train/bridge.py).
+MIRROR_NOTES = ("Ours: the 44p's ties plus ties read off a trained 44p (docs/train.md, 'Below the record'); "
+                "reach it from a trained qwen3-arc-44 with --bridge-from, or train it as the 44p trains.")
+ARC44 = dict(k="q", v_is_q=True, o_is_qt=True, norms="shared", inits=TBUKIC_INITS, author="adder")
+
+
+def mirror(name: str, *, slack: bool = False, **ties) -> ModelSpec:
+    """qwen3-arc-44 with K's norm Q's mirrored, and `ties` (qwen3_d3's fitted-tie options)."""
+    return qwen3_arc(name, mirror_k_norm=True, slack=slack, **ARC44, **ties)
+
+
+def _mirror_recipe(name: str, params: int, summary: str, **ties) -> None:
+    """Register the layout `name` and its bridge layout (the same ties, each with a learned difference)."""
+    recipe(name, params=params, hyper=replace(TBUKIC_HYPER, grokfast_lamb=2.0), summary=summary, notes=MIRROR_NOTES,
+           bridge=lambda: mirror(f"{name}+slack", slack=True, **ties))(lambda: mirror(name, **ties))
+
+
+_mirror_recipe("qwen3-mirror-38", 38, "qwen3-arc-44 with K's norm = Q's mirrored in each RoPE pair, the MLP writing "
+               "the arc plane only", down_arc=True)
+_mirror_recipe("qwen3-mirror-36", 36, "qwen3-mirror-38 with one gating direction (gate = [g; c g])",
+               down_arc=True, gate_rank1=True)
+_mirror_recipe("qwen3-mirror-33", 33, "qwen3-mirror-36 with Q reading the arc plane along one learned direction",
+               down_arc=True, gate_rank1=True, q_arc="one direction")

@@ -24,6 +24,14 @@ Tying options (each a keyword of `qwen3_d3`), from the 122p base down:
   the hidden pairs (-5 at SwiGLU width 2); `down_up_t` — up's transpose itself, no turn (-6);
 * `ffn` — SwiGLU width (3 in the base; 2 saves 9);
 * `heads` — query heads sharing the one KV head (the original's larger models use 2: +24);
+* ties read off a trained 44p (`qwen3_arc.py`, ours): `mirror_k_norm` — K's norm weight is Q's
+  with the second entry of every RoPE pair negated, a reflection of each pair (-4);
+  `q_arc="one direction"` — Q reads the arc plane along one learned direction,
+  Q[:, :2] = s (cos phi, sin phi)^T (-3); `gate_rank1` — both hidden units gate on one direction,
+  the second scaled, gate = [g; c g] (-2 at SwiGLU width 2); `down_arc` — the MLP writes the arc
+  plane only, down's third row zero (-2 at width 2);
+* `slack` — each of those four ties plus a learned difference (`<name>_slack`, starting at 0):
+  the layout between a trained untied model and the tied one (`train/bridge.py`);
 * `rope_convention` — "interleaved" (pairs (2i, 2i + 1)) for the PyTorch reimplementations of
   the family (qwen3_arc.py), whose published weights were trained with it.
 """
@@ -34,7 +42,7 @@ import math
 from dataclasses import dataclass, replace
 
 from ...compiler.builder import Construction, block_diag, rms, rope, rotation
-from ...compiler.expr import const, cos, sin, stack, zeros
+from ...compiler.expr import cat, const, cos, reshape, sin, stack, zeros
 from ...compiler.formats import PromptFormat
 from ...compiler.spec import ModelSpec
 from .hyper import Hyper
@@ -61,6 +69,8 @@ K_SOURCES = ("own", "q", "q rotated")
 EMBEDS = ("table", "arc+z", "arc")
 #: What the attention reads of the stream under the zero-third-column arc: its first two dims.
 ARC_DIMS = const([[1, 0, 0], [0, 1, 0], [0, 0, 0]])
+#: How Q reads the arc plane: a free 2-column block, or one learned direction scaled per row.
+Q_ARC = ("free", "one direction")
 #: Residual norms: one weight each (attention, MLP, final), or one shared by all three.
 NORMS = ("separate", "shared")
 
@@ -79,12 +89,14 @@ class Inits:
 def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv: bool = False, v_is_q: bool = False,
              o_is_qt: bool = False, norms: str = "separate", share_qk_norm: bool = False, embed: str = "table",
              down_rotated_up_t: bool = False, down_up_t: bool = False, rope_convention: str = "half",
-             author: str = "staghado",
+             mirror_k_norm: bool = False, q_arc: str = "free", gate_rank1: bool = False, down_arc: bool = False,
+             slack: bool = False, author: str = "staghado",
              source: str = SOURCE, inits: Inits = Inits()) -> ModelSpec:
     """The family's layout; every option ties or drops a published tensor (the module docstring).
     `rope_convention`: "half" as MLX and HF, "interleaved" as the PyTorch reimplementations."""
     assert k in K_SOURCES and embed in EMBEDS and norms in NORMS and not (tie_kv and v_is_q)
-    assert not (down_up_t and down_rotated_up_t)
+    assert not (down_up_t and down_rotated_up_t) and q_arc in Q_ARC and not (mirror_k_norm and share_qk_norm)
+    assert embed == "arc" or (q_arc == "free" and not down_arc) and (ffn == 2 or not gate_rank1)
     c = Construction(name, vocab=[str(d) for d in range(10)], dtype="float32",
                      fmt=PromptFormat(prompt=(0, ("a", "lsb"), 0, 0, ("b", "lsb"), 0), out_order="lsb"),
                      slots=[("h", D)], layers=1, heads=heads,
@@ -105,11 +117,19 @@ def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv:
     def angle(key):  # a learned turn, starting at inits.angle
         return c.param(key, inits.angle) if inits.angle else c.free(key, (), init="zeros")
 
+    def tied(key, expr):  # a tie, with its learned difference in the bridge layout
+        return expr + c.free(f"{key}_slack", expr.shape, init="zeros") if slack else expr
+
     def reads(*chain):  # the zero arc column is unwritten before attention: say so (same numbers)
         return [ARC_DIMS, *chain] if embed == "arc" else chain[0] if len(chain) == 1 else list(chain)
 
     shared = norm("norm", D) if norms == "shared" else None
-    q = c.free("attn.q", (heads * HEAD_DIM, D), init=inits.linear)
+    if q_arc == "free":
+        q = c.free("attn.q", (heads * HEAD_DIM, D), init=inits.linear)
+    else:  # [s (cos phi, sin phi)^T | z]: the arc plane read along one learned direction
+        s, phi = c.free("attn.q_scale", (heads * HEAD_DIM, 1), init=inits.linear), angle("attn.q_angle")
+        z = c.free("attn.q_z", (heads * HEAD_DIM, 1), init=inits.linear)
+        q = cat([tied("attn.q_arc", s @ reshape(stack([cos(phi), sin(phi)]), 1, 2)), z], axis=1)
     if k == "own":
         k_proj = reads(c.free("attn.k", (HEAD_DIM, D), init=inits.linear))
     elif k == "q":
@@ -120,16 +140,26 @@ def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv:
     v = k_proj if tie_kv else reads(q) if v_is_q else c.free("attn.v", (HEAD_DIM, D), init=inits.linear)
     o = q.T if o_is_qt else c.free("attn.o", (D, heads * HEAD_DIM), init=inits.linear)
     qn = norm("attn.qk_norm" if share_qk_norm else "attn.q_norm", HEAD_DIM)
-    kn = qn if share_qk_norm else norm("attn.k_norm", HEAD_DIM)
+    if mirror_k_norm:
+        kn = rms(1e-6, weight=tied("attn.k_norm", qn.weight * const([1, -1] * (HEAD_DIM // 2))))
+    else:
+        kn = qn if share_qk_norm else norm("attn.k_norm", HEAD_DIM)
     c.attention(norm=shared or norm("attn.norm", D), q=reads(q), k=k_proj, v=v, o=o, heads=heads, kv_heads=1,
                 head_dim=HEAD_DIM, q_norm=qn, k_norm=kn,
                 rope=rope(theta=THETA, head_dim=HEAD_DIM, convention=rope_convention))
     mlp_norm = shared or norm("mlp.norm", D)
-    gate, up = c.free("mlp.gate", (ffn, D), init=inits.linear), c.free("mlp.up", (ffn, D), init=inits.linear)
+    if gate_rank1:  # [g; c g]: one gating direction, the second unit's scaled
+        g, ratio = c.free("mlp.gate_row", (D,), init=inits.linear), c.param("mlp.gate_ratio", 1)
+        gate = tied("mlp.gate", stack([g, ratio * g]))
+    else:
+        gate = c.free("mlp.gate", (ffn, D), init=inits.linear)
+    up = c.free("mlp.up", (ffn, D), init=inits.linear)
     if down_rotated_up_t:  # down(x) = up^T R(angle) x: every pair of the hidden turned, then up's transpose
         down = [block_diag(*[rotation(angle("mlp.down_angle"))] * (ffn // 2)), up.T]
     elif down_up_t:  # down(x) = up^T x
         down = up.T
+    elif down_arc:  # the arc plane's two rows; the third (read only by the final norm's scale: the head ignores it) zero
+        down = tied("mlp.down", cat([c.free("mlp.down_arc", (2, ffn), init=inits.linear), zeros(1, ffn)], axis=0))
     else:
         down = c.free("mlp.down", (D, ffn), init=inits.linear)
     c.mlp(norm=mlp_norm, act="silu", gate=gate, up=up, down=down)

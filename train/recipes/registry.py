@@ -12,8 +12,10 @@ compiler/registry.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from ...compiler.registry import Entry, Registry
+from ...compiler.spec import ModelSpec
 from .hyper import Hyper
 
 
@@ -25,6 +27,8 @@ class Recipe(Entry):
     summary: str
     params: int
     notes: str = ""
+    #: The layout with a learned difference on each of its ties (`train/bridge.py`), or None.
+    bridge: Callable[[], ModelSpec] | None = None
 
 
 #: The entry-point group through which installed packages add recipes.

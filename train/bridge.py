@@ -1,0 +1,254 @@
+"""Bridging: carry a trained model into a more tied layout by gradient descent alone.
+
+A tie (K's norm is Q's mirrored, the MLP writes two dimensions, ...) removes parameters, and
+a model trained without it rarely satisfies it. The bridge layout is the tied layout with a
+learned difference on every tie (`<name>_slack`, the recipe's `bridge` builder): with the
+differences free it can hold the trained model exactly, with them at zero it *is* the tied
+model. Bridging walks from the one to the other:
+
+1. `fit`: the bridge's own parameters are fitted to the trained model's weights (the
+   weights every projection, norm and table of the module computes, compared one by one)
+   by L-BFGS, first with every difference at zero (the ties' best fit), then everything,
+   with a small price on the differences: they absorb what the ties cannot hold, and the
+   bridge starts where the trained model is (its held-out figures are the fit's check).
+2. `anneal`: ordinary training, after every step of which each difference is projected
+   onto a ball whose radius shrinks linearly from its starting norm to zero at step `steps`:
+   the model has the whole run to move what the ties cannot hold into the tied parameters.
+3. `tied_model`: the last step's differences are exactly zero, so copying every other
+   parameter by name into the tied layout changes no weight; it refuses otherwise.
+
+Every learned value of the result comes from gradient steps started at a random
+initialisation (the trained model's run, then these); the fit and the projection are
+gradient descent on a weight distance and a clamp. Held-out pairs judge the result, not the
+fit. docs/train.md ("Below the record") has the runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..compiler import checkpoint
+from ..compiler.errors import AdderError
+from ..compiler.expr import TExpr
+from ..compiler.module import AdderModel, compile_spec
+from ..compiler.spec import Linear, Norm
+from . import data
+from .finetune import source_of
+from .loop import LAST, evaluate, train
+from .recipes import Hyper, Recipe
+from .recipes.hyper import MAX_STEPS
+from .sweep import warm_start_model
+
+#: The suffix of a tie's learned difference in a bridge layout.
+SLACK = "_slack"
+#: L-BFGS iterations of each fitting stage (tens of parameters: it converges in far fewer).
+FIT_ITERATIONS = 500
+#: The fit's second stage: the weight distance plus this times the differences' squared norm, so
+#: that among the (many) exact fits it finds one whose differences are small.
+SLACK_WEIGHT = 1e-6
+#: The tied model a bridge run writes (its run folder also holds the bridge layout's run, `bridge/`).
+BRIDGED = "bridged.pt"
+#: The annealing run's data: operands of 1 to 10 digits (a length, then a value below 10^length),
+#: so that short operands, which uniform 10-digit draws almost never give, are kept right too.
+CURRICULUM = "1-10:rest"
+
+
+def bridge_recipe(recipe: Recipe) -> Recipe:
+    """The bridge layout of `recipe` as a recipe of its own (name `<recipe>+slack`), or one line
+    saying that `recipe` has none."""
+    if recipe.bridge is None:
+        raise AdderError(f"recipe {recipe.name} has no bridge layout (no tie with a learned difference); "
+                         "--bridge-from applies to the recipes whose notes name one (`adder train --list`)")
+    return Recipe(name=f"{recipe.name}+slack", build=recipe.bridge, hyper=recipe.hyper, summary=recipe.summary,
+                  params=recipe.params, notes=recipe.notes, origin=recipe.origin)
+
+
+def slack_params(model: AdderModel) -> dict[str, torch.nn.Parameter]:
+    return {n: p for n, p in model.named_spec_params() if n.endswith(SLACK)}
+
+
+def effective_weights(model: AdderModel) -> dict[str, torch.Tensor]:
+    """Every weight the module computes, by where it sits ("blocks.0.attention.q"): each
+    projection's chain multiplied into one matrix, norms' weights and biases, tables. Two
+    layouts of one family have the same keys, whatever ties built them."""
+    spec, out = model.spec, {}
+
+    def visit(obj, where: str) -> None:
+        if isinstance(obj, TExpr):
+            out[where] = model.w(obj)
+        elif isinstance(obj, Linear):
+            m = None
+            for w in obj.weights:
+                m = model.w(w) if m is None else model.w(w) @ m
+            out[where] = m
+            if obj.bias is not None:
+                out[where + ".bias"] = model.w(obj.bias)
+        elif isinstance(obj, Norm):
+            for name in ("weight", "bias"):
+                if getattr(obj, name) is not None:
+                    out[f"{where}.{name}"] = model.w(getattr(obj, name))
+        elif hasattr(obj, "__dataclass_fields__"):
+            for f in fields(obj):
+                visit(getattr(obj, f.name), f"{where}.{f.name}")
+
+    visit(spec.embed, "embed")
+    if spec.pos is not None:
+        visit(spec.pos, "pos")
+    for i, b in enumerate(spec.blocks):
+        visit(b.norm, f"blocks.{i}.norm")
+        visit(b.layer, f"blocks.{i}.{type(b.layer).__name__.lower()}")
+    visit(spec.final_norm, "final_norm")
+    visit(spec.unembed, "unembed")
+    return out
+
+
+def weight_distance(bridge: AdderModel, target: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The summed squared difference between the bridge's weights and `target`'s."""
+    mine = effective_weights(bridge)
+    return sum(((mine[k] - target[k]) ** 2).sum() for k in target)
+
+
+def _lbfgs(params: list[torch.Tensor], loss_fn) -> float:
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=FIT_ITERATIONS, tolerance_grad=1e-14, tolerance_change=1e-18,
+                            history_size=50, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float(loss_fn())
+
+
+def fit(bridge: AdderModel, source: AdderModel) -> dict:
+    """Fit `bridge` (a bridge layout, changed in place) to `source`'s weights: the ties alone, then
+    the differences. Same-named parameters start at `source`'s values. What the fit left: the
+    distance after each stage and each difference's norm."""
+    target = {k: v.detach().double() for k, v in effective_weights(source).items()}
+    mine = {k: tuple(v.shape) for k, v in effective_weights(bridge).items()}
+    if mine != {k: tuple(v.shape) for k, v in target.items()}:
+        raise AdderError(f"{source.spec.name} and {bridge.spec.name} are not layouts of one family (their weights "
+                         f"differ in place or shape: {sorted(set(mine) ^ set(target)) or 'shapes'}); "
+                         "bridge from a model of the family the recipe ties")
+    work = compile_spec(bridge.spec, dtype="float64")
+    own = dict(work.named_spec_params())
+    theirs = dict(source.named_spec_params())
+    slack = slack_params(work)
+    with torch.no_grad():
+        for n, p in own.items():
+            if n in theirs and theirs[n].shape == p.shape and n not in slack:
+                p.copy_(theirs[n].double())
+            elif n in slack:
+                p.zero_()
+            else:
+                p.copy_(dict(bridge.named_spec_params())[n].double())
+    ties = [p for n, p in own.items() if n not in slack and p.requires_grad]
+    for p in slack.values():
+        p.requires_grad_(False)
+    tied_distance = _lbfgs(ties, lambda: weight_distance(work, target))
+    for p in slack.values():
+        p.requires_grad_(True)
+    distance = _lbfgs(ties + list(slack.values()),
+                      lambda: weight_distance(work, target) + SLACK_WEIGHT * sum((p ** 2).sum() for p in slack.values()))
+    distance = float(weight_distance(work, target).detach())
+    with torch.no_grad():
+        for n, p in bridge.named_spec_params():
+            p.copy_(own[n].to(p.dtype))
+    return {"tied_distance": tied_distance, "distance": distance,
+            "slack_norms": {n: float(p.detach().norm()) for n, p in slack.items()}}
+
+
+class Anneal:
+    """After each training step (`loop.train`'s `after_step`), every difference is projected onto
+    a ball of radius `norm0 * (steps - done) / steps`: its norm after the fit, shrinking linearly
+    to zero at `steps`. A projection and not a penalty: the model may resist a penalty (it did:
+    the differences grew back under Adam), not a radius."""
+
+    def __init__(self, start: dict[str, float], steps: int):
+        self.start, self.steps = start, steps
+
+    @torch.no_grad()
+    def __call__(self, model: AdderModel, done: int) -> None:
+        left = max(0.0, (self.steps - done) / self.steps)
+        for n, p in slack_params(model).items():
+            cap, norm = self.start[n] * left, float(p.norm())
+            if norm > cap:
+                p.mul_(cap / norm) if cap > 0 else p.zero_()
+
+
+def tied_model(recipe: Recipe, bridge: AdderModel) -> AdderModel:
+    """`recipe`'s model with `bridge`'s parameters, once every difference is exactly zero."""
+    open_ = [n for n, p in slack_params(bridge).items() if bool(p.detach().abs().max() > 0)]
+    if open_:
+        raise AdderError(f"the bridge's differences {', '.join(open_)} are not zero yet; anneal to the end first")
+    tied = compile_spec(recipe.build())
+    mine, theirs = dict(tied.named_spec_params()), dict(bridge.named_spec_params())
+    missing = [n for n in mine if n not in theirs or theirs[n].shape != mine[n].shape]
+    if missing:
+        raise AdderError(f"the bridge layout lacks {', '.join(missing)} of {recipe.name}; the recipe's bridge "
+                         "builder must be its layout with differences added")
+    with torch.no_grad():
+        for n, p in mine.items():
+            p.copy_(theirs[n])
+    return tied
+
+
+@dataclass
+class BridgeResult:
+    fitted: dict  # what `fit` left
+    start: dict  # held-out evaluation of the fitted bridge (the trained model's function)
+    end: dict  # held-out evaluation of the tied model
+    checkpoint: Path  # the tied model (BRIDGED)
+    seconds: float
+
+    def to_json(self) -> dict:
+        return {"fitted": self.fitted, "start": self.start, "end": self.end, "checkpoint": str(self.checkpoint),
+                "seconds": round(self.seconds, 2)}
+
+
+def bridge_hyper(recipe: Recipe, steps: int, lr: float) -> Hyper:
+    """The annealing run's hyperparameters: a constant `lr`, no decay (it shrinks the logits a
+    trained model relies on), no Grokfast, `CURRICULUM`, every evaluation kept (no early stop)."""
+    return replace(recipe.hyper, steps=steps, lr=lr, min_lr_ratio=1.0, warmup=0, weight_decay=0.0, wd_drops=(),
+                   grokfast_lamb=0.0, curriculum=CURRICULUM, early_stop_evals=MAX_STEPS, ema_after=0.0,
+                   lbfgs_steps=0, eval_every=min(recipe.hyper.eval_every, max(1, steps // 10))).check()
+
+
+def run_bridge(recipe: Recipe, source: str, *, seed: int, out: Path, steps: int, lr: float, force: bool = False,
+               on_row: Callable[[dict], None] | None = None) -> BridgeResult:
+    """Bridge the model `source` (a checkpoint or construction of the family) into `recipe`'s layout:
+    fit, anneal over `steps` at `lr`, and write the tied model to `out / BRIDGED` (module docstring)."""
+    import time
+
+    t0 = time.perf_counter()
+    brec = bridge_recipe(recipe)
+    if (out / BRIDGED).exists() and not force:
+        raise AdderError(f"{out / BRIDGED} exists; pass --force to overwrite it, or another --out")
+    h = bridge_hyper(recipe, steps, lr)
+    trained = warm_start_model(source)
+    bridge = compile_spec(brec.build(), seed=seed)
+    fitted = fit(bridge, trained)
+    va, vb = data.validation_pairs(h.eval_pairs)
+    start = evaluate(bridge, va, vb)
+    anneal = Anneal({n: float(p.detach().norm()) for n, p in slack_params(bridge).items()}, steps)
+    train(brec, seed=seed, out=out / "bridge", hyper=h, warm_start=bridge, after_step=anneal, force=True,
+          on_row=on_row)
+    last = checkpoint.read(out / "bridge" / LAST)
+    if int(last["meta"].get("step", 0)) < steps:
+        raise AdderError(f"the annealing run stopped at step {last['meta'].get('step')} of {steps:,} "
+                         f"({out / 'bridge'}); its differences are not zero, so no tied model was written")
+    tied = tied_model(recipe, checkpoint.from_checkpoint(last, where=str(out / "bridge" / LAST)))
+    end = evaluate(tied, va, vb)
+    checkpoint.save(tied, out / BRIDGED, force=True, meta={
+        "recipe": recipe.name, "seed": seed, "step": steps, "val_exact": end["exact"], "hyper": h.to_json(),
+        "bridge": {"source": source_of(source, trained), "steps": steps, "lr": lr, "fit": fitted,
+                   "start": start, "end": end}})
+    return BridgeResult(fitted=fitted, start=start, end=end, checkpoint=out / BRIDGED,
+                        seconds=time.perf_counter() - t0)
