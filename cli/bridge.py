@@ -59,7 +59,7 @@ def run_bridge_cli(rec, *, source: str, seed: int, run_dir: Path, steps: Optiona
         print_json(summary)
         return
     f = res.fitted
-    console.print(f"fit: weight distance {f['distance']:.3g} (ties alone {f['tied_distance']:.3g}); held-out exact "
+    console.print(f"fit: logit gap {f['gap']:.2g} (the ties alone {f['tied_gap']:.2g}); held-out exact "
                   f"{res.start['exact']:.4f} at the start, {res.end['exact']:.4f} tied (smallest margin "
                   f"{res.end['min_margin']:.3f}) -> {res.checkpoint} ({res.seconds:.0f}s)", markup=False, highlight=False)
     ft = summary["final_test"]

@@ -6,11 +6,10 @@ learned difference on every tie (`<name>_slack`, the recipe's `bridge` builder):
 differences free it can hold the trained model exactly, with them at zero it *is* the tied
 model. Bridging walks from the one to the other:
 
-1. `fit`: the bridge's own parameters are fitted to the trained model's weights (the
-   weights every projection, norm and table of the module computes, compared one by one)
-   by L-BFGS, first with every difference at zero (the ties' best fit), then everything,
-   with a small price on the differences: they absorb what the ties cannot hold, and the
-   bridge starts where the trained model is (its held-out figures are the fit's check).
+1. `fit`: the bridge's own parameters are fitted by L-BFGS, the ties first (to the trained
+   model's weights, then to its answer logits on training pairs, which lets an exact symmetry
+   of the module move them), then the differences, which absorb what the ties cannot hold:
+   the bridge starts where the trained model is (its held-out figures are the fit's check).
 2. `anneal`: ordinary training, after every step of which each difference is projected
    onto a ball whose radius shrinks linearly from its starting norm to zero at step `steps`:
    the model has the whole run to move what the ties cannot hold into the tied parameters.
@@ -38,7 +37,8 @@ from ..compiler.module import AdderModel, compile_spec
 from ..compiler.spec import Linear, Norm
 from . import data
 from .finetune import source_of
-from .loop import LAST, evaluate, train
+from .loop import LAST, answer_logits, data_seed, evaluate, train
+from .guard import Forbidden
 from .recipes import Hyper, Recipe
 from .recipes.hyper import MAX_STEPS
 from .sweep import warm_start_model
@@ -47,9 +47,13 @@ from .sweep import warm_start_model
 SLACK = "_slack"
 #: L-BFGS iterations of each fitting stage (tens of parameters: it converges in far fewer).
 FIT_ITERATIONS = 500
-#: The fit's second stage: the weight distance plus this times the differences' squared norm, so
-#: that among the (many) exact fits it finds one whose differences are small.
-SLACK_WEIGHT = 1e-6
+#: The fit's last stage: the logit gap plus this times the differences' squared norm (relative to the
+#: weights'), so that among the exact fits it finds one whose differences are small.
+SLACK_WEIGHT = 1e-8
+#: Training pairs whose answer logits the fit matches, and the salt of their generator's seed.
+FIT_PAIRS, FIT_SALT = 512, 0xB1D6E
+#: A relative logit gap the fit counts as the trained model's function (float64 round-off is ~1e-15).
+EXACT_GAP = 1e-7
 #: The tied model a bridge run writes (its run folder also holds the bridge layout's run, `bridge/`).
 BRIDGED = "bridged.pt"
 #: The annealing run's data: operands of 1 to 10 digits (a length, then a value below 10^length),
@@ -106,9 +110,32 @@ def effective_weights(model: AdderModel) -> dict[str, torch.Tensor]:
     return out
 
 
-def weight_distance(bridge: AdderModel, target: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The summed squared difference between the bridge's weights and `target`'s."""
-    mine = effective_weights(bridge)
+def comparable_weights(model: AdderModel) -> dict[str, torch.Tensor]:
+    """`effective_weights` with two exact symmetries of the module divided out, so that two models
+    that compute the same function compare equal even where those moves set them apart: a
+    norm's weight multiplies every projection that reads its output, so it is folded into them
+    (its scale may move between the two); and a gated MLP's hidden unit is compared as the outer
+    product of its down column and its (folded) up row (its scale may move between the two)."""
+    w = effective_weights(model)
+    for i, b in enumerate(model.spec.blocks):
+        kind = f"blocks.{i}.{type(b.layer).__name__.lower()}"
+        scale = w.pop(f"blocks.{i}.norm.weight", None)
+        readers = ("q", "k", "v") if kind.endswith("attention") else ("gate", "up")
+        for r in readers:
+            if scale is not None and f"{kind}.{r}" in w:
+                w[f"{kind}.{r}"] = w[f"{kind}.{r}"] * scale
+        if kind.endswith("mlp"):
+            up, down = w.pop(f"{kind}.up"), w.pop(f"{kind}.down")
+            w[f"{kind}.units"] = torch.einsum("dj,jk->jdk", down, up)
+    final = w.pop("final_norm.weight", None)
+    if final is not None:
+        w["unembed"] = w["unembed"] * final
+    return w
+
+
+def weight_distance(bridge: AdderModel, target: dict[str, torch.Tensor], view=comparable_weights) -> torch.Tensor:
+    """The summed squared difference between the bridge's weights, as `view` shows them, and `target`."""
+    mine = view(bridge)
     return sum(((mine[k] - target[k]) ** 2).sum() for k in target)
 
 
@@ -127,41 +154,80 @@ def _lbfgs(params: list[torch.Tensor], loss_fn) -> float:
         return float(loss_fn())
 
 
-def fit(bridge: AdderModel, source: AdderModel) -> dict:
-    """Fit `bridge` (a bridge layout, changed in place) to `source`'s weights: the ties alone, then
-    the differences. Same-named parameters start at `source`'s values. What the fit left: the
-    distance after each stage and each difference's norm."""
-    target = {k: v.detach().double() for k, v in effective_weights(source).items()}
-    mine = {k: tuple(v.shape) for k, v in effective_weights(bridge).items()}
+def logit_gap(bridge: AdderModel, target: torch.Tensor, pairs) -> torch.Tensor:
+    """The squared relative RMS difference between the bridge's teacher-forced answer logits on
+    `pairs` and `target` (the trained model's)."""
+    logits, _ = answer_logits(bridge, *pairs)
+    return ((logits - target) ** 2).mean() / (target ** 2).mean()
+
+
+def fit(bridge: AdderModel, source: AdderModel, pairs) -> dict:
+    """Fit `bridge` (a bridge layout, changed in place) to `source`, in three L-BFGS stages:
+
+    1. the ties alone (differences at zero) to `source`'s weights (`comparable_weights`: two exact
+       symmetries divided out), from `source`'s same-named values, the layout's own parameters
+       first fitted to `source`'s weights as they are;
+    2. the ties alone to `source`'s function: its answer logits on `pairs` (an exact symmetry of
+       the module, such as a hidden unit's scale moving from down to up, is a move that changes
+       weights and not the function: weights alone could not find it);
+    3. the differences alone to that function, with a small price on their size; where they
+       cannot restore it from there (a gap above EXACT_GAP), the ties go back to stage 1 and
+       ties and differences match the weights as they are instead, which restores it exactly
+       (`matched`).
+
+    What the fit left: the weight distance after 1 and the relative logit gap after 2 and 3
+    (`tied_gap`: what the ties cannot hold; `gap`: ~0, the bridge starts where `source` is)."""
+    target = {k: v.detach().double() for k, v in comparable_weights(source).items()}
+    mine = {k: tuple(v.shape) for k, v in comparable_weights(bridge).items()}
     if mine != {k: tuple(v.shape) for k, v in target.items()}:
         raise AdderError(f"{source.spec.name} and {bridge.spec.name} are not layouts of one family (their weights "
                          f"differ in place or shape: {sorted(set(mine) ^ set(target)) or 'shapes'}); "
                          "bridge from a model of the family the recipe ties")
     work = compile_spec(bridge.spec, dtype="float64")
-    own = dict(work.named_spec_params())
-    theirs = dict(source.named_spec_params())
+    teacher = compile_spec(source.spec, dtype="float64")
+    teacher.load_state_dict({k: v.double() for k, v in source.state_dict().items()})
+    with torch.no_grad():
+        logits, _ = answer_logits(teacher, *pairs)
+    own, theirs, start = dict(work.named_spec_params()), dict(source.named_spec_params()), dict(bridge.named_spec_params())
     slack = slack_params(work)
+    def same(n: str) -> bool:  # a parameter `source` has too
+        return n in theirs and theirs[n].shape == own[n].shape and n not in slack
+
     with torch.no_grad():
         for n, p in own.items():
-            if n in theirs and theirs[n].shape == p.shape and n not in slack:
-                p.copy_(theirs[n].double())
-            elif n in slack:
-                p.zero_()
-            else:
-                p.copy_(dict(bridge.named_spec_params())[n].double())
+            p.copy_(0 if n in slack else (theirs[n] if same(n) else start[n]).double())
     ties = [p for n, p in own.items() if n not in slack and p.requires_grad]
-    for p in slack.values():
-        p.requires_grad_(False)
-    tied_distance = _lbfgs(ties, lambda: weight_distance(work, target))
-    for p in slack.values():
-        p.requires_grad_(True)
-    distance = _lbfgs(ties + list(slack.values()),
-                      lambda: weight_distance(work, target) + SLACK_WEIGHT * sum((p ** 2).sum() for p in slack.values()))
-    distance = float(weight_distance(work, target).detach())
+
+    def fitted(params, loss) -> float:
+        for p in own.values():
+            p.requires_grad_(any(p is q for q in params))
+        return _lbfgs(params, loss)
+
+    def price() -> torch.Tensor:
+        return SLACK_WEIGHT * sum((p ** 2).sum() for p in slack.values()) / scale
+
+    scale = sum(float((w ** 2).sum()) for w in target.values())
+    raw = {k: v.detach().double() for k, v in effective_weights(source).items()}
+    new = [p for n, p in own.items() if p.requires_grad and n not in slack and not same(n)]
+    if new:  # the tied layout's own parameters start at the values that best give the weights as they are
+        fitted(new, lambda: weight_distance(work, raw, view=effective_weights))
+    distance = fitted(ties, lambda: weight_distance(work, target))
+    by_weights = {n: p.detach().clone() for n, p in own.items()}
+    tied_gap = fitted(ties, lambda: logit_gap(work, logits, pairs)) ** 0.5
+    fitted(list(slack.values()), lambda: logit_gap(work, logits, pairs) + price())
+    with torch.no_grad():
+        gap, how = float(logit_gap(work, logits, pairs)) ** 0.5, "logits"
+        if gap > EXACT_GAP:  # the differences could not restore the function from there: match weights instead
+            for n, p in own.items():
+                p.copy_(by_weights[n])
+    if gap > EXACT_GAP:
+        fitted(ties + list(slack.values()), lambda: weight_distance(work, raw, view=effective_weights) + price() * scale)
+        with torch.no_grad():
+            gap, how = float(logit_gap(work, logits, pairs)) ** 0.5, "weights"
     with torch.no_grad():
         for n, p in bridge.named_spec_params():
             p.copy_(own[n].to(p.dtype))
-    return {"tied_distance": tied_distance, "distance": distance,
+    return {"weight_distance": distance, "tied_gap": tied_gap, "gap": gap, "matched": how,
             "slack_norms": {n: float(p.detach().norm()) for n, p in slack.items()}}
 
 
@@ -234,7 +300,9 @@ def run_bridge(recipe: Recipe, source: str, *, seed: int, out: Path, steps: int,
     h = bridge_hyper(recipe, steps, lr)
     trained = warm_start_model(source)
     bridge = compile_spec(brec.build(), seed=seed)
-    fitted = fit(bridge, trained)
+    gen = torch.Generator().manual_seed(data_seed(seed) + FIT_SALT)
+    pairs = data.hyper_batch(h, 0, FIT_PAIRS, data.parse_curriculum(h.curriculum), gen, Forbidden.for_run(h.eval_pairs))
+    fitted = fit(bridge, trained, pairs)
     va, vb = data.validation_pairs(h.eval_pairs)
     start = evaluate(bridge, va, vb)
     anneal = Anneal({n: float(p.detach().norm()) for n, p in slack_params(bridge).items()}, steps)

@@ -30,6 +30,11 @@ Tying options (each a keyword of `qwen3_d3`), from the 122p base down:
   Q[:, :2] = s (cos phi, sin phi)^T (-3); `gate_rank1` — both hidden units gate on one direction,
   the second scaled, gate = [g; c g] (-2 at SwiGLU width 2); `down_arc` — the MLP writes the arc
   plane only, down's third row zero (-2 at width 2);
+* exact symmetries fixed (the module computes the same function): `unit_down` — with `down_arc`,
+  each column of down a unit vector (an angle), each hidden unit's scale carried by its row of
+  up (-ffn); `pin_norm_z` — the shared residual norm's third weight is 1 (neither the attention,
+  which reads the arc plane, nor the head, whose third column is zero, sees that dimension:
+  its scale is carried by the MLP's third input column) (-1);
 * `slack` — each of those four ties plus a learned difference (`<name>_slack`, starting at 0):
   the layout between a trained untied model and the tied one (`train/bridge.py`);
 * `rope_convention` — "interleaved" (pairs (2i, 2i + 1)) for the PyTorch reimplementations of
@@ -90,13 +95,14 @@ def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv:
              o_is_qt: bool = False, norms: str = "separate", share_qk_norm: bool = False, embed: str = "table",
              down_rotated_up_t: bool = False, down_up_t: bool = False, rope_convention: str = "half",
              mirror_k_norm: bool = False, q_arc: str = "free", gate_rank1: bool = False, down_arc: bool = False,
-             slack: bool = False, author: str = "staghado",
+             unit_down: bool = False, pin_norm_z: bool = False, slack: bool = False, author: str = "staghado",
              source: str = SOURCE, inits: Inits = Inits()) -> ModelSpec:
     """The family's layout; every option ties or drops a published tensor (the module docstring).
     `rope_convention`: "half" as MLX and HF, "interleaved" as the PyTorch reimplementations."""
     assert k in K_SOURCES and embed in EMBEDS and norms in NORMS and not (tie_kv and v_is_q)
     assert not (down_up_t and down_rotated_up_t) and q_arc in Q_ARC and not (mirror_k_norm and share_qk_norm)
-    assert embed == "arc" or (q_arc == "free" and not down_arc) and (ffn == 2 or not gate_rank1)
+    assert embed == "arc" or (q_arc == "free" and not down_arc and not pin_norm_z) and (ffn == 2 or not gate_rank1)
+    assert (down_arc or not unit_down) and (norms == "shared" or not pin_norm_z)
     c = Construction(name, vocab=[str(d) for d in range(10)], dtype="float32",
                      fmt=PromptFormat(prompt=(0, ("a", "lsb"), 0, 0, ("b", "lsb"), 0), out_order="lsb"),
                      slots=[("h", D)], layers=1, heads=heads,
@@ -123,7 +129,10 @@ def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv:
     def reads(*chain):  # the zero arc column is unwritten before attention: say so (same numbers)
         return [ARC_DIMS, *chain] if embed == "arc" else chain[0] if len(chain) == 1 else list(chain)
 
-    shared = norm("norm", D) if norms == "shared" else None
+    if pin_norm_z:  # the third weight 1: its scale lives in the MLP's third input column instead
+        shared = rms(1e-6, weight=tied("norm", cat([c.free("norm_arc", (2,), init="ones"), const([1])])))
+    else:
+        shared = norm("norm", D) if norms == "shared" else None
     if q_arc == "free":
         q = c.free("attn.q", (heads * HEAD_DIM, D), init=inits.linear)
     else:  # [s (cos phi, sin phi)^T | z]: the arc plane read along one learned direction
@@ -159,7 +168,12 @@ def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv:
     elif down_up_t:  # down(x) = up^T x
         down = up.T
     elif down_arc:  # the arc plane's two rows; the third (read only by the final norm's scale: the head ignores it) zero
-        down = tied("mlp.down", cat([c.free("mlp.down_arc", (2, ffn), init=inits.linear), zeros(1, ffn)], axis=0))
+        if unit_down:  # unit columns: each hidden unit's scale lives in its row of up instead
+            turn = c.free("mlp.down_angle", (ffn,), init="normal:1")
+            arc = stack([cos(turn), sin(turn)])
+        else:
+            arc = c.free("mlp.down_arc", (2, ffn), init=inits.linear)
+        down = tied("mlp.down", cat([arc, zeros(1, ffn)], axis=0))
     else:
         down = c.free("mlp.down", (D, ffn), init=inits.linear)
     c.mlp(norm=mlp_norm, act="silu", gate=gate, up=up, down=down)
