@@ -131,5 +131,5 @@ def test_exact_symmetries_fixed_by_a_layout_are_fitted_exactly(fitted):
     source = a_38p_model(fitted)
     bridge = compile_spec(bridge_recipe(get_recipe("qwen3-mirror-35")).build(), seed=0)
     info = fit(bridge, source, PAIRS)
-    assert info["tied_gap"] < 1e-6 and info["matched"] == "logits"  # no difference needed: the same function
+    assert info["tied_gap"] < 1e-6 and info["matched"] in ("ties", "logits")  # no difference needed: the same function
     assert all(n < 1e-5 for n in info["slack_norms"].values())

@@ -53,7 +53,7 @@ SLACK_WEIGHT = 1e-8
 #: Training pairs whose answer logits the fit matches, and the salt of their generator's seed.
 FIT_PAIRS, FIT_SALT = 512, 0xB1D6E
 #: A relative logit gap the fit counts as the trained model's function (float64 round-off is ~1e-15).
-EXACT_GAP = 1e-7
+EXACT_GAP = 1e-6
 #: The tied model a bridge run writes (its run folder also holds the bridge layout's run, `bridge/`).
 BRIDGED = "bridged.pt"
 #: The annealing run's data: operands of 1 to 10 digits (a length, then a value below 10^length),
@@ -170,10 +170,10 @@ def fit(bridge: AdderModel, source: AdderModel, pairs) -> dict:
     2. the ties alone to `source`'s function: its answer logits on `pairs` (an exact symmetry of
        the module, such as a hidden unit's scale moving from down to up, is a move that changes
        weights and not the function: weights alone could not find it);
-    3. the differences alone to that function, with a small price on their size; where they
-       cannot restore it from there (a gap above EXACT_GAP), the ties go back to stage 1 and
-       ties and differences match the weights as they are instead, which restores it exactly
-       (`matched`).
+    3. the differences alone to that function, with a small price on their size; where neither
+       2 nor 3 is within EXACT_GAP of it, the ties go back to stage 1 and ties and differences
+       match the weights as they are instead, which restores it exactly. The start kept
+       (`matched`: "ties", "logits" or "weights") is the one with the smallest logit gap.
 
     What the fit left: the weight distance after 1 and the relative logit gap after 2 and 3
     (`tied_gap`: what the ties cannot hold; `gap`: ~0, the bridge starts where `source` is)."""
@@ -214,17 +214,25 @@ def fit(bridge: AdderModel, source: AdderModel, pairs) -> dict:
     distance = fitted(ties, lambda: weight_distance(work, target))
     by_weights = {n: p.detach().clone() for n, p in own.items()}
     tied_gap = fitted(ties, lambda: logit_gap(work, logits, pairs)) ** 0.5
+
+    def state() -> tuple[float, dict]:
+        with torch.no_grad():
+            return float(logit_gap(work, logits, pairs)) ** 0.5, {n: p.detach().clone() for n, p in own.items()}
+
+    candidates = {"ties": state()}  # the ties alone, differences at zero
     fitted(list(slack.values()), lambda: logit_gap(work, logits, pairs) + price())
-    with torch.no_grad():
-        gap, how = float(logit_gap(work, logits, pairs)) ** 0.5, "logits"
-        if gap > EXACT_GAP:  # the differences could not restore the function from there: match weights instead
+    candidates["logits"] = state()
+    if min(candidates["ties"][0], candidates["logits"][0]) > EXACT_GAP:  # match the weights as they are instead
+        with torch.no_grad():
             for n, p in own.items():
                 p.copy_(by_weights[n])
-    if gap > EXACT_GAP:
         fitted(ties + list(slack.values()), lambda: weight_distance(work, raw, view=effective_weights) + price() * scale)
-        with torch.no_grad():
-            gap, how = float(logit_gap(work, logits, pairs)) ** 0.5, "weights"
+        candidates["weights"] = state()
+    how = min(candidates, key=lambda k: candidates[k][0])  # the smallest gap; the first of equals (fewest differences)
+    gap, chosen = candidates[how]
     with torch.no_grad():
+        for n, p in own.items():
+            p.copy_(chosen[n])
         for n, p in bridge.named_spec_params():
             p.copy_(own[n].to(p.dtype))
     return {"weight_distance": distance, "tied_gap": tied_gap, "gap": gap, "matched": how,
