@@ -82,6 +82,7 @@ def test_bridge_errors_are_one_line_before_any_work(tmp_path, args, message):
     assert not (tmp_path / "b" / "bridge").exists()
 
 
+@pytest.mark.integration
 def test_a_short_bridge_run_writes_a_tied_checkpoint_that_records_its_source(tmp_path):
     out = tmp_path / "b"
     r = CliRunner().invoke(app, ["train", "qwen3-mirror-38", "--bridge-from", str(SOURCE), "--steps", "20",
@@ -127,6 +128,7 @@ def test_comparable_weights_divide_out_a_hidden_units_scale_and_a_norms(fitted):
     assert set(same) == set(other) and all(torch.allclose(same[k], other[k], rtol=1e-5, atol=1e-5) for k in same)
 
 
+@pytest.mark.integration
 def test_exact_symmetries_fixed_by_a_layout_are_fitted_exactly(fitted):
     source = a_38p_model(fitted)
     bridge = compile_spec(bridge_recipe(get_recipe("qwen3-mirror-35")).build(), seed=0)

@@ -155,9 +155,12 @@ def test_every_recipe_batches(name, tmp_path):
         single = compile_spec(spec, seed=seed).train()
         a, b = data.hyper_batch(h, 0, h.batch, phases, gen, pop.guard)  # short operands meet the official edge cases
         answer_loss(single, a, b, eos=h.eos_token).backward()
+        # a gradient entry that nearly cancels (an arc's start, which turns every digit at once, at
+        # initialisation) keeps the rounding of its terms: tolerate 1e-4 of the model's largest entry
+        atol = 1e-4 * max(float(p.grad.abs().max()) for p in single.parameters() if p.requires_grad)
         for n, p in single.named_parameters():
             if p.requires_grad:
-                assert torch.allclose(pop.params[n].grad[i], p.grad, rtol=1e-4, atol=1e-6), (name, n)
+                assert torch.allclose(pop.params[n].grad[i], p.grad, rtol=1e-4, atol=max(1e-6, atol)), (name, n)
 
 
 def test_progress_rows_and_refusals(tmp_path):

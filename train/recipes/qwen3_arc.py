@@ -110,8 +110,9 @@ def arc34() -> ModelSpec:
 #: is nearly Q's with every RoPE pair's second entry negated (ratios 0.99, -0.81, 1.11, -1.20), its
 #: MLP writes almost only the arc plane (down's third row 1.1, -4.0 against rows of norm ~40),
 #: its two gate rows are nearly parallel (singular values 2.79 and 0.088) and Q reads the arc
-#: plane almost along one direction (4.13 and 0.39). Each layout below keeps some of them; a
-#: model of the 44p layout reaches one through `adder train RECIPE --bridge-from` (train/bridge.py).
+#: plane almost along one direction (4.13 and 0.39). The layouts below keep the first two, which
+#: bridge (the last two did not: docs/train.md); a model of the 44p layout reaches one through
+#: `adder train RECIPE --bridge-from` (train/bridge.py).
 MIRROR_NOTES = ("Ours: the 44p's ties plus ties read off a trained 44p (docs/train.md, 'Below the record'); "
                 "reach it from a trained qwen3-arc-44 with --bridge-from, or train it as the 44p trains.")
 ARC44 = dict(k="q", v_is_q=True, o_is_qt=True, norms="shared", inits=TBUKIC_INITS, author="adder")
@@ -132,10 +133,3 @@ _mirror_recipe("qwen3-mirror-38", 38, "qwen3-arc-44 with K's norm = Q's mirrored
                "the arc plane only", down_arc=True)
 _mirror_recipe("qwen3-mirror-35", 35, "qwen3-mirror-38 with two exact symmetries fixed: unit columns of down, the "
                "residual norm's third weight 1", down_arc=True, unit_down=True, pin_norm_z=True)
-# tried and failed (docs/train.md, "Below the record"): kept so that the table's runs re-run
-_mirror_recipe("qwen3-mirror-36g", 36, "qwen3-mirror-38 with one gating direction (gate = [g; c g])",
-               down_arc=True, gate_rank1=True)
-_mirror_recipe("qwen3-mirror-35q", 35, "qwen3-mirror-38 with Q reading the arc plane along one learned direction",
-               down_arc=True, q_arc="one direction")
-_mirror_recipe("qwen3-mirror-33", 33, "qwen3-mirror-35q with one gating direction",
-               down_arc=True, gate_rank1=True, q_arc="one direction")

@@ -25,17 +25,14 @@ Tying options (each a keyword of `qwen3_d3`), from the 122p base down:
 * `ffn` — SwiGLU width (3 in the base; 2 saves 9);
 * `heads` — query heads sharing the one KV head (the original's larger models use 2: +24);
 * ties read off a trained 44p (`qwen3_arc.py`, ours): `mirror_k_norm` — K's norm weight is Q's
-  with the second entry of every RoPE pair negated, a reflection of each pair (-4);
-  `q_arc="one direction"` — Q reads the arc plane along one learned direction,
-  Q[:, :2] = s (cos phi, sin phi)^T (-3); `gate_rank1` — both hidden units gate on one direction,
-  the second scaled, gate = [g; c g] (-2 at SwiGLU width 2); `down_arc` — the MLP writes the arc
-  plane only, down's third row zero (-2 at width 2);
+  with the second entry of every RoPE pair negated, a reflection of each pair (-4); `down_arc` —
+  the MLP writes the arc plane only, down's third row zero (-2 at width 2);
 * exact symmetries fixed (the module computes the same function): `unit_down` — with `down_arc`,
   each column of down a unit vector (an angle), each hidden unit's scale carried by its row of
   up (-ffn); `pin_norm_z` — the shared residual norm's third weight is 1 (neither the attention,
   which reads the arc plane, nor the head, whose third column is zero, sees that dimension:
   its scale is carried by the MLP's third input column) (-1);
-* `slack` — each of those four ties plus a learned difference (`<name>_slack`, starting at 0):
+* `slack` — each of those ties plus a learned difference (`<name>_slack`, starting at 0):
   the layout between a trained untied model and the tied one (`train/bridge.py`);
 * `rope_convention` — "interleaved" (pairs (2i, 2i + 1)) for the PyTorch reimplementations of
   the family (qwen3_arc.py), whose published weights were trained with it.
@@ -47,7 +44,7 @@ import math
 from dataclasses import dataclass, replace
 
 from ...compiler.builder import Construction, block_diag, rms, rope, rotation
-from ...compiler.expr import cat, const, cos, reshape, sin, stack, zeros
+from ...compiler.expr import cat, const, cos, sin, stack, zeros
 from ...compiler.formats import PromptFormat
 from ...compiler.spec import ModelSpec
 from .hyper import Hyper
@@ -74,8 +71,6 @@ K_SOURCES = ("own", "q", "q rotated")
 EMBEDS = ("table", "arc+z", "arc")
 #: What the attention reads of the stream under the zero-third-column arc: its first two dims.
 ARC_DIMS = const([[1, 0, 0], [0, 1, 0], [0, 0, 0]])
-#: How Q reads the arc plane: a free 2-column block, or one learned direction scaled per row.
-Q_ARC = ("free", "one direction")
 #: Residual norms: one weight each (attention, MLP, final), or one shared by all three.
 NORMS = ("separate", "shared")
 
@@ -94,14 +89,14 @@ class Inits:
 def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv: bool = False, v_is_q: bool = False,
              o_is_qt: bool = False, norms: str = "separate", share_qk_norm: bool = False, embed: str = "table",
              down_rotated_up_t: bool = False, down_up_t: bool = False, rope_convention: str = "half",
-             mirror_k_norm: bool = False, q_arc: str = "free", gate_rank1: bool = False, down_arc: bool = False,
+             mirror_k_norm: bool = False, down_arc: bool = False,
              unit_down: bool = False, pin_norm_z: bool = False, slack: bool = False, author: str = "staghado",
              source: str = SOURCE, inits: Inits = Inits()) -> ModelSpec:
     """The family's layout; every option ties or drops a published tensor (the module docstring).
     `rope_convention`: "half" as MLX and HF, "interleaved" as the PyTorch reimplementations."""
     assert k in K_SOURCES and embed in EMBEDS and norms in NORMS and not (tie_kv and v_is_q)
-    assert not (down_up_t and down_rotated_up_t) and q_arc in Q_ARC and not (mirror_k_norm and share_qk_norm)
-    assert embed == "arc" or (q_arc == "free" and not down_arc and not pin_norm_z) and (ffn == 2 or not gate_rank1)
+    assert not (down_up_t and down_rotated_up_t) and not (mirror_k_norm and share_qk_norm)
+    assert embed == "arc" or not (down_arc or pin_norm_z)
     assert (down_arc or not unit_down) and (norms == "shared" or not pin_norm_z)
     c = Construction(name, vocab=[str(d) for d in range(10)], dtype="float32",
                      fmt=PromptFormat(prompt=(0, ("a", "lsb"), 0, 0, ("b", "lsb"), 0), out_order="lsb"),
@@ -133,12 +128,7 @@ def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv:
         shared = rms(1e-6, weight=tied("norm", cat([c.free("norm_arc", (2,), init="ones"), const([1])])))
     else:
         shared = norm("norm", D) if norms == "shared" else None
-    if q_arc == "free":
-        q = c.free("attn.q", (heads * HEAD_DIM, D), init=inits.linear)
-    else:  # [s (cos phi, sin phi)^T | z]: the arc plane read along one learned direction
-        s, phi = c.free("attn.q_scale", (heads * HEAD_DIM, 1), init=inits.linear), angle("attn.q_angle")
-        z = c.free("attn.q_z", (heads * HEAD_DIM, 1), init=inits.linear)
-        q = cat([tied("attn.q_arc", s @ reshape(stack([cos(phi), sin(phi)]), 1, 2)), z], axis=1)
+    q = c.free("attn.q", (heads * HEAD_DIM, D), init=inits.linear)
     if k == "own":
         k_proj = reads(c.free("attn.k", (HEAD_DIM, D), init=inits.linear))
     elif k == "q":
@@ -157,12 +147,7 @@ def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv:
                 head_dim=HEAD_DIM, q_norm=qn, k_norm=kn,
                 rope=rope(theta=THETA, head_dim=HEAD_DIM, convention=rope_convention))
     mlp_norm = shared or norm("mlp.norm", D)
-    if gate_rank1:  # [g; c g]: one gating direction, the second unit's scaled
-        g, ratio = c.free("mlp.gate_row", (D,), init=inits.linear), c.param("mlp.gate_ratio", 1)
-        gate = tied("mlp.gate", stack([g, ratio * g]))
-    else:
-        gate = c.free("mlp.gate", (ffn, D), init=inits.linear)
-    up = c.free("mlp.up", (ffn, D), init=inits.linear)
+    gate, up = c.free("mlp.gate", (ffn, D), init=inits.linear), c.free("mlp.up", (ffn, D), init=inits.linear)
     if down_rotated_up_t:  # down(x) = up^T R(angle) x: every pair of the hidden turned, then up's transpose
         down = [block_diag(*[rotation(angle("mlp.down_angle"))] * (ffn // 2)), up.T]
     elif down_up_t:  # down(x) = up^T x
