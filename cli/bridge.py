@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..compiler.errors import AdderError
-from .common import INTERRUPTED_EXIT, console, creatable_folder, err_console, print_json
+from .common import INTERRUPTED_EXIT, console, creatable_folder, err_console, print_final_test, print_json
 from .progress import progress_bar
 
 #: The annealing run's defaults: long enough for the model to follow the shrinking differences.
@@ -62,7 +62,4 @@ def run_bridge_cli(rec, *, source: str, seed: int, run_dir: Path, steps: Optiona
     console.print(f"fit: logit gap {f['gap']:.2g} (the ties alone {f['tied_gap']:.2g}); held-out exact "
                   f"{res.start['exact']:.4f} at the start, {res.end['exact']:.4f} tied (smallest margin "
                   f"{res.end['min_margin']:.3f}) -> {res.checkpoint} ({res.seconds:.0f}s)", markup=False, highlight=False)
-    ft = summary["final_test"]
-    if ft is not None:
-        console.print(f"official AdderBoard cases (final test, never used for selection): "
-                      f"{ft['passed']:,}/{ft['cases']:,} = {ft['accuracy']:.2%}")
+    print_final_test(summary["final_test"])

@@ -84,6 +84,13 @@ def table(title: str, columns: Iterable[str], rows: Iterable[Iterable[str]], **c
 
 
 
+def print_final_test(result: dict | None, never_used_for: str = "selection") -> None:
+    """The one line a training command ends with: the official cases, run once after training."""
+    if result is not None:
+        console.print(f"official AdderBoard cases (final test, never used for {never_used_for}): "
+                      f"{result['passed']:,}/{result['cases']:,} = {result['accuracy']:.2%}")
+
+
 def print_json(data: Any) -> None:
     """Print `data` as one JSON document on stdout (the `--json` flags)."""
     sys.stdout.write(json_text(data) + "\n")

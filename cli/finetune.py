@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..compiler.errors import AdderError
-from .common import INTERRUPTED_EXIT, console, creatable_folder, err_console, print_json
+from .common import INTERRUPTED_EXIT, console, creatable_folder, err_console, print_final_test, print_json
 
 
 def refuse(warm_start: Optional[str], others: dict, mode: str = "--finetune") -> None:
@@ -92,10 +92,7 @@ def run_finetune(rec, hyper, *, seed: int, run_dir: Path, warm_start: str, steps
                           f"{b['min_margin']:.3f} (round {b['round']}, step {b['step']:,}); {res.steps:,} steps in "
                           f"{res.seconds:.0f}s -> {res.checkpoint} (metrics: {res.metrics})",
                           markup=False, highlight=False)
-        ft = summary["final_test"]
-        if ft is not None:
-            console.print(f"official AdderBoard cases (final test, never used for selection or mining): "
-                          f"{ft['passed']:,}/{ft['cases']:,} = {ft['accuracy']:.2%}")
+        print_final_test(summary["final_test"], "selection or mining")
     if res.interrupted:
         err_console.print(f"interrupted after {res.steps:,} fine-tune steps; what the last round wrote is in {run_dir}",
                           markup=False, highlight=False, soft_wrap=True)

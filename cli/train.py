@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from ..compiler.errors import AdderError
 from ..compiler.limits import check_count, check_seed, check_threads
-from .common import INTERRUPTED_EXIT, console, creatable_folder, err_console, print_json, table
+from .common import INTERRUPTED_EXIT, console, creatable_folder, err_console, print_final_test, print_json, table
 from .progress import progress_bar
 
 RECIPE_COLUMNS = ("name", "params", "steps", "summary")
@@ -262,9 +262,6 @@ def _print_run(res, summary: dict, warm_start: Optional[str]) -> None:
         console.print(f"best held-out exact {res.best_exact:.4f} at step {res.best_step}; "
                       f"grokked (>= 99%): {res.grokked_step or 'no'}; {res.steps:,} steps in {res.seconds:.0f}s "
                       f"-> {res.checkpoint} (metrics: {res.metrics})", markup=False, highlight=False)
-    ft = summary["final_test"]
-    if ft is not None:
-        console.print(f"official AdderBoard cases (final test, never used for selection): "
-                      f"{ft['passed']:,}/{ft['cases']:,} = {ft['accuracy']:.2%}")
+    print_final_test(summary["final_test"])
     if summary["curves"]:
         console.print(f"wrote {summary['curves']}", markup=False, highlight=False)
