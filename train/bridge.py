@@ -52,8 +52,9 @@ FIT_ITERATIONS = 500
 SLACK_WEIGHT = 1e-8
 #: Training pairs whose answer logits the fit matches, and the salt of their generator's seed.
 FIT_PAIRS, FIT_SALT = 512, 0xB1D6E
-#: A relative logit gap the fit counts as the trained model's function (float64 round-off is ~1e-15).
-EXACT_GAP = 1e-6
+#: A relative logit gap the fit counts as the trained model's function (float64 round-off is ~1e-15),
+#: and one past which the bridge could not hold the model at all (a bridge is refused).
+EXACT_GAP, HELD_GAP = 1e-6, 1e-3
 #: The tied model a bridge run writes (its run folder also holds the bridge layout's run, `bridge/`).
 BRIDGED = "bridged.pt"
 #: The annealing run's data: operands of 1 to 10 digits (a length, then a value below 10^length),
@@ -311,6 +312,10 @@ def run_bridge(recipe: Recipe, source: str, *, seed: int, out: Path, steps: int,
     gen = torch.Generator().manual_seed(data_seed(seed) + FIT_SALT)
     pairs = data.hyper_batch(h, 0, FIT_PAIRS, data.parse_curriculum(h.curriculum), gen, Forbidden.for_run(h.eval_pairs))
     fitted = fit(bridge, trained, pairs)
+    if fitted["gap"] > HELD_GAP:
+        raise AdderError(f"{recipe.name}'s bridge layout cannot hold {source} (relative logit gap {fitted['gap']:.2g} "
+                         f"after the fit; its fixed parts, such as RoPE's frequencies, must be the same): "
+                         "bridge from a model of the family the recipe ties")
     va, vb = data.validation_pairs(h.eval_pairs)
     start = evaluate(bridge, va, vb)
     anneal = Anneal({n: float(p.detach().norm()) for n, p in slack_params(bridge).items()}, steps)
