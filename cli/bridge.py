@@ -43,8 +43,15 @@ def run_bridge_cli(rec, *, source: str, seed: int, run_dir: Path, steps: Optiona
                               f"smallest margin {row['min_margin']:.3f}", highlight=False)
             bar.update(task, completed=row["step"], info=f"loss {row['loss']:.3f}")
 
+        def on_fit(fitted, start):
+            rows_to.print(f"fit ({fitted['matched']}): relative logit gap {fitted['gap']:.2g} (the ties alone "
+                          f"{fitted['tied_gap']:.2g}); held-out exact {start['exact']:.4f}; annealing the "
+                          f"differences ({', '.join(f'{n} {v:.3g}' for n, v in fitted['slack_norms'].items())}) "
+                          f"to zero over {steps:,} steps", markup=False, highlight=False)
+
         try:
-            res = run_bridge(rec, source, seed=seed, out=run_dir, steps=steps, lr=lr, force=force, on_row=on_row)
+            res = run_bridge(rec, source, seed=seed, out=run_dir, steps=steps, lr=lr, force=force, on_row=on_row,
+                             on_fit=on_fit)
         except KeyboardInterrupt:
             err_console.print(f"interrupted; the annealing run's checkpoints are in {run_dir / 'bridge'}",
                               markup=False, highlight=False)
@@ -58,8 +65,7 @@ def run_bridge_cli(rec, *, source: str, seed: int, run_dir: Path, steps: Optiona
     if json_out:
         print_json(summary)
         return
-    f = res.fitted
-    console.print(f"fit: logit gap {f['gap']:.2g} (the ties alone {f['tied_gap']:.2g}); held-out exact "
-                  f"{res.start['exact']:.4f} at the start, {res.end['exact']:.4f} tied (smallest margin "
-                  f"{res.end['min_margin']:.3f}) -> {res.checkpoint} ({res.seconds:.0f}s)", markup=False, highlight=False)
+    console.print(f"held-out exact {res.start['exact']:.4f} at the start, {res.end['exact']:.4f} tied (smallest "
+                  f"margin {res.end['min_margin']:.3f}) -> {res.checkpoint} ({res.seconds:.0f}s)", markup=False,
+                  highlight=False)
     print_final_test(summary["final_test"])

@@ -297,9 +297,12 @@ def bridge_hyper(recipe: Recipe, steps: int, lr: float) -> Hyper:
 
 
 def run_bridge(recipe: Recipe, source: str, *, seed: int, out: Path, steps: int, lr: float, force: bool = False,
-               on_row: Callable[[dict], None] | None = None) -> BridgeResult:
+               on_row: Callable[[dict], None] | None = None,
+               on_fit: Callable[[dict, dict], None] | None = None) -> BridgeResult:
     """Bridge the model `source` (a checkpoint or construction of the family) into `recipe`'s layout:
-    fit, anneal over `steps` at `lr`, and write the tied model to `out / BRIDGED` (module docstring)."""
+    fit, anneal over `steps` at `lr`, and write the tied model to `out / BRIDGED` (module docstring).
+    `on_fit(fitted, start)`: called once the fit is done, before the annealing run (its figures
+    and the bridge's held-out evaluation); `on_row`: the annealing run's rows."""
     import time
 
     t0 = time.perf_counter()
@@ -318,6 +321,8 @@ def run_bridge(recipe: Recipe, source: str, *, seed: int, out: Path, steps: int,
                          "bridge from a model of the family the recipe ties")
     va, vb = data.validation_pairs(h.eval_pairs)
     start = evaluate(bridge, va, vb)
+    if on_fit:
+        on_fit(fitted, start)
     anneal = Anneal({n: float(p.detach().norm()) for n, p in slack_params(bridge).items()}, steps)
     train(brec, seed=seed, out=out / "bridge", hyper=h, warm_start=bridge, after_step=anneal, force=True,
           on_row=on_row)
