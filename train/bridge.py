@@ -24,6 +24,7 @@ fit. docs/train.md ("Below the record") has the runs.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
@@ -37,7 +38,7 @@ from ..compiler.module import AdderModel, compile_spec
 from ..compiler.spec import Linear, Norm
 from . import data
 from .finetune import source_of
-from .loop import LAST, answer_logits, data_seed, evaluate, train
+from .loop import LAST, answer_logits, data_seed, evaluate, train, warm_start_from
 from .guard import Forbidden
 from .recipes import Hyper, Recipe
 from .recipes.hyper import MAX_STEPS
@@ -264,14 +265,10 @@ def tied_model(recipe: Recipe, bridge: AdderModel) -> AdderModel:
     if open_:
         raise AdderError(f"the bridge's differences {', '.join(open_)} are not zero yet; anneal to the end first")
     tied = compile_spec(recipe.build())
-    mine, theirs = dict(tied.named_spec_params()), dict(bridge.named_spec_params())
-    missing = [n for n in mine if n not in theirs or theirs[n].shape != mine[n].shape]
+    missing = [n for n, _ in tied.named_spec_params() if n not in warm_start_from(tied, bridge)]
     if missing:
         raise AdderError(f"the bridge layout lacks {', '.join(missing)} of {recipe.name}; the recipe's bridge "
                          "builder must be its layout with differences added")
-    with torch.no_grad():
-        for n, p in mine.items():
-            p.copy_(theirs[n])
     return tied
 
 
@@ -303,8 +300,6 @@ def run_bridge(recipe: Recipe, source: str, *, seed: int, out: Path, steps: int,
     fit, anneal over `steps` at `lr`, and write the tied model to `out / BRIDGED` (module docstring).
     `on_fit(fitted, start)`: called once the fit is done, before the annealing run (its figures
     and the bridge's held-out evaluation); `on_row`: the annealing run's rows."""
-    import time
-
     t0 = time.perf_counter()
     brec = bridge_recipe(recipe)
     if (out / BRIDGED).exists() and not force:
