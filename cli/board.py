@@ -83,8 +83,15 @@ def run(models: Optional[Path] = typer.Option(None, "--models", help="Manifest (
             _write_text(out, _document(run, markdown, json_out))
 
     run = run_board(entries, settings, command_line(settings, models, only, json_out),
-                    str(models) if models else None, on_start, on_row)
+                    str(models) if models else None, on_start, on_row, load_published=_imported)
     _render(run, markdown, json_out, out)
+
+
+def _imported(path: Path, recipe: str):
+    """A published weights file read into the IR, as `adder import --as RECIPE` reads it."""
+    from ..train.importers import import_checkpoint
+
+    return import_checkpoint(path, recipe)[0]
 
 
 def _render(run: dict, markdown: bool, json_out: bool, out: Path | None) -> None:

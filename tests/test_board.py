@@ -10,13 +10,16 @@ from adder.compiler import checkpoint, compile_spec
 from adder.compiler.decode import add
 from adder.constructions import build_spec
 from adder.verify.api import verify_model, verify_submission
-from adder.verify.board import (BLACK_BOX, BLACK_BOX_SUITES, BOARD_SUITE, CHECKED, IN_IR, NOT_OBTAINED, BoardSettings,
-                                board_entries, model_row)
+from adder.verify.board import (BLACK_BOX, BLACK_BOX_SUITES, BOARD_SUITE, CHECKED, COULD_NOT_RUN, IN_IR, NOT_OBTAINED,
+                                BoardSettings, board_entries, model_row)
 from adder.verify.cases import ADVERSARIAL, SuiteOptions
 from adder.verify.manifest import ManifestError, read_manifest
 from adder.verify.prove import prove
 
+from adder.train.importers import FORMATS, import_checkpoint
+
 from test_cli import adder_here
+from test_import import foreign_state, fresh, write
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -39,7 +42,7 @@ def manifest_text(*entries: dict) -> str:
     out = []
     for e in entries:
         out.append("[[model]]")
-        out += [f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {list(v)}" for k, v in e.items()]
+        out += [f"{k} = {v!r}" if isinstance(v, (str, int)) else f"{k} = {list(v)}" for k, v in e.items()]
     return "\n".join(out).replace("'", '"') + "\n"
 
 
@@ -47,6 +50,10 @@ SUBMISSION = {"name": "carrybug", "author": "test", "kind": "trained", "source":
               "submission": "subs/carrybug.py", "published_counterexample": (4_999_999_999, 0)}
 MUTANT = {"name": "mutant40", "author": "test", "kind": "trained", "source": "https://example.org/mutant",
           "checkpoint": "mutant40.pt"}
+#: Published weights in MicroAdder's 57p format (written by the test from a fresh micro57), read by the board
+#: as `adder import --as micro57` reads them, with a search budget of its own.
+PUBLISHED = {"name": "pub57", "author": "test", "kind": "trained", "source": "https://example.org/pub57",
+             "published": "pub/checkpoint_57p.pt", "import_as": "micro57", "prove_timeout": 2}
 MISSING = {"name": "elsewhere", "author": "test", "kind": "trained", "source": "https://example.org/elsewhere",
            "submission": "not/here.py"}
 
@@ -61,16 +68,24 @@ def models(tmp_path_factory):
     with torch.no_grad():
         mutant.param("mlp.w1")[0, 0] *= 1.02
     checkpoint.save(mutant, root / "mutant40.pt")
+    (root / "pub").mkdir()
+    fmt = FORMATS["micro57"]
+    write(fmt, foreign_state(fmt, fresh("micro57")), root / "pub" / "checkpoint_57p.pt")
     manifest = root / "board.toml"
     manifest.write_text(manifest_text({"name": "param40", "construction": "param40",
                                        "published_counterexample": (5_193_798_811, 1_806_201_129)},
-                                      SUBMISSION, MUTANT, MISSING))
+                                      SUBMISSION, MUTANT, PUBLISHED, MISSING))
     return root, manifest
 
 
-def rows(models, *names):
+def imported(path, recipe):
+    return import_checkpoint(path, recipe)[0]
+
+
+def rows(models, *names, load_published=imported):
     root, manifest = models
-    return {e.name: (e, model_row(e, SETTINGS)) for e in board_entries(read_manifest(manifest), root, only=list(names))}
+    return {e.name: (e, model_row(e, SETTINGS, load_published))
+            for e in board_entries(read_manifest(manifest), root, only=list(names))}
 
 
 def first_failure(report):
@@ -128,6 +143,29 @@ def test_a_submission_row_matches_verify_submission_run_directly(models):
     assert entry.shown_target == "MODELS/subs/carrybug.py" and " --suite chains --suite window --k 1" in row.command
 
 
+def test_published_weights_are_read_into_the_ir_and_proven_with_their_own_budget(models):
+    """A `published` entry is the model `adder import` makes of its file: checked like a checkpoint, proven
+    with the manifest's budget (printed in the cell), and its reproduce command imports it first."""
+    root, _ = models
+    (entry, row), = rows(models, "pub57").values()
+    model = imported(root / "pub" / "checkpoint_57p.pt", "micro57")
+    report = verify_model(model, "pub57", suites=[BOARD_SUITE, *ADVERSARIAL], seed=SETTINGS.seed,
+                          options=SETTINGS.options, search_examples=SETTINGS.examples)
+    assert row.status == CHECKED and row.box == IN_IR and row.params == 57 and not row.params_claimed
+    assert (row.official_passed, row.adversarial_failed) == (report.suites[0].passed,
+                                                             report.failed - report.suites[0].failed)
+    assert entry.prove_timeout == row.prove_timeout == 2 != SETTINGS.prove_timeout
+    direct = prove(model, "pub57", timeout=2, sampled=False)
+    assert row.proof["verdict"] == direct.verdict
+    if direct.verdict == "undecided":
+        assert row.proof_cell(SETTINGS.prove_timeout).startswith("undecided at 2 s")
+    assert row.command.startswith("adder import MODELS/pub/checkpoint_57p.pt --as micro57 -o pub57.pt; "
+                                  "adder verify pub57.pt --suite adderboard --adversarial")
+    assert row.command.endswith("adder prove pub57.pt --timeout 2")
+    (_, unread), = rows(models, "pub57", load_published=None).values()
+    assert unread.status == COULD_NOT_RUN and "pass a loader" in unread.problem
+
+
 def test_a_manifest_model_without_a_local_copy_is_not_obtained(models):
     (entry, row), = rows(models, "elsewhere").values()
     assert not entry.present and row.status == NOT_OBTAINED
@@ -153,6 +191,7 @@ def test_the_board_run_is_a_library_call_whose_record_renders_and_reads_back(mod
     doc = markdown_document(run)
     assert "    adder board --only carrybug --only elsewhere" in doc
     assert "**Headline**: " in doc and "1 not obtained" in doc and "| carrybug |" in doc
+    assert "**Trained models**: 1 black box, wrong on some case; 1 not obtained." in doc
     (tmp_path / "run.json").write_text(json_text(run))
     assert markdown_document(read_run(tmp_path / "run.json")) == doc
 
@@ -179,6 +218,12 @@ def one_line_error(r, *needles):
     ('[[model]]\nname = "x"\nauthor = "a"\nkind = "trained"\nsource = "s"\nsubmission = "../x.py"', "inside the models"),
     ('[[model]]\nname = "t"\nconstruction = "tinyadder36"\npublished_counterexample = [1, -2]', "two integers"),
     ('title = "x"', "unknown top-level"),
+    ('[[model]]\nname = "x"\nauthor = "a"\nkind = "trained"\nsource = "s"\npublished = "w.pt"', "needs it"),
+    ('[[model]]\nname = "x"\nauthor = "a"\nkind = "trained"\nsource = "s"\nsubmission = "x.py"\nimport_as = "micro57"',
+     "goes with a published entry"),
+    ('[[model]]\nname = "x"\nauthor = "a"\nkind = "trained"\nsource = "s"\nsubmission = "x.py"\nprove_timeout = 9',
+     "black box"),
+    ('[[model]]\nname = "t"\nconstruction = "tinyadder36"\nprove_timeout = -1', "prove_timeout must be"),
 ])
 def test_a_malformed_manifest_is_refused(tmp_path, text, needle):
     path = tmp_path / "m.toml"

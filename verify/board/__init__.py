@@ -8,14 +8,16 @@ print, and come one construction at a time, as each is checked.
 
 `board_entries()` and `model_row()` are `adder board`: every construction, and every model of a
 manifest (`verify/manifest.py`) whose local copy is present, through the official cases, the
-adversarial suites and, for a model in the IR, the prover. A `ModelRow` is data (counts,
+adversarial suites and, for a model in the IR, the prover. Published weights in their authors'
+formats are read by a loader the caller passes (`adder import`'s, which lives in train/, a layer
+this one does not import). A `ModelRow` is data (counts,
 counterexample, verdict); `ModelRow.cells()` is its line of the table.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -139,12 +141,18 @@ class BoardEntry:
     author: str
     kind: str
     source: str
-    location: str  # "construction", "checkpoint" or "submission"
+    location: str  # "construction", "checkpoint", "published" or "submission"
     target: str
     shown_target: str  # the target as the reproduce command writes it (MODELS/... for local copies)
     present: bool = True
     published_counterexample: tuple[int, int] | None = None
     note: str = ""
+    import_as: str | None = None  # a published file's recipe (`adder import --as`)
+    prove_timeout: float | None = None  # its own search budget; None: the board's
+
+    def budget(self, settings: "BoardSettings") -> float:
+        """The prover's search budget for this model."""
+        return self.prove_timeout or settings.prove_timeout
 
 
 @dataclass
@@ -171,12 +179,13 @@ class ModelRow:
     seconds: float = 0.0
     seed: int = 0
     problem: str = ""  # why it could not run
+    prove_timeout: float | None = None  # the search budget of this row's proof, where it is not the board's
 
     def to_json(self) -> dict:
         return asdict(self)
 
     def cells(self, prove_timeout: float) -> list[str]:
-        """The row's cells, in MODEL_COLUMNS order."""
+        """The row's cells, in MODEL_COLUMNS order (`prove_timeout`: the board's budget, unless the row has its own)."""
         head = [self.name, self.author, self.kind, f"[link]({self.source})" if self.source else ""]
         if self.status != CHECKED:
             why = self.status + (f": {self.problem}" if self.problem else "")
@@ -200,6 +209,7 @@ class ModelRow:
         return show_case(p) + (" (right)" if p["printed"] == p["expected"] else " (wrong)")
 
     def proof_cell(self, prove_timeout: float) -> str:
+        prove_timeout = self.prove_timeout or prove_timeout
         if self.box == BLACK_BOX:
             return "not in the IR (black box)"
         p = self.proof
@@ -232,13 +242,14 @@ def board_entries(manifest: list[ManifestModel], models_dir: Path, shown_dir: st
         path = m.local_path(models_dir)
         entries.append(BoardEntry(name=m.name, author=m.author, kind=m.kind, source=m.source, location=m.location,
                                   target=str(path), shown_target=f"{shown_dir}/{m.where}", present=path.is_file(),
-                                  published_counterexample=m.published_counterexample, note=m.note))
+                                  published_counterexample=m.published_counterexample, note=m.note,
+                                  import_as=m.import_as, prove_timeout=m.prove_timeout))
     for name in sorted(REGISTRY):
         e, m = REGISTRY[name], about.get(name)
         entries.append(BoardEntry(name=name, author=(m and m.author) or e.author, kind=(m and m.kind) or "hand-coded",
                                   source=(m and m.source) or e.source, location="construction", target=name,
                                   shown_target=name, published_counterexample=m and m.published_counterexample,
-                                  note=(m and m.note) or ""))
+                                  note=(m and m.note) or "", prove_timeout=m and m.prove_timeout))
     if only:
         names = {e.name for e in entries}
         unknown = [n for n in only if n not in names]
@@ -258,20 +269,29 @@ def reproduce_command(entry: BoardEntry, settings: BoardSettings) -> str:
         sandbox = " --sandbox" if settings.sandbox else ""
         timeout = f" --timeout {settings.call_timeout:g}" if settings.call_timeout != DEFAULT_TIMEOUT else ""
         return f"adder verify {entry.shown_target}{suites} --k {o.k} --window {o.window}{seed}{timeout}{sandbox}"
+    target, imported = entry.shown_target, ""
+    if entry.location == "published":  # read into the IR first, as the board does in memory
+        target = f"{entry.name}.pt"
+        imported = f"adder import {entry.shown_target} --as {entry.import_as} -o {target}; "
     o = settings.options
     given = "".join(f" --{key} {value}" for key, value, default in (
         ("k", o.k, ADVERSARIAL_K), ("window", o.window, SuiteOptions.window), ("examples", settings.examples,
                                                                                  SEARCH_EXAMPLES)) if value != default)
-    return (f"adder verify {entry.shown_target} --suite {BOARD_SUITE} --adversarial{given}{seed}; "
-            f"adder prove {entry.shown_target} --timeout {settings.prove_timeout:g}")
+    return (f"{imported}adder verify {target} --suite {BOARD_SUITE} --adversarial{given}{seed}; "
+            f"adder prove {target} --timeout {entry.budget(settings):g}")
 
 
-def model_row(entry: BoardEntry, settings: BoardSettings) -> ModelRow:
-    """Check one model (see the module docstring); a model that cannot be had or run is a row that says so."""
+#: Reads a published weights file into the IR: (path, recipe) -> model (`adder import`'s reader).
+PublishedLoader = Callable[[Path, str], AdderModel]
+
+
+def model_row(entry: BoardEntry, settings: BoardSettings, load_published: PublishedLoader | None = None) -> ModelRow:
+    """Check one model (see the module docstring); a model that cannot be had or run is a row that says so.
+    A `published` entry needs `load_published`."""
     t0 = time.perf_counter()
     row = ModelRow(name=entry.name, author=entry.author, kind=entry.kind, source=entry.source, note=entry.note,
                    command=reproduce_command(entry, settings), seed=settings.seed,
-                   box=BLACK_BOX if entry.location == "submission" else IN_IR)
+                   box=BLACK_BOX if entry.location == "submission" else IN_IR, prove_timeout=entry.prove_timeout)
     if not entry.present:
         row.status, row.problem = NOT_OBTAINED, f"no local copy at {entry.shown_target}"
         return row
@@ -279,21 +299,24 @@ def model_row(entry: BoardEntry, settings: BoardSettings) -> ModelRow:
         if row.box == BLACK_BOX:
             _check_submission(entry, settings, row)
         else:
-            _check_compiled(entry, settings, row)
+            _check_compiled(_compiled(entry, load_published), entry, settings, row)
     except AdderError as e:
         row.status, row.problem = COULD_NOT_RUN, str(e).splitlines()[0].replace(entry.target, entry.shown_target)
     row.seconds = round(time.perf_counter() - t0, 1)
     return row
 
 
-def _compiled(entry: BoardEntry) -> AdderModel:
+def _compiled(entry: BoardEntry, load_published: PublishedLoader | None) -> AdderModel:
     if entry.location == "checkpoint":
         return checkpoint.load(Path(entry.target))
+    if entry.location == "published":
+        if load_published is None:
+            raise AdderError(f"{entry.name} is published weights: pass a loader (`adder board` uses adder import's)")
+        return load_published(Path(entry.target), entry.import_as)
     return compile_spec(build_spec(entry.target))
 
 
-def _check_compiled(entry: BoardEntry, settings: BoardSettings, row: ModelRow) -> None:
-    model = _compiled(entry)
+def _check_compiled(model: AdderModel, entry: BoardEntry, settings: BoardSettings, row: ModelRow) -> None:
     row.params = ledger(model).adderboard
     report = verify_model(model, entry.target, suites=[BOARD_SUITE, *ADVERSARIAL], seed=settings.seed,
                           options=settings.options, search_examples=settings.examples)
@@ -301,7 +324,7 @@ def _check_compiled(entry: BoardEntry, settings: BoardSettings, row: ModelRow) -
     if entry.published_counterexample:
         a, b = entry.published_counterexample
         row.published = {"a": a, "b": b, "printed": add(model, a, b)[0], "expected": a + b}
-    row.proof = prove_model(model, entry.name, settings.prove_timeout)
+    row.proof = prove_model(model, entry.name, entry.budget(settings))
 
 
 def _check_submission(entry: BoardEntry, settings: BoardSettings, row: ModelRow) -> None:
@@ -339,11 +362,13 @@ def _fold(report: Report, row: ModelRow) -> None:
         row.counterexample = {"a": a, "b": b, "printed": search.output, "expected": a + b, "found_by": "search"}
 
 
-def board_headline(rows: list[ModelRow]) -> dict[str, int]:
-    """How many rows came to what: proven / refuted / undecided (in the IR), correct / wrong on every
-    case run (black boxes), not obtained, could not run."""
+def board_headline(rows: list[ModelRow], kind: str | None = None) -> dict[str, int]:
+    """How many rows (of `kind`, or all) came to what: proven / refuted / undecided (in the IR),
+    correct / wrong on every case run (black boxes), not obtained, could not run."""
     counts: dict[str, int] = {}
     for r in rows:
+        if kind is not None and r.kind != kind:
+            continue
         if r.status != CHECKED:
             key = r.status
         elif r.box == IN_IR:

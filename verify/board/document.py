@@ -17,7 +17,8 @@ from ...compiler.errors import AdderError
 from ...compiler.files import json_text
 from ..api import suite_count
 from ..cases import ADVERSARIAL
-from . import BLACK_BOX_SUITES, MODEL_COLUMNS, BoardEntry, BoardSettings, ModelRow, board_headline, model_row
+from . import (BLACK_BOX_SUITES, MODEL_COLUMNS, BoardEntry, BoardSettings, ModelRow, PublishedLoader, board_headline,
+               model_row)
 
 #: The order of kinds on the board.
 KIND_ORDER = ("hand-coded", "trained")
@@ -27,17 +28,19 @@ MODELS_DIR_SHOWN = "MODELS"
 
 def run_board(entries: list[BoardEntry], settings: BoardSettings, command: str, manifest: str | None,
               on_start: Callable[[int, BoardEntry], None] | None = None,
-              on_row: Callable[[int, BoardEntry, ModelRow, dict], None] | None = None) -> dict:
+              on_row: Callable[[int, BoardEntry, ModelRow, dict], None] | None = None,
+              load_published: PublishedLoader | None = None) -> dict:
     """Check every entry in order; the run record (command, machine, settings, rows, seconds).
     `on_start(i, entry)` hears of each model before its checks, `on_row(i, entry, row, run)` after
-    (with the record so far: a caller may write it, marked partial, to survive a stop)."""
+    (with the record so far: a caller may write it, marked partial, to survive a stop);
+    `load_published` reads published weights files (`model_row`)."""
     run = {"command": command, "machine": machine(), "settings": settings.to_json(), "manifest": manifest,
            "models": len(entries), "seconds": 0.0, "rows": []}
     t0 = time.perf_counter()
     for i, entry in enumerate(entries, 1):
         if on_start:
             on_start(i, entry)
-        row = model_row(entry, settings)
+        row = model_row(entry, settings, load_published)
         run["rows"].append(row.to_json())
         run["seconds"] = round(time.perf_counter() - t0, 1)
         if on_row:
@@ -83,8 +86,8 @@ def board_order(row) -> tuple:
     return kind, row.params is None, row.params or 0, row.name.lower()
 
 
-def headline(rows) -> str:
-    counts = board_headline(rows)
+def headline(rows, kind: str | None = None) -> str:
+    counts = board_headline(rows, kind)
     return "; ".join(f"{n} {what}" for what, n in counts.items())
 
 
@@ -119,11 +122,13 @@ def markdown_document(run: dict) -> str:
         "",
         "How each row was checked:",
         "",
-        f"* **In the IR** (registered constructions, and checkpoints): the official 10,010 cases, then "
+        f"* **In the IR** (registered constructions, checkpoints, and published weights read by `adder import`): "
+        f"the official 10,010 cases, then "
         f"`adder verify --adversarial` with seed {settings.seed}: carry, chains, window (k = {o.k}, w = {o.window}; "
         f"{compiled_cases:,} cases) and the margin-steered Hypothesis search ({settings.examples:,} examples, "
         f"seed {settings.seed}); then `adder prove` with a search budget of {settings.prove_timeout:g} s "
-        f"(\"undecided at {settings.prove_timeout:g} s\" means the budget ran out, not that the model is wrong). "
+        f"(a model the manifest gives its own budget says so in its cell; \"undecided at N s\" means the budget ran "
+        "out, not that the model is wrong). "
         "AdderBoard params: adder's own ledger of the compiled model.",
         f"* **Black boxes** (AdderBoard submission files, run in worker processes, one `add()` call per case): the "
         f"official 10,010 cases, then the suites {', '.join(BLACK_BOX_SUITES)} with seed {settings.seed} "
@@ -140,6 +145,7 @@ def markdown_document(run: dict) -> str:
         "",
         f"**Headline**: {headline(rows)}.",
         "",
+        *([f"**Trained models**: {headline(rows, 'trained')}.", ""] if any(r.kind == "trained" for r in rows) else []),
         "| " + " | ".join(MODEL_COLUMNS) + " |",
         "|" + "---|" * len(MODEL_COLUMNS),
     ]
