@@ -166,6 +166,18 @@ def test_published_weights_are_read_into_the_ir_and_proven_with_their_own_budget
     assert unread.status == COULD_NOT_RUN and "pass a loader" in unread.problem
 
 
+def test_an_undecided_proof_names_its_obstruction_when_the_budget_did_not_end_it():
+    """A model with an operation the prover has no rule for (LayerNorm) is undecided at once: its cell says why,
+    not "undecided at N s" as if the budget had run out."""
+    from adder.verify.board import ModelRow, prove_model
+
+    proof = prove_model(fresh("split-d6-260"), "ln", timeout=60)
+    assert proof["verdict"] == "undecided" and not proof["budget_ran_out"]
+    cell = ModelRow(name="ln", author="t", kind="trained", source="", proof=proof).proof_cell(60)
+    assert cell.startswith("undecided (") and "layer norm, which has no bound rule yet" in cell
+    assert "at 60 s" not in cell and ";" not in cell
+
+
 def test_a_manifest_model_without_a_local_copy_is_not_obtained(models):
     (entry, row), = rows(models, "elsewhere").values()
     assert not entry.present and row.status == NOT_OBTAINED

@@ -59,7 +59,16 @@ def foreign_state(fmt, model) -> dict[str, torch.Tensor]:
     return state
 
 
+def py_source(state: dict[str, torch.Tensor], before: str = "") -> str:
+    """A submission file with its weights inline, as dimopep's 140p writes them (repr of each float32 is exact)."""
+    rows = ",\n".join(f"    {k!r}: torch.tensor({v.tolist()!r}, dtype=torch.float32)" for k, v in state.items())
+    return f"import torch\n{before}\nSTATE_DICT = {{\n{rows},\n}}\n\ndef build_model():\n    raise SystemExit\n"
+
+
 def write(fmt, state, path):
+    if fmt.container == "py":
+        path.with_suffix(".py").write_text(py_source(state))
+        return path.with_suffix(".py")
     if fmt.container == "npz":
         np.savez(path, **{k: v.numpy() for k, v in state.items()})
     else:
@@ -240,6 +249,34 @@ def test_the_wrong_container_or_an_adder_checkpoint_is_refused(tmp_path):
         import_checkpoint(tmp_path / "ours.pt", "micro57")
     with pytest.raises(CheckpointError, match="no file at"):
         import_checkpoint(tmp_path / "nothing.pt", "micro57")
+
+
+def test_inline_weights_are_read_from_the_source_without_running_it(tmp_path):
+    """A submission with its weights inline is parsed, never run: a top-level side effect does not happen."""
+    fmt = FORMATS["qwen3-d4"]
+    model = fresh("qwen3-d4")
+    marker = tmp_path / "ran"
+    path = tmp_path / "sub.py"
+    path.write_text(py_source(foreign_state(fmt, model), before=f"open({str(marker)!r}, 'w').write('x')"))
+    imported, meta = import_checkpoint(path, "qwen3-d4")
+    assert not marker.exists()
+    assert torch.equal(logits(imported), logits(model)) and meta["source_format"] == "dimopep-140p"
+
+
+@pytest.mark.parametrize("text, says", [
+    ("import torch\nW = {'a': torch.tensor(make(), dtype=torch.float32)}\n", "not a literal list of numbers"),
+    ("import torch\nW = {'a': torch.tensor([1.0], dtype=torch.int64)}\n", "dtype must be torch.float32"),
+    ("import torch\nW = {'a': torch.tensor([1.0], device='cuda')}\n", "takes one literal list"),
+    ("import torch\nW = {k: torch.tensor([1.0])}\n", "not a string literal"),
+    ("def build_model(:\n", "not a Python file that parses"),
+    ("import torch\nW = torch.load('w.pt')\n", "no top-level dict of torch.tensor"),
+])
+def test_inline_weights_that_are_not_literals_are_refused_in_one_line(tmp_path, text, says):
+    path = tmp_path / "sub.py"
+    path.write_text(text)
+    with pytest.raises(CheckpointError, match=says) as e:
+        import_checkpoint(path, "qwen3-d4")
+    assert "\n" not in str(e.value)
 
 
 def test_a_wrong_as_names_the_recipes_that_import(tmp_path):

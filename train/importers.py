@@ -2,15 +2,17 @@
 
 A trained model on the board is a file in its author's own format: a torch state dict under
 its own tensor names (MicroAdder, the low-rank d=7 models, the split d=6 models, the arc
-family) or an MLX `.npz` (the Qwen3 d=3 122p/137p). Each format that one of our recipes
+family), an MLX `.npz` (the Qwen3 d=3 122p/137p), or a submission file with its weights
+written inline as a literal dict of `torch.tensor([...])` calls (dimopep's 140p). Each format that one of our recipes
 covers exactly is a `Format`: a table saying which tensor of the file is which parameter of
 the recipe (transposed, or a column range of a fused projection, as data), which tensors
 are ties (several names, one parameter: they must be equal), which buffers hold a value the
 recipe hard-codes (they must equal it), and which carry nothing (masks, index maps). One
 loader reads every format; formats differ only in their tables.
 
-Files are read with `torch.load(weights_only=True)` (no code is unpickled) or
-`numpy.load(allow_pickle=False)`. Every problem of a file is reported at once, on one line
+Files are read with `torch.load(weights_only=True)` (no code is unpickled),
+`numpy.load(allow_pickle=False)`, or, for a Python file, by parsing it (`ast`) and reading the
+literal numbers of its weights dict: no code of any file ever runs. Every problem of a file is reported at once, on one line
 (`CheckpointError`): missing, unexpected or mis-shaped tensors, broken ties, a hard-coded
 value that differs (the file is another variant: try the `--as` it names). The imported
 model is an ordinary checkpoint (compiler/checkpoint.py) whose meta records the source
@@ -20,6 +22,7 @@ How faithful each format is, measured against the original code: docs/import.md.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import math
 import pickle
@@ -40,7 +43,7 @@ from .recipes.micro import SPIRAL_AMP, SPIRAL_SLOPE
 #: (training step, optimizer, config): the first of these keys whose value is a dict of tensors.
 STATE_KEYS = ("model_state_dict", "state_dict", "model_state", "model")
 #: Containers a format can be stored in.
-CONTAINERS = ("torch", "npz")
+CONTAINERS = ("torch", "npz", "py")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,16 @@ def _mlx_qwen3(name: str, recipe: str, params: int) -> Format:
                   url="https://github.com/staghado/minimal-ten-digit-addition-transformer", params=params)
 
 
+def _dimopep_qwen3(name: str, recipe: str, params: int) -> Format:
+    """dimopep's submission: a d=4 Qwen3 layer whose STATE_DICT is written inline (K=V `W_kv`, O = W_q^T)."""
+    takes = [take("embed", "embedding.weight"), take("attn.norm", "norm1.weight"), take("attn.q", "W_q.weight"),
+             take("attn.k", "W_kv.weight"), take("attn.q_norm", "q_norm.weight"), take("attn.k_norm", "k_norm.weight"),
+             take("mlp.norm", "norm2.weight"), take("mlp.gate", "W_gate.weight"), take("mlp.up", "W_up.weight"),
+             take("mlp.down", "W_down.weight"), take("final_norm", "norm_final.weight")]
+    return Format(name, recipe, "py", tuple(takes), author="dimopep",
+                  url="https://gist.github.com/dimopep/27158a2b0ed983e32ee8f39af6e5a134", params=params)
+
+
 def _arc_qwen3(name: str, recipe: str, params: int, *, k: str | None, shared_norm: bool, qk: tuple[str, ...],
                down: str, author: str = "tbukic", url: str = "https://github.com/tbukic/M10S-Transformer") -> Format:
     """The PyTorch CircularArcQwen3 of the arc family (tied modules stored under each of their
@@ -197,6 +210,7 @@ FORMATS: dict[str, Format] = {f.recipe: f for f in (
                 learned_spiral=True, params=74),
     _mlx_qwen3("staghado-122p", "qwen3-d3", 122),
     _mlx_qwen3("staghado-137p", "qwen3-d3-2h", 137),
+    _dimopep_qwen3("dimopep-140p", "qwen3-d4", 140),
     _arc_qwen3("tbukic-62p", "qwen3-arc-62", 62, k="attn.k", shared_norm=False, qk=("q", "k"), down="mlp.down"),
     _arc_qwen3("vijec-52p", "qwen3-arc-52", 52, k="attn.k", shared_norm=True, qk=("q+k",), down="mlp.down",
                author="Enara Vijil", url="https://github.com/vijec/AdderBoard-Submission"),
@@ -234,7 +248,10 @@ def read_source(path: str | Path, container: str) -> Source:
     if not path.is_file():
         raise CheckpointError(f"no file at {path}" if not path.exists() else f"{path} is a folder, not a checkpoint file")
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    tensors = _read_npz(path) if container == "npz" else _state_dict(_read_torch(path), path)
+    if container == "py":
+        tensors = _read_py_literals(path)
+    else:
+        tensors = _read_npz(path) if container == "npz" else _state_dict(_read_torch(path), path)
     return Source(path, tensors, sha)
 
 
@@ -380,3 +397,52 @@ def import_checkpoint(path: str | Path, recipe: str) -> tuple[AdderModel, dict]:
         for name, value in values.items():
             model.param(name).copy_(value)
     return model, {"recipe": recipe, "imported_from": file, "source_format": fmt.name, "source_sha256": source.sha256}
+
+
+def _read_py_literals(path: Path) -> dict[str, torch.Tensor]:
+    """The weights a submission file writes inline: its top-level `NAME = {"key": torch.tensor([...], dtype=...),
+    ...}`, read by parsing the file (the numbers are literals; nothing is executed)."""
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except (SyntaxError, UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a Python file that parses ({type(e).__name__}); this recipe's format "
+                              "is a submission with its weights inline") from None
+    for node in tree.body:
+        value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+        if isinstance(value, ast.Dict) and value.keys and all(_is_tensor_call(v) for v in value.values):
+            return {_literal_key(k, path): _literal_tensor(v, path) for k, v in zip(value.keys, value.values)}
+    raise CheckpointError(f"{path} has no top-level dict of torch.tensor([...]) literals (the inline weights this "
+                          "recipe's format reads)")
+
+
+def _is_tensor_call(node: ast.expr) -> bool:
+    f = node.func if isinstance(node, ast.Call) else None
+    return (isinstance(f, ast.Attribute) and f.attr == "tensor" and isinstance(f.value, ast.Name)
+            and f.value.id == "torch")
+
+
+def _literal_key(node: ast.expr | None, path: Path) -> str:
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+        raise CheckpointError(f"{path}: the weights dict has a key that is not a string literal (line "
+                              f"{getattr(node, 'lineno', '?')})")
+    return node.value
+
+
+def _literal_tensor(node: ast.Call, path: Path) -> torch.Tensor:
+    """torch.tensor(LIST[, dtype=torch.float32 | torch.float64]) from its literal numbers."""
+    dtypes = {"float32": torch.float32, "float64": torch.float64}
+    where = f"{path}, line {node.lineno}"
+    if len(node.args) != 1 or any(k.arg != "dtype" for k in node.keywords):
+        raise CheckpointError(f"{where}: torch.tensor(...) takes one literal list and at most dtype=; got another form")
+    dtype = torch.float32
+    for k in node.keywords:
+        d = k.value
+        if not (isinstance(d, ast.Attribute) and isinstance(d.value, ast.Name) and d.value.id == "torch"
+                and d.attr in dtypes):
+            raise CheckpointError(f"{where}: dtype must be torch.float32 or torch.float64")
+        dtype = dtypes[d.attr]
+    try:
+        values = ast.literal_eval(node.args[0])
+        return torch.tensor(values, dtype=dtype)
+    except (ValueError, TypeError, SyntaxError, RuntimeError) as e:
+        raise CheckpointError(f"{where}: the tensor is not a literal list of numbers ({type(e).__name__})") from None

@@ -35,7 +35,8 @@ Tying options (each a keyword of `qwen3_d3`), from the 122p base down:
 * `slack` — each of those ties plus a learned difference (`<name>_slack`, starting at 0):
   the layout between a trained untied model and the tied one (`train/bridge.py`);
 * `rope_convention` — "interleaved" (pairs (2i, 2i + 1)) for the PyTorch reimplementations of
-  the family (qwen3_arc.py), whose published weights were trained with it.
+  the family (qwen3_arc.py), whose published weights were trained with it;
+* `d` — the residual width (3 here; dimopep's 140p is this layout at d = 4, `qwen3-d4`).
 """
 
 from __future__ import annotations
@@ -52,8 +53,15 @@ from .registry import recipe
 
 D, HEAD_DIM, THETA = 3, 4, 3
 SOURCE = "https://github.com/staghado/minimal-ten-digit-addition-transformer"
-#: MLX initialisers: nn.Embedding draws N(0, 1/d); nn.Linear U(+-1/sqrt(fan_in)) (our "linear").
-EMBED_INIT = f"normal:{1 / math.sqrt(D):.17g}"
+DIMOPEP = "https://gist.github.com/dimopep/27158a2b0ed983e32ee8f39af6e5a134"
+
+
+def embed_init(d: int) -> str:
+    """MLX's nn.Embedding draws N(0, 1/d) (its nn.Linear U(+-1/sqrt(fan_in)) is our "linear")."""
+    return f"normal:{1 / math.sqrt(d):.17g}"
+
+
+EMBED_INIT = embed_init(D)
 #: torch's AdamW, cosine to lr/10: the PyTorch reimplementations of the family (qwen3_arc.py).
 HYPER = Hyper(steps=45_000, batch=128, lr=0.01, min_lr_ratio=0.1, warmup=0, weight_decay=0.01, clip=1.0,
               curriculum="1-10:rest", carry_mix=0.0, carry_fade=(0, 1), decay="all")
@@ -91,20 +99,20 @@ def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv:
              down_rotated_up_t: bool = False, down_up_t: bool = False, rope_convention: str = "half",
              mirror_k_norm: bool = False, down_arc: bool = False,
              unit_down: bool = False, pin_norm_z: bool = False, slack: bool = False, author: str = "staghado",
-             source: str = SOURCE, inits: Inits = Inits()) -> ModelSpec:
+             source: str = SOURCE, inits: Inits = Inits(), d: int = D) -> ModelSpec:
     """The family's layout; every option ties or drops a published tensor (the module docstring).
     `rope_convention`: "half" as MLX and HF, "interleaved" as the PyTorch reimplementations."""
     assert k in K_SOURCES and embed in EMBEDS and norms in NORMS and not (tie_kv and v_is_q)
     assert not (down_up_t and down_rotated_up_t) and not (mirror_k_norm and share_qk_norm)
     assert embed == "arc" or not (down_arc or pin_norm_z)
-    assert (down_arc or not unit_down) and (norms == "shared" or not pin_norm_z)
+    assert (down_arc or not unit_down) and (norms == "shared" or not pin_norm_z) and (embed == "table" or d == 3)
     c = Construction(name, vocab=[str(d) for d in range(10)], dtype="float32",
                      fmt=PromptFormat(prompt=(0, ("a", "lsb"), 0, 0, ("b", "lsb"), 0), out_order="lsb"),
-                     slots=[("h", D)], layers=1, heads=heads,
+                     slots=[("h", d)], layers=1, heads=heads,
                      positions=f"RoPE theta 3 ({'half' if rope_convention == 'half' else rope_convention} rotation)",
                      author=f"{author} (layout; trained here by adder.train)", source=source)
     if embed == "table":
-        E = c.free("embed", (10, D), init=EMBED_INIT)
+        E = c.free("embed", (10, d), init=embed_init(d))
     else:
         A, start, stride = (c.param(f"embed.{n}", v) for n, v in zip(("A", "start", "stride"), inits.arc))
         ang = start + const(list(range(10))) * stride
@@ -128,26 +136,26 @@ def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv:
         shared = rms(1e-6, weight=tied("norm", cat([c.free("norm_arc", (2,), init="ones"), const([1])])))
     else:
         shared = norm("norm", D) if norms == "shared" else None
-    q = c.free("attn.q", (heads * HEAD_DIM, D), init=inits.linear)
+    q = c.free("attn.q", (heads * HEAD_DIM, d), init=inits.linear)
     if k == "own":
-        k_proj = reads(c.free("attn.k", (HEAD_DIM, D), init=inits.linear))
+        k_proj = reads(c.free("attn.k", (HEAD_DIM, d), init=inits.linear))
     elif k == "q":
         k_proj = reads(q)
     else:
         turn = rotation(angle("attn.k_angle"))
         k_proj = reads(q, block_diag(*[turn] * (HEAD_DIM // 2)))
-    v = k_proj if tie_kv else reads(q) if v_is_q else c.free("attn.v", (HEAD_DIM, D), init=inits.linear)
-    o = q.T if o_is_qt else c.free("attn.o", (D, heads * HEAD_DIM), init=inits.linear)
+    v = k_proj if tie_kv else reads(q) if v_is_q else c.free("attn.v", (HEAD_DIM, d), init=inits.linear)
+    o = q.T if o_is_qt else c.free("attn.o", (d, heads * HEAD_DIM), init=inits.linear)
     qn = norm("attn.qk_norm" if share_qk_norm else "attn.q_norm", HEAD_DIM)
     if mirror_k_norm:
         kn = rms(1e-6, weight=tied("attn.k_norm", qn.weight * const([1, -1] * (HEAD_DIM // 2))))
     else:
         kn = qn if share_qk_norm else norm("attn.k_norm", HEAD_DIM)
-    c.attention(norm=shared or norm("attn.norm", D), q=reads(q), k=k_proj, v=v, o=o, heads=heads, kv_heads=1,
+    c.attention(norm=shared or norm("attn.norm", d), q=reads(q), k=k_proj, v=v, o=o, heads=heads, kv_heads=1,
                 head_dim=HEAD_DIM, q_norm=qn, k_norm=kn,
                 rope=rope(theta=THETA, head_dim=HEAD_DIM, convention=rope_convention))
-    mlp_norm = shared or norm("mlp.norm", D)
-    gate, up = c.free("mlp.gate", (ffn, D), init=inits.linear), c.free("mlp.up", (ffn, D), init=inits.linear)
+    mlp_norm = shared or norm("mlp.norm", d)
+    gate, up = c.free("mlp.gate", (ffn, d), init=inits.linear), c.free("mlp.up", (ffn, d), init=inits.linear)
     if down_rotated_up_t:  # down(x) = up^T R(angle) x: every pair of the hidden turned, then up's transpose
         down = [block_diag(*[rotation(angle("mlp.down_angle"))] * (ffn // 2)), up.T]
     elif down_up_t:  # down(x) = up^T x
@@ -160,9 +168,9 @@ def qwen3_d3(name: str, *, ffn: int = 3, heads: int = 1, k: str = "own", tie_kv:
             arc = c.free("mlp.down_arc", (2, ffn), init=inits.linear)
         down = tied("mlp.down", cat([arc, zeros(1, ffn)], axis=0))
     else:
-        down = c.free("mlp.down", (D, ffn), init=inits.linear)
+        down = c.free("mlp.down", (d, ffn), init=inits.linear)
     c.mlp(norm=mlp_norm, act="silu", gate=gate, up=up, down=down)
-    c.unembed(E, final_norm=shared or norm("final_norm", D))
+    c.unembed(E, final_norm=shared or norm("final_norm", d))
     return c.build()
 
 
@@ -185,3 +193,12 @@ def qwen3_d3_tied() -> ModelSpec:
         notes="staghado's train.py defaults; its author notes chaotic, seed-sensitive dynamics at this size.")
 def qwen3_d3_2h() -> ModelSpec:
     return qwen3_d3("qwen3-d3-2h", heads=2, ffn=2)
+
+
+@recipe("qwen3-d4", params=140, hyper=replace(HYPER, steps=20_000),
+        summary="Qwen3 d=4, 1 head of width 4, K=V, O=Q^T, QK-norm, RoPE theta 3 (interleaved), SwiGLU 4 (dimopep 140p)",
+        notes="Recipe for importing the published weights (`adder import`); trained here with qwen3-d3's "
+              "hyperparameters for 20K steps, the step count its submission gives.")
+def qwen3_d4() -> ModelSpec:
+    return qwen3_d3("qwen3-d4", d=4, ffn=4, tie_kv=True, o_is_qt=True, rope_convention="interleaved",
+                    author="dimopep", source=DIMOPEP)

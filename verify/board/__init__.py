@@ -82,12 +82,13 @@ def passed_of(result: SuiteResult) -> str:
 
 
 def prove_model(model: AdderModel, name: str, timeout: float) -> dict:
-    """The prover's verdict on `model` with `timeout` seconds of search: verdict, counterexample, summary, seconds."""
+    """The prover's verdict on `model` with `timeout` seconds of search: verdict, counterexample, summary, why it
+    is not decided (`reason`, and whether the budget ran out), seconds."""
     from ..prove import prove
 
     report = prove(model, name, timeout=timeout, sampled=False)
     return {"verdict": report.verdict, "counterexample": report.counterexample, "summary": report.summary(),
-            "seconds": round(report.seconds, 1)}
+            "reason": report.reason, "budget_ran_out": report.budget_ran_out, "seconds": round(report.seconds, 1)}
 
 
 # ----------------------------------------------------------------------------- adder board
@@ -216,10 +217,18 @@ class ModelRow:
         if p["verdict"] == Verdict.REFUTED and p["counterexample"]:
             return f"refuted: {show_case(p['counterexample'])} ({p['seconds']:g} s)"
         if p["verdict"] in (Verdict.UNDECIDED, Verdict.REAL_ONLY):
+            if p.get("reason") and not p.get("budget_ran_out"):  # an obstruction, not the budget: name it
+                return f"{p['verdict']} ({p['seconds']:g} s): {obstruction(p['reason'])}"
             return f"{p['verdict']} at {prove_timeout:g} s" + (" (the budget ran out)" if p.get("budget_ran_out") else "")
         if p["verdict"] == Verdict.CONDITIONAL:  # rests on a sampled library check (float64): not the word proven
             return f"conditional: library functions sampled, not enumerated ({p['seconds']:g} s)"
         return f"{p['verdict']} ({p['seconds']:g} s; search budget {prove_timeout:g} s)"
+
+
+def obstruction(reason: str) -> str:
+    """The first clause of a prover's reason, short enough for a table cell ("not provable yet: attn0's input
+    norm is a layer norm, which has no bound rule yet")."""
+    return reason.split(";")[0].split(" (")[0]
 
 
 def show_case(c: dict) -> str:
