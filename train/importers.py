@@ -162,8 +162,9 @@ def _arc_qwen3(name: str, recipe: str, params: int, *, k: str | None, shared_nor
     return Format(name, recipe, "torch", tuple(takes), author=author, url=url, params=params)
 
 
-def _lowrank_d7(name: str, recipe: str, params: int, *, fused: bool, layernorm: bool) -> Format:
-    """yinglunz's TinyDecoderLM: low-rank factors stored as x @ A @ B (ours: B^T A^T x)."""
+def _lowrank_d7(name: str, recipe: str, params: int, *, fused: bool, layernorm: bool, author: str = "yinglunz",
+                url: str = "https://github.com/yinglunz/A-456-Parameter-Transformer-Solves-10-Digit-Addition") -> Format:
+    """yinglunz's TinyDecoderLM (and rezabyt's copy of it): low-rank factors stored as x @ A @ B (ours: B^T A^T x)."""
     b = "blocks.0."
     takes = [take("embed", "token_emb.weight", "lm_head.weight"), take("pos.a", "pos_emb.A"),
              take("pos.b", "pos_emb.B"), take("attn.o.a", f"{b}attn.proj.A", t=True),
@@ -180,8 +181,7 @@ def _lowrank_d7(name: str, recipe: str, params: int, *, fused: bool, layernorm: 
         takes.append(take(f"{ours}.weight", f"{theirs}.weight"))
         if layernorm:
             takes.append(take(f"{ours}.bias", f"{theirs}.bias"))
-    return Format(name, recipe, "torch", tuple(takes), author="yinglunz",
-                  url="https://github.com/yinglunz/A-456-Parameter-Transformer-Solves-10-Digit-Addition", params=params)
+    return Format(name, recipe, "torch", tuple(takes), author=author, url=url, params=params)
 
 
 def _split_d6(name: str, recipe: str, params: int, *, layernorm: bool) -> Format:
@@ -219,6 +219,8 @@ FORMATS: dict[str, Format] = {f.recipe: f for f in (
                down="mlp.down_angle"),
     _lowrank_d7("yinglunz-456p", "lowrank-d7", 456, fused=False, layernorm=False),
     _lowrank_d7("yinglunz-512p", "lowrank-d7-512", 512, fused=True, layernorm=True),
+    _lowrank_d7("rezabyt-311p", "lowrank-d4", 311, fused=False, layernorm=False, author="rezabyt",
+                url="https://github.com/rezabyt/digit-addition-311p"),
     _split_d6("jackcai-242p", "split-d6", 242, layernorm=False),
     _split_d6("jackcai-260p", "split-d6-260", 260, layernorm=True),
 )}
