@@ -167,15 +167,20 @@ def test_published_weights_are_read_into_the_ir_and_proven_with_their_own_budget
 
 
 def test_an_undecided_proof_names_its_obstruction_when_the_budget_did_not_end_it():
-    """A model with an operation the prover has no rule for (LayerNorm) is undecided at once: its cell says why,
-    not "undecided at N s" as if the budget had run out."""
-    from adder.verify.board import ModelRow, prove_model
+    """A proof left undecided by an obstruction (here: open in real arithmetic) says which in its cell, not
+    "undecided at N s" as if the budget had run out; one the budget ended says that."""
+    from adder.verify.board import ModelRow, proof_cell_data
+    from adder.verify.prove.report import ProofReport, Verdict
 
-    proof = prove_model(fresh("split-d6-260"), "ln", timeout=60)
-    assert proof["verdict"] == "undecided" and not proof["budget_ran_out"]
-    cell = ModelRow(name="ln", author="t", kind="trained", source="", proof=proof).proof_cell(60)
-    assert cell.startswith("undecided (") and "layer norm, which has no bound rule yet" in cell
-    assert "at 60 s" not in cell and ";" not in cell
+    def cell(**report):
+        proof = proof_cell_data(ProofReport(target="m.pt", name="m", weights_sha256="0", dtype="float32",
+                                            verdict=Verdict.UNDECIDED, seconds=12.0, **report))
+        return ModelRow(name="m", author="t", kind="trained", source="", proof=proof).proof_cell(60)
+
+    why = "step 1: open in real arithmetic too (2e+16 inputs); step 2: open in real arithmetic too (3e+16 inputs)"
+    assert cell(reason=why) == "undecided (12 s): step 1: open in real arithmetic too"
+    assert cell(reason="the budget ran out (60 s) with steps 1-10 not decided", budget_ran_out=True) == \
+        "undecided at 60 s (the budget ran out)"
 
 
 def test_a_manifest_model_without_a_local_copy_is_not_obtained(models):

@@ -117,8 +117,12 @@ def test_an_open_multi_head_model_names_the_rule_it_needs(compiled):
 
 
 def test_a_model_without_bound_rules_is_said_so_before_any_search(tmp_path):
-    """LayerNorm compiles but has no bound rule: `adder info` says so, and `prove` returns at once,
-    undecided, naming each operation (it used to search first)."""
+    """LayerNorm compiles but has no bound rule: `adder info` says so, and `prove` returns at once
+    naming each operation (it used to search first), after only the bound-free probe, which refutes
+    this untrained model with a sum greedy decoding confirms; on a correct model the probe finds
+    nothing."""
+    from adder.compiler.decode import add
+    from adder.verify.prove.search import probe_refute
     from adder.compiler import checkpoint, compile_spec
     from adder.train.recipes import get_recipe
     from adder.verify.prove.support import unsupported
@@ -128,8 +132,13 @@ def test_a_model_without_bound_rules_is_said_so_before_any_search(tmp_path):
     assert missing and all("layer norm, which has no bound rule yet" in m for m in missing)
     t0 = time.perf_counter()
     report = prove(model, "split-d6-260", timeout=600)
-    assert time.perf_counter() - t0 < 5 and report.verdict == Verdict.UNDECIDED
+    assert time.perf_counter() - t0 < 5 and report.verdict == Verdict.REFUTED
     assert report.reason.startswith("not provable yet: ") and "final norm is a layer norm" in report.reason
+    c = report.counterexample
+    assert c["printed"] == add(model, c["a"], c["b"])[0] != c["a"] + c["b"] and "bound-free probe" in c["found_by"]
+    assert "found by the bound-free probe" in report.summary()
+    from adder.constructions import build_spec
+    assert probe_refute(compile_spec(build_spec("param40"))) is None  # proven correct: the probe must not refute it
     path = checkpoint.save(model, tmp_path / "s.pt")
     r = adder_here("info", path)
     assert r.returncode == 0 and "prover: cannot bound it yet: " in r.stdout and "layer norm" in r.stdout

@@ -86,7 +86,11 @@ def prove_model(model: AdderModel, name: str, timeout: float) -> dict:
     is not decided (`reason`, and whether the budget ran out), seconds."""
     from ..prove import prove
 
-    report = prove(model, name, timeout=timeout, sampled=False)
+    return proof_cell_data(prove(model, name, timeout=timeout, sampled=False))
+
+
+def proof_cell_data(report) -> dict:
+    """What a board row keeps of a proof report (`prove_model`)."""
     return {"verdict": report.verdict, "counterexample": report.counterexample, "summary": report.summary(),
             "reason": report.reason, "budget_ran_out": report.budget_ran_out, "seconds": round(report.seconds, 1)}
 

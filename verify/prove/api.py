@@ -1,5 +1,8 @@
 """`prove(model)`: the search, the independent check, the library checks, one verdict.
 
+A model with an operation the bounds have no rule for cannot be proven: it is only run through
+the bound-free probe (`search.probe_refute`), which can refute it, and is otherwise undecided at once.
+
 The order is the argument's: (1) search each answer step for a case split whose bounds
 prove it, stopping early on a confirmed counterexample; (2) for unproven steps, search again
 in exact real arithmetic to tell `real-only` from `undecided`; (3) write the certificate and
@@ -29,7 +32,7 @@ from .layers import Ctx
 from .layout import StepLayout
 from .libm import check_range
 from .report import ProofReport, StepVerdict, Verdict
-from .search import n_attention, point_bound, quick_refute, search_step
+from .search import n_attention, point_bound, probe_refute, quick_refute, search_step
 from .support import unsupported
 from .weights import ModelWeights
 
@@ -93,8 +96,15 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
     report = ProofReport(target=target, name=model.spec.name, weights_sha256=weights_hash(model), dtype=dtype,
                          assumptions=assumptions(dtype))
     missing = unsupported(model.spec)
-    if missing:  # no search can end otherwise: say so at once
+    if missing:  # no bound can be had: say so at once, after a bound-free look for a counterexample
         report.reason = "not provable yet: " + "; ".join(missing)
+        found = probe_refute(model)
+        if found:
+            a, b, printed, step = found
+            report.verdict = Verdict.REFUTED
+            report.counterexample = {"a": a, "b": b, "printed": printed, "expected": a + b, "step": step,
+                                     "found_by": "the bound-free probe (official cases, carry patterns and chains, "
+                                                 "seed 0)"}
         report.seconds = time.perf_counter() - t0
         return report
     mw = ModelWeights(model)

@@ -69,8 +69,8 @@ class ProofReport:
                     f"in {arith}, under the assumptions listed")
         if self.verdict == Verdict.REFUTED:
             c = self.counterexample
-            return (f"refuted: {c['a']} + {c['b']} prints {c['printed']} (expected {c['expected']}); found by the "
-                    f"prover at answer step {c['step']}, confirmed by greedy decoding")
+            return (f"refuted: {c['a']} + {c['b']} prints {c['printed']} (expected {c['expected']}); found by "
+                    f"{c.get('found_by', 'the prover')} at answer step {c['step']}, confirmed by greedy decoding")
         if self.verdict == Verdict.CONDITIONAL:
             return (f"conditional (not proven): every one of the 10^20 inputs is added correctly at every answer step, "
                     f"in {arith}, provided that " + "; ".join(self.unchecked))

@@ -107,6 +107,33 @@ def _refute(model: AdderModel, step: int, pairs: list[tuple[int, int]]) -> tuple
     return None
 
 
+#: What the bound-free probe runs (`probe_refute`), in this order, and how it is seeded.
+PROBE_SUITES, PROBE_SEED = ("adderboard", "carry", "chains"), 0
+#: Cases per forward pass of the probe.
+PROBE_CHUNK = 8192
+
+
+def probe_refute(model: AdderModel) -> tuple | None:
+    """Bound-free counterexample search, for a model the bounds cannot read (an operation without a
+    rule): the official cases, every carry pattern once and every carry chain (seed PROBE_SEED), run
+    through the module under teacher forcing. The first case with a wrong answer digit that greedy
+    decoding confirms: (a, b, printed, step), else None. Sound as any refutation is: the module itself
+    printed the wrong sum; it proves nothing when it finds none."""
+    from ..cases import SuiteOptions, get_suite
+
+    fmt, options = model.spec.format, SuiteOptions(k=1)
+    with torch.no_grad():
+        for name in PROBE_SUITES:
+            for a, b in get_suite(name).chunks(PROBE_SEED, PROBE_CHUNK, options):
+                wrong = teacher_forced(model, a, b).pred != fmt.answer(a, b)
+                for i in wrong.any(1).nonzero().flatten().tolist()[:4]:
+                    x, y = int(a[i]), int(b[i])
+                    printed = add(model, x, y)[0]
+                    if printed != x + y:
+                        return (x, y, printed, int(wrong[i].nonzero()[0]))
+    return None
+
+
 def quick_refute(model: AdderModel, layout: StepLayout, ctx: Ctx) -> tuple | None:
     """Cheap counterexample search for one step, at any depth: the last attention layer's
     worst-case paths per root case (inner layers bounded once for the step), run through the
