@@ -1,13 +1,13 @@
 """Containment: a proof's leaf bounds must lie at or below the margins the model really has.
 
-For each construction: prove it (writing its certificate), then run 10^5 random inputs plus
+For each construction or checkpoint: prove it (writing its certificate), then run 10^5 random inputs plus
 the worst case per answer digit of every adversarial suite through the compiled module and
 compare, at every answer step, each input's float margin with the certified lower bound of
 the leaf that covers it. Prints the count of inputs, the smallest slack (margin - bound) and
 the number of violations, which must be 0 (a violation would be a soundness bug).
 
     python bench/prove_containment.py param40 zcbtrak6
-    python bench/prove_containment.py --n 100000 --timeout 1200 qwen87
+    python bench/prove_containment.py --n 100000 --timeout 1200 qwen87 imported/evindor_57p.pt
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adder.compiler import compile_spec, teacher_forced
-from adder.constructions import build_spec
+from adder.compiler import teacher_forced
+from adder.constructions import resolve
 from adder.verify.cases import ADVERSARIAL
 from adder.verify.prove import prove, read
 from adder.verify.prove.automaton import path_of
@@ -39,8 +39,9 @@ def inputs(model, n: int, seed: int) -> list[tuple[int, int]]:
 
 
 def contain(name: str, n: int, seed: int, timeout: float, out: Path) -> str:
-    model = compile_spec(build_spec(name))
-    cert_path = out / f"{name}.json"
+    target = resolve(name)
+    model = target.model()
+    cert_path = out / f"{target.name}.json"
     report = prove(model, name, certificate=cert_path, timeout=timeout, sampled=False)
     if report.verdict not in (Verdict.PROVEN, Verdict.CONDITIONAL):  # conditional: a float64 proof, sampled exp
         return f"| {name} | {report.verdict} | - | - | - |"
@@ -68,7 +69,7 @@ def contain(name: str, n: int, seed: int, timeout: float, out: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("names", nargs="+")
+    ap.add_argument("names", nargs="+", help="construction names or checkpoint paths")
     ap.add_argument("--n", type=int, default=100_000, help="random inputs per construction")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=1200.0, help="proof budget per construction (s)")
