@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from adder.compiler import teacher_forced
-from adder.constructions import resolve
+from adder.constructions.targets import resolve
 from adder.verify.cases import ADVERSARIAL
 from adder.verify.prove import prove, read
 from adder.verify.prove.automaton import path_of
