@@ -183,6 +183,13 @@ def test_an_undecided_proof_names_its_obstruction_when_the_budget_did_not_end_it
         "undecided at 60 s (the budget ran out)"
 
 
+def test_the_shipped_manifest_reads_and_each_published_entry_names_a_recipe_that_imports():
+    manifest = read_manifest(Path(__file__).parent.parent / "docs" / "board-models.toml")
+    published = [m for m in manifest if m.location == "published"]
+    assert published and all(m.import_as in FORMATS and m.kind == "trained" for m in published)
+    assert all(m.prove_timeout for m in published)  # trained proofs take minutes: each says its budget
+
+
 def test_a_manifest_model_without_a_local_copy_is_not_obtained(models):
     (entry, row), = rows(models, "elsewhere").values()
     assert not entry.present and row.status == NOT_OBTAINED
