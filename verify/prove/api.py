@@ -32,7 +32,7 @@ from .layers import Ctx
 from .layout import StepLayout
 from .libm import check_range
 from .report import ProofReport, StepVerdict, Verdict
-from .search import n_attention, point_bound, probe_refute, quick_refute, search_step
+from .search import PROBE_FOUND_BY, n_attention, point_bound, probe_refute, quick_refute, search_step
 from .support import unsupported
 from .weights import ModelWeights
 
@@ -103,8 +103,7 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
             a, b, printed, step = found
             report.verdict = Verdict.REFUTED
             report.counterexample = {"a": a, "b": b, "printed": printed, "expected": a + b, "step": step,
-                                     "found_by": "the bound-free probe (official cases, carry patterns and chains, "
-                                                 "seed 0)"}
+                                     "found_by": PROBE_FOUND_BY}
         report.seconds = time.perf_counter() - t0
         return report
     mw = ModelWeights(model)

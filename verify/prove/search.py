@@ -109,6 +109,8 @@ def _refute(model: AdderModel, step: int, pairs: list[tuple[int, int]]) -> tuple
 
 #: What the bound-free probe runs (`probe_refute`), in this order, and how it is seeded.
 PROBE_SUITES, PROBE_SEED = ("adderboard", "carry", "chains"), 0
+#: How a refutation by the probe is credited in the report.
+PROBE_FOUND_BY = f"the bound-free probe (official cases, carry patterns and chains, seed {PROBE_SEED})"
 #: Cases per forward pass of the probe.
 PROBE_CHUNK = 8192
 
