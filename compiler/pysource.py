@@ -17,7 +17,7 @@ def read_python(path: Path) -> ast.Module:
     """The syntax tree of a Python file (the file does not run), or a one-line error if it is not Python."""
     try:
         return ast.parse(path.read_text(), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError) as e:
+    except (SyntaxError, UnicodeDecodeError, ValueError) as e:  # ValueError: null bytes in the source
         raise AdderError(f"{path} is not valid Python ({type(e).__name__}: {e}); fix the file") from None
 
 

@@ -36,6 +36,7 @@ import torch
 from ..compiler.checkpoint import FORMAT as ADDER_FORMAT
 from ..compiler.errors import AdderError, CheckpointError
 from ..compiler.module import AdderModel, compile_spec
+from ..compiler.pysource import read_python
 from .recipes import get_recipe
 from .recipes.micro import SPIRAL_AMP, SPIRAL_SLOPE
 
@@ -405,10 +406,10 @@ def _read_py_literals(path: Path) -> dict[str, torch.Tensor]:
     """The weights a submission file writes inline: its top-level `NAME = {"key": torch.tensor([...], dtype=...),
     ...}`, read by parsing the file (the numbers are literals; nothing is executed)."""
     try:
-        tree = ast.parse(path.read_text(), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a Python file that parses ({type(e).__name__}); this recipe's format "
-                              "is a submission with its weights inline") from None
+        tree = read_python(path)
+    except AdderError:
+        raise CheckpointError(f"{path} is not a Python file that parses; this recipe's format is a submission with "
+                              "its weights inline") from None
     for node in tree.body:
         value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
         if isinstance(value, ast.Dict) and value.keys and all(_is_tensor_call(v) for v in value.values):
