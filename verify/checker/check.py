@@ -33,6 +33,7 @@ from .joint import relational, residual_box
 from .inner import Before, before_last
 from .paths import GROUPS, Positions, carry_children, has_input, pair_children, roots
 from .reals import FLOATS, Box
+from .table import check_table_step
 
 #: Leaves whose attention inequalities are re-verified in one vectorised batch.
 BATCH = 64
@@ -89,14 +90,17 @@ def check(cert: dict, model: AdderModel, progress=None, deadline: float | None =
     except Rejected as e:
         return Result(False, str(e), tally.leaves, rules.ranges, time.perf_counter() - t0, tally.boxes, tally.halvings)
     own = f", {tally.halvings:,} of them halved by the checker itself" if tally.halvings else ""
-    return Result(True, f"{tally.leaves:,} leaves and {tally.boxes:,} margin boxes{own} re-verified by the independent "
-                        "checker (verify/checker: its own case split, bound rules and arb exp)",
-                  tally.leaves, rules.ranges, time.perf_counter() - t0, tally.boxes, tally.halvings)
+    what = [f"{tally.leaves:,} leaves and {tally.boxes:,} margin boxes{own}"] if tally.leaves or not tally.rows else []
+    what += [f"{tally.rows:,} table rows"] if tally.rows else []
+    return Result(True, f"{' and '.join(what)} re-verified by the independent checker (verify/checker: its own case "
+                        "split, bound rules and arb exp)", tally.leaves + tally.rows, rules.ranges,
+                  time.perf_counter() - t0, tally.boxes, tally.halvings)
 
 
 @dataclass
 class Tally:
     leaves: int = 0
+    rows: int = 0  # table rows (steps proven by the table rule)
     boxes: int = 0
     halvings: int = 0
 
@@ -108,6 +112,12 @@ def check_step(rules: Rules, fmt, st: dict, progress=None, deadline: float | Non
     tally = tally if tally is not None else Tally()
     k = st["step"]
     pos = Positions(fmt, k)
+    if "table" in st:  # proven by the table rule: every row of the step's table re-evaluated
+        n = check_table_step(rules, pos, st["table"])
+        tally.rows += n
+        if progress:
+            progress(n, f"certificate check (independent checker), step {k}, table rows re-verified")
+        return n
     rts = roots(pos)
     if not isinstance(st.get("roots"), list) or len(st["roots"]) != len(rts):
         raise Rejected(f"step {k}: expected {len(rts)} root cases")

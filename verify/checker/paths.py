@@ -44,7 +44,7 @@ class Positions:
                 slots += [(role, j) for j in (range(fmt.digits) if order == "lsb" else reversed(range(fmt.digits)))]
         printed = fmt.digit_order()  # printed[i]: the digit group the i-th answer token writes
         slots += [("s", printed[i]) for i in range(k)]
-        self.slots, self.t, self.target_group = slots, len(slots) - 1, printed[k]
+        self.k, self.slots, self.t, self.target_group = k, slots, len(slots) - 1, printed[k]
         self.tokens = np.asarray(fmt.digit_tokens)
 
     def can_hold(self, vocab: int) -> np.ndarray:

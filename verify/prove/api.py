@@ -76,6 +76,14 @@ def assumptions(dtype: str) -> list[str]:
     ]
 
 
+def table_assumption(steps: list[int]) -> str:
+    """What the steps decided by the table rule (`checker/table.py`) assume beyond the list above."""
+    return (f"step{'s' if len(steps) > 1 else ''} {_ranges(steps)}, decided by the table rule (every head reads one "
+            "key, its softmax weights exactly 0 and 1: softmax_zero, checked below): every sum there is a binary tree "
+            "of float32 additions, each possibly fused with one product, or the exact sum rounded once (the orders "
+            "the gamma_n bound covers, bounded one by one)")
+
+
 def check_timeout(timeout: float) -> float:
     """`timeout` if it is a usable wall-clock budget (finite, positive seconds); else a one-line error."""
     if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
@@ -120,7 +128,11 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
     if report.verdict == Verdict.REFUTED and not searches:  # refuted by the quick pass: no search to certify
         report.seconds = time.perf_counter() - t0
         return report
-    steps = [{"step": s.step, "inner": s.inner, "roots": s.roots} for s in searches]
+    tabled = [s.step for s in searches if s.table]
+    if tabled:
+        report.assumptions.insert(2, table_assumption(tabled))
+    steps = [{"step": s.step, "inner": s.inner, "roots": s.roots, **({"table": s.table} if s.table else {})}
+             for s in searches]
     arith = ctx.ar.name
     cert = cert_mod.build(model, arith, report.assumptions, steps)
     if certificate is not None:

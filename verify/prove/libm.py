@@ -59,6 +59,10 @@ class LibmCheck:
         return self.worst_ulps <= LIBRARY_ULPS
 
     def describe(self) -> str:
+        if self.fn == "softmax_zero":
+            return (f"softmax_zero: every float32 shift in [{self.lo:.6g}, {self.hi:.6g}] ({self.inputs:,} inputs) gets "
+                    f"softmax weight exactly 0 beside a row maximum of weight exactly 1: "
+                    f"{'holds' if self.holds else 'VIOLATED'}")
         how = "every float32 of" if self.exhaustive else "a random sample of"
         which = f" that are multiples of {self.grid:.3g} (all a max-shifted float score can be)" if self.grid > 0 else ""
         beyond = f" beyond {GELU_X_ULPS:g} u|x|" if self.fn == "gelu" else ""
@@ -186,6 +190,26 @@ def _gelu_ref(r, lib):
     return gelu_longdouble(r.astype(np.float64))
 
 
+#: Keys per row of the exact-zero check: a vectorised body and a scalar tail, as in an attention row.
+ZERO_ROW = 34
+
+
+def _zero_model(t):
+    """softmax of rows [x_1 .. x_34, -inf, 0] (x: shifts at least ZERO_GAP below the row's best):
+    per x, |its weight| + |1 - the weight of the row's 0|, which the table rule needs to be 0."""
+    n = len(t)
+    x = torch.cat([t, t.new_full(((-n) % ZERO_ROW,), -torch.inf)]).view(-1, ZERO_ROW)
+    ends = torch.tensor([-torch.inf, 0.0], dtype=t.dtype).expand(len(x), 2)
+    p = F.softmax(torch.cat([x, ends], 1), dim=-1)
+    bad = p[:, :ZERO_ROW + 1].abs().sum(1, keepdim=True) + (1 - p[:, -1:]).abs()
+    return bad.expand(-1, ZERO_ROW).reshape(-1)[:n]
+
+
+def _exactly_zero(got, ref, dt, exact_diff=None, x=None):
+    """0 where the check's result is exactly 0, else infinitely many ulps."""
+    return torch.where(got == 0, 0.0, torch.inf)
+
+
 def _check(model_fn, ref_fn, measure):
     return lambda x: _run(x, model_fn, ref_fn, measure)
 
@@ -196,7 +220,8 @@ CHECKS = {"exp": _check(_softmax_model, _softmax_ref, _softmax_excess),
           "rsqrt": _check(torch.rsqrt, lambda r, lib: 1 / lib.sqrt(r), _ulps),
           "silu": _check(ACTIVATIONS["silu"], _silu_ref, _silu_k),
           "silu_mlx": _check(ACTIVATIONS["silu_mlx"], _silu_ref, _silu_k),
-          "gelu": _check(_gelu_model, _gelu_ref, _gelu_k)}
+          "gelu": _check(_gelu_model, _gelu_ref, _gelu_k),
+          "softmax_zero": _check(_zero_model, lambda r, lib: r * 0, _exactly_zero)}
 #: Functions whose float64 reference is computed in arb: fewer float64 samples.
 ARB_REFERENCE = {"gelu"}
 

@@ -21,6 +21,10 @@ import torch
 from ...compiler.decode import add, teacher_forced
 from ...compiler.module import AdderModel
 from ...compiler.spec import Attention
+from ..checker.bounds import Rejected, Rules
+from ..checker.paths import Positions
+from ..checker.reals import FLOATS
+from ..checker.table import not_applicable, one_hot_heads, table
 from .automaton import GROUPS, PAIRS, Cases, count_paths, path_of
 from .layers import Ctx, Unsupported
 from .layout import StepLayout
@@ -57,6 +61,7 @@ class StepSearch:
     counterexample: tuple | None = None  # (a, b, printed sum)
     weak_inputs: list = field(default_factory=list)  # (a, b): worst-case inputs of cases whose bound failed, last first
     unsupported: str | None = None
+    table: dict | None = None  # proven by the table rule (`checker/table.py`): {"heads": [key position per head]}
     seconds: float = 0.0
     budget_ran_out: bool = False  # the deadline left cases unbounded (not a property of the model)
 
@@ -186,11 +191,50 @@ def _out_of_budget(res: StepSearch, layout: StepLayout, pending: list) -> StepSe
     return res
 
 
+def table_step(model: AdderModel, k: int, ctx: Ctx) -> StepSearch | None:
+    """Step k by the table rule (`checker/table.py`), where its attention is one-hot in float32:
+    proven if every row of the table has a positive margin bound, refuted if a row's input is
+    printed wrongly; None where the rule does not apply or decides nothing (the split search
+    then runs). The rule's code is the checker's own: a table step has nothing to search but the
+    key positions, and the certificate records them."""
+    t0 = time.perf_counter()
+    dtype = str(model.dtype).replace("torch.", "")
+    if dtype not in FLOATS or ctx.ar.name != dtype:  # the rule is about the module's own arithmetic
+        return None
+    rules = Rules(model, FLOATS[dtype])
+    if not_applicable(rules):
+        return None
+    pos = Positions(model.spec.format, k)
+    reads, _ = one_hot_heads(rules, pos)
+    if reads is None:
+        return None
+    try:
+        t = table(rules, pos, reads)
+    except Rejected:
+        return None
+    res = StepSearch(step=k, roots=[], seconds=time.perf_counter() - t0)
+    if (t.margin > 0).all():
+        res.table, res.leaves, res.certified_margin = {"heads": reads}, len(t.margin), float(t.margin.min())
+        return res
+    worst = np.argsort(t.margin)[:CANDIDATES_PER_CASE * 4]
+    found = _refute(model, k, [tuple(int(v) for v in t.example[i]) for i in worst])
+    if found:
+        res.counterexample = found
+        return res
+    return None
+
+
 def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float,
                 progress: Callable[[int, str], None] | None = None, phase: str = "") -> StepSearch:
     """Bound the cases of one step, splitting the ones not proven, until proven, refuted, at the
-    deepest split, or past `deadline`. `progress(n, phase)` hears of each batch of n cases bounded."""
+    deepest split, or past `deadline`. `progress(n, phase)` hears of each batch of n cases bounded.
+    A step the table rule decides (`table_step`) is not searched."""
     t0 = time.perf_counter()
+    tabled = table_step(model, layout.k, ctx)
+    if tabled is not None:
+        if progress:
+            progress(0, f"step {layout.k}{phase}: decided by the table rule")
+        return tabled
     roots = root_cases(layout)
     res = StepSearch(step=layout.k, roots=[None] * len(roots.cases))
     # pending: (container, index, case row, query token, target, depth, label)

@@ -1,0 +1,274 @@
+"""The table rule: one-hot attention makes an answer step a finite table, evaluated exactly.
+
+Many hand-coded one-layer models route attention by position alone, with scores so far apart
+that every softmax is one-hot *in float32*: a key whose score lies ZERO_GAP or more below the
+row's best gets exp(fl(s_j - max)) = 0 exactly, the best one exp(0) = 1, so the row's weights
+are exactly [0, .., 1, .., 0] and the head's output is exactly the value vector of the one key
+it reads (0 * v = 0 and x + 0 = x in any order, fused or not). That is the rule's one
+library assumption, checked on every float32 shift that can occur (`libm` "softmax_zero").
+
+Then, at answer step k, the logits are a function of the tokens at the query position and at
+the positions the heads read. Those tokens depend on the operand digits of a short window of
+digit groups (and the carry into it), so the step is a table of at most 2 * 100^w rows, and
+each row is bounded by `tight.py`'s float32 boxes: nearly exact, where the case split of the
+main rule must bound sums of 10^20 inputs with the general float error model. A step is
+proven when every row's margin bound is positive; the certificate names the positions read
+(`{"table": {"heads": [p, ...]}}`) and this module re-derives everything else.
+
+Conditions (`not_applicable` says which one fails): float32; one attention layer, the first
+block, with softmax; only MLP blocks after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...compiler.spec import MLP, Attention
+from .bounds import Rejected, Rules, heads
+from .inner import embedding
+from .paths import GROUPS, Positions
+from .reals import Box, lower
+from .tight import Tight, snap
+
+#: A key this far (or further) below its row's best score gets softmax weight exactly 0.
+ZERO_GAP = 110.0
+#: Most rows a table may have (2 * 100^w for a window of w digit groups).
+MAX_ROWS = 2_000_000
+#: Most float32 values of the logit-moving coordinate enumerated one by one (`margin_lower`).
+MAX_VALUES = 64
+#: Pieces the second costliest coordinate is cut into, for the rows one enumeration leaves open.
+PIECES = 16
+
+
+def not_applicable(rules: Rules) -> str | None:
+    """Why the table rule cannot apply to this model (None: it can be tried)."""
+    spec = rules.spec
+    if rules.fl.name != "float32":
+        return "the table rule is for float32 models"
+    kinds = [isinstance(b.layer, Attention) for b in spec.blocks]
+    if sum(kinds) != 1 or not kinds[0]:
+        return "the table rule needs one attention layer, the first block"
+    if not all(isinstance(b.layer, MLP) for b in spec.blocks[1:]):
+        return "the table rule needs only MLP blocks after the attention"
+    if spec.blocks[0].layer.softmax != "softmax":
+        return "the table rule needs a softmax attention"
+    return None
+
+
+@dataclass
+class Table:
+    """One step's table: each row's query token, tokens read by the heads, target and margin bound."""
+
+    heads: list[int]  # the key position each head reads
+    tokens: np.ndarray  # [M, 1 + H]: the query token, then the token each head reads
+    target: np.ndarray  # [M] the token the step must print
+    margin: np.ndarray  # [M] lower bound of the float32 margin
+    example: np.ndarray  # [M, 2] an input (a, b) of each row
+
+
+def one_hot_heads(r: Rules, pos: Positions) -> tuple[list[int] | None, str]:
+    """The key position each head reads at step pos.k, when every head's softmax is one-hot in
+    float32 at every query token and input; else (None, why not)."""
+    att = r.spec.blocks[0].layer
+    x = embedding(r, pos)
+    keys = r.norm(x, r.spec.blocks[0].norm)
+    V = x.shape[1]
+    q_tok = np.flatnonzero(pos.can_hold(V)[pos.t])
+    hd = heads(r, att, keys, keys[pos.t][q_tok], np.full(len(q_tok), pos.t), pos)
+    s, live = hd.s, hd.live  # [R, H, P, V]
+    least = np.where(live, s.lo, np.inf).min(-1)  # [R, H, P]: the least score at each position
+    most = np.where(live, s.hi, -np.inf).max(-1)  # [R, H, P]
+    best = np.argmax(np.where(np.isfinite(least), least, -np.inf).min(0), -1)  # [H]
+    out = []
+    for h, p in enumerate(best):
+        rival = np.delete(most[:, h], p, axis=-1).max(-1)  # [R]
+        gap = least[:, h, p] - rival
+        if not (np.isfinite(least[:, h, p]).all() and (gap >= ZERO_GAP).all()):
+            return None, (f"head {h}'s softmax is not one-hot in float32 (best key {int(p)}: score gap "
+                          f"{float(np.min(gap)):.3g} < {ZERO_GAP:g})")
+        out.append(int(p))
+    note_shifts(r, s, live)
+    return out, ""
+
+
+def note_shifts(r: Rules, s: Box, live: np.ndarray) -> None:
+    """Record the shifts fl(s_j - max) softmax meets, for the exact-zero check of exp."""
+    top = np.where(live, s.hi, -np.inf).max((-2, -1))  # [R, H]
+    low = np.where(live, s.lo, np.inf).min((-2, -1))
+    r.note("softmax_zero", lower(lower(low - top) * (1 + r.fl.u)), -ZERO_GAP)
+
+
+def checked_heads(r: Rules, pos: Positions, claimed) -> list[int]:
+    """The certificate's head positions, re-derived (Rejected if they differ or fail)."""
+    found, why = one_hot_heads(r, pos)
+    if found is None:
+        raise Rejected(f"step {pos.k}: {why}")
+    if claimed != found:
+        raise Rejected(f"step {pos.k}: the certificate's head positions {claimed} are not the ones read ({found})")
+    return found
+
+
+def rows(pos: Positions, reads: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (query token, tokens read) an input can show at this step, with its target and one
+    input (a, b) showing it: the operand digits of the window of groups the positions and the
+    target depend on, and the carry into it, enumerated (a row per distinct token tuple).
+    Raises Rejected when one token tuple needs two different answers (the model is then wrong
+    on one of them) or the window is too wide."""
+    need = [pos.t] + list(reads)
+    groups = {pos.target_group} | {g for kind, g in (pos.slots[p] for p in need) if kind != "fixed"}
+    lo, hi = min(groups), min(max(groups), GROUPS - 1)
+    w = max(0, hi - lo + 1)
+    carries = 2 if lo > 0 else 1
+    if carries * 100 ** w > MAX_ROWS:
+        raise Rejected(f"step {pos.k}: the positions read span {w} digit groups, too many rows to enumerate")
+    grid = np.indices((carries,) + (10,) * (2 * w)).reshape(1 + 2 * w, -1)
+    cin, a_d, b_d = grid[0], grid[1:1 + w], grid[1 + w:]
+    digits = {"a": {}, "b": {}, "s": {}}
+    c = cin
+    for i in range(w):
+        g = lo + i
+        total = a_d[i] + b_d[i] + c
+        digits["a"][g], digits["b"][g], digits["s"][g] = a_d[i], b_d[i], total % 10
+        c = total // 10
+    digits["s"][hi + 1] = c  # s_10 is the last carry; s_g beyond the window is not read
+    tokens = pos.tokens
+    cols = []
+    for p in need:
+        kind, g = pos.slots[p]
+        cols.append(np.full(len(cin), g) if kind == "fixed" else tokens[digits[kind][g]])
+    target = tokens[digits["s"][pos.target_group]]
+    # one input per row: the window's digits, and 9 + 9 below it when a carry comes in
+    a = sum(a_d[i].astype(np.int64) * 10 ** (lo + i) for i in range(w)) + cin * 9 * 10 ** max(lo - 1, 0)
+    b = sum(b_d[i].astype(np.int64) * 10 ** (lo + i) for i in range(w)) + cin * 9 * 10 ** max(lo - 1, 0)
+    tup = np.stack(cols, 1)
+    keyed = np.concatenate([tup, target[:, None]], 1)
+    _, first = np.unique(keyed, axis=0, return_index=True)
+    uniq, inv = np.unique(tup[first], axis=0, return_inverse=True)
+    if len(uniq) != len(first):
+        j = int(np.flatnonzero(np.bincount(inv.reshape(-1)) > 1)[0])
+        raise Rejected(f"step {pos.k}: the tokens read {uniq[j].tolist()} occur with two different answers; "
+                       "the logits cannot be right for both")
+    return tup[first], target[first], np.stack([a[first], b[first]], 1)
+
+
+def evaluate(r: Rules, pos: Positions, reads: list[int], tup: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Lower bound of the float32 margin of each row (query token, tokens read): the residual at
+    the query plus the attention output (each head exactly its key's value vector), then every
+    MLP block, the final norm and the unembedding, in `tight.py`'s boxes."""
+    spec = r.spec
+    att = spec.blocks[0].layer
+    tight = Tight(r)
+    x = snap(embedding(r, pos))  # [P, V, d]
+    v = tight.linear(tight.norm(x, spec.blocks[0].norm), att.v)  # [P, V, Hkv * vd]
+    group = np.arange(att.n_heads) // (att.n_heads // att.n_kv_heads)
+    parts = []
+    for h, p in enumerate(reads):
+        cols = slice(group[h] * att.vd, (group[h] + 1) * att.vd)
+        parts.append(v[p, tup[:, 1 + h]][:, cols])
+    concat = Box(np.concatenate([b.lo for b in parts], 1), np.concatenate([b.hi for b in parts], 1))
+    h = tight.add(x[pos.t, tup[:, 0]], tight.linear(concat, att.o))
+    # rows with the same residual box and target share everything after: bound each once
+    d = h.shape[1]
+    key, back = np.unique(np.concatenate([h.lo, h.hi, target[:, None]], 1), axis=0, return_inverse=True)
+    h = Box(key[:, :d], key[:, d:2 * d])
+    for block in spec.blocks[1:]:
+        h = tight.mlp_block(h, block)
+    return margin_lower(tight, h, key[:, -1].astype(np.int64))[back.reshape(-1)]
+
+
+def margin_lower(tight: Tight, h: Box, target: np.ndarray) -> np.ndarray:
+    """Lower bound of min_{d != y} logit_y - logit_d at residual h [N, d]. The two logits share
+    the final norm's output z, but two boxes bounded apart forget that: each coordinate costs
+    its width times its largest weight. So the costliest coordinate is enumerated value by
+    value (at most MAX_VALUES float32 values, the last piece an interval), both logits seeing
+    the same value; rows still not positive have the next costliest cut in PIECES pieces too.
+    Each logit is a tree sum (`tight`)."""
+    r = tight.r
+    spec = r.spec
+    z = tight.norm(h, spec.final_norm)
+    for m in spec.unembed.weights[:-1]:
+        z = tight.matvec(z, r.w[id(m)])
+    W = r.w[id(spec.unembed.weights[-1])]  # [V, n]
+    cost = ((z.hi - z.lo) * np.abs(W).max(0)[None]).max(0)
+    order = [int(j) for j in np.argsort(-cost)]
+    m = _margins(tight, z, target, None, None)
+    reach = 4 * ((z.hi - z.lo) * np.abs(W).max(0)[None]).sum(1)  # about what refining can win back
+    for j, cut in ((order[0], None), (order[0], order[1] if len(order) > 1 else None)):
+        bad = np.flatnonzero(~(m > 0) & (m > -reach))  # refine the rows left open, where it may help
+        if len(bad):
+            m[bad] = np.maximum(m[bad], _margins(tight, z[bad], target[bad], j, cut))
+    return m
+
+
+def _ordinal(x: np.ndarray) -> np.ndarray:
+    """float32 values -> integers in the same order, consecutive floats one apart."""
+    bits = x.astype(np.float32).view(np.int32).astype(np.int64)
+    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+
+def _margins(tight: Tight, z: Box, target: np.ndarray, j: int | None, cut: int | None) -> np.ndarray:
+    """The margin bound with coordinate j (if any) enumerated and coordinate `cut` (if any) in
+    PIECES pieces."""
+    N, n = z.shape
+    if j is None:
+        return _margin_rows(tight, z, target, 1)
+    K = int(min(MAX_VALUES, max(1, (_ordinal(z.hi[:, j]) - _ordinal(z.lo[:, j])).max() + 1)))
+    vals, cur = [], z.lo[:, j].astype(np.float32)
+    for _ in range(K):
+        vals.append(np.minimum(cur, z.hi[:, j].astype(np.float32)).astype(np.float64))
+        cur = np.nextafter(cur, np.float32(np.inf))
+    lo_j = np.stack(vals, 1)
+    hi_j = lo_j.copy()
+    hi_j[:, -1] = z.hi[:, j]  # the last piece runs to the end (more values than MAX_VALUES)
+    lo = np.repeat(z.lo[:, None], K, 1)
+    hi = np.repeat(z.hi[:, None], K, 1)
+    lo[..., j], hi[..., j] = lo_j, hi_j
+    if cut is not None:  # float32 cut points, so that every piece's ends are float32 values
+        t = np.linspace(0.0, 1.0, PIECES + 1)
+        ends = z.lo[:, cut, None] + (z.hi[:, cut] - z.lo[:, cut])[:, None] * t[None]
+        ends = np.clip(ends.astype(np.float32).astype(np.float64), z.lo[:, cut, None], z.hi[:, cut, None])
+        ends[:, 0], ends[:, -1] = z.lo[:, cut], z.hi[:, cut]
+        lo = np.repeat(lo[:, :, None], PIECES, 2)
+        hi = np.repeat(hi[:, :, None], PIECES, 2)
+        lo[..., cut], hi[..., cut] = ends[:, None, :-1], ends[:, None, 1:]
+    return _margin_rows(tight, Box(lo.reshape(-1, n), hi.reshape(-1, n)), target, lo.size // (N * n))
+
+
+def _margin_rows(tight: Tight, pieces: Box, target: np.ndarray, per: int) -> np.ndarray:
+    """The least margin bound over each row's `per` consecutive pieces of z."""
+    W = tight.r.w[id(tight.r.spec.unembed.weights[-1])]
+    N = len(target)
+    logits = tight.matvec(pieces, W)
+    if tight.r.spec.unembed.bias is not None:
+        logits = tight.add(logits, tight.r.w[id(tight.r.spec.unembed.bias)])
+    y = np.repeat(target, per)
+    rows = np.arange(len(y))
+    rival = logits.hi.copy()
+    rival[rows, y] = -np.inf
+    m = logits.lo[rows, y] - rival.max(1)
+    m = np.where(np.isnan(m), -np.inf, m)
+    return m.reshape(N, per).min(1)
+
+
+def table(r: Rules, pos: Positions, reads: list[int]) -> Table:
+    tup, target, example = rows(pos, reads)
+    return Table(reads, tup, target, evaluate(r, pos, reads, tup, target), example)
+
+
+def check_table_step(r: Rules, pos: Positions, record) -> int:
+    """Re-verify a step the certificate proves by the table rule; returns its number of rows."""
+    if not isinstance(record, dict) or not isinstance(record.get("heads"), list):
+        raise Rejected(f"step {pos.k}: malformed table record")
+    why = not_applicable(r)
+    if why:
+        raise Rejected(f"step {pos.k}: {why}")
+    reads = checked_heads(r, pos, record["heads"])
+    t = table(r, pos, reads)
+    bad = np.flatnonzero(~(t.margin > 0))
+    if len(bad):
+        i = bad[0]
+        raise Rejected(f"step {pos.k}: table row (query token, tokens read) {t.tokens[i].tolist()}: the margin bound "
+                       f"{t.margin[i]:.3g} is not positive")
+    return len(t.margin)
