@@ -415,11 +415,11 @@ def softmax_weights(r: Rules, s: Box, live: np.ndarray) -> Box:
     e = Box(np.maximum(lower(lower(base.lo * f_lo) - absolute), 0.0), upper(upper(base.hi * f_hi) + absolute))
     # the inputs softmax's exp meets: fl(s_j - m_f) in [(min s_lo - m)(1 + u), 0], on a grid
     m_lo = np.where(live, s.lo, -np.inf).max((-2, -1))
-    r.note("exp", lower(lower(lo.min((-2, -1)) - m[..., 0, 0]) * (1 + fl.u)), 0.0, grid=float(_grid(m_lo, m[..., 0, 0], fl).min()))
+    r.note("exp", lower(lower(lo.min((-2, -1)) - m[..., 0, 0]) * (1 + fl.u)), 0.0, grid=float(score_grid(m_lo, m[..., 0, 0], fl).min()))
     return Box(np.where(live, e.lo, 0.0), np.where(live, e.hi, 0.0))
 
 
-def _grid(m_lo: np.ndarray, m_hi: np.ndarray, fl: Floats) -> np.ndarray:
+def score_grid(m_lo: np.ndarray, m_hi: np.ndarray, fl: Floats) -> np.ndarray:
     """A power of two q of which every fl(s_j - m_f) is a multiple, when the float row maximum
     m_f lies in [m_lo, m_hi] away from 0 (else 0: no grid). With 2^E <= |m_f|, q = max(2^E u, eta):
     a score with |s_j| >= 2^(E-1) is a multiple of q and so is s_j - m_f and its rounding; a

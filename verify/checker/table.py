@@ -26,11 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...compiler.spec import MLP, Attention
-from .bounds import Rejected, Rules, heads
+from ...compiler.scalars import scalar_to_float
+from .bounds import Rejected, Rules, heads, score_grid
 from .inner import embedding
 from .paths import GROUPS, Positions
-from .reals import Box, lower
-from .tight import Tight, snap
+from .reals import Box, exp_box, lower, upper
+from .tight import Tight, products, rn, snap, tree_sum
 
 #: A key this far (or further) below its row's best score gets softmax weight exactly 0.
 ZERO_GAP = 110.0
@@ -38,6 +39,8 @@ ZERO_GAP = 110.0
 MAX_ROWS = 2_000_000
 #: Most float32 values of the logit-moving coordinate enumerated one by one (`margin_lower`).
 MAX_VALUES = 64
+#: Most keys one head may read with a weight not exactly 0.
+MAX_KEYS = 3
 #: Pieces the second costliest coordinate is cut into, for the rows one enumeration leaves open.
 PIECES = 16
 
@@ -61,16 +64,19 @@ def not_applicable(rules: Rules) -> str | None:
 class Table:
     """One step's table: each row's query token, tokens read by the heads, target and margin bound."""
 
-    heads: list[int]  # the key position each head reads
-    tokens: np.ndarray  # [M, 1 + H]: the query token, then the token each head reads
+    heads: list[list[int]]  # the key positions each head reads
+    tokens: np.ndarray  # [M, 1 + K]: the query token, then the token at each position read (`positions`)
     target: np.ndarray  # [M] the token the step must print
     margin: np.ndarray  # [M] lower bound of the float32 margin
     example: np.ndarray  # [M, 2] an input (a, b) of each row
 
 
-def one_hot_heads(r: Rules, pos: Positions) -> tuple[list[int] | None, str]:
-    """The key position each head reads at step pos.k, when every head's softmax is one-hot in
-    float32 at every query token and input; else (None, why not)."""
+def read_positions(r: Rules, pos: Positions) -> tuple[list[list[int]] | None, str]:
+    """The key positions each head can read at step pos.k: for every query token, every other key
+    scores ZERO_GAP or more below the best guaranteed score, so its softmax weight is exactly 0.
+    One position: the head's output is exactly that key's value vector. Two or three (a head that
+    averages, e.g. a_k and b_k): its softmax over them is bounded in `_mix`. More, or a head whose
+    scores need RoPE, ALiBi or a bias table to be bounded tightly: (None, why not)."""
     att = r.spec.blocks[0].layer
     x = embedding(r, pos)
     keys = r.norm(x, r.spec.blocks[0].norm)
@@ -80,15 +86,16 @@ def one_hot_heads(r: Rules, pos: Positions) -> tuple[list[int] | None, str]:
     s, live = hd.s, hd.live  # [R, H, P, V]
     least = np.where(live, s.lo, np.inf).min(-1)  # [R, H, P]: the least score at each position
     most = np.where(live, s.hi, -np.inf).max(-1)  # [R, H, P]
-    best = np.argmax(np.where(np.isfinite(least), least, -np.inf).min(0), -1)  # [H]
+    floor = np.where(np.isfinite(least), least, -np.inf).max(-1)  # [R, H]: the best guaranteed score
     out = []
-    for h, p in enumerate(best):
-        rival = np.delete(most[:, h], p, axis=-1).max(-1)  # [R]
-        gap = least[:, h, p] - rival
-        if not (np.isfinite(least[:, h, p]).all() and (gap >= ZERO_GAP).all()):
-            return None, (f"head {h}'s softmax is not one-hot in float32 (best key {int(p)}: score gap "
-                          f"{float(np.min(gap)):.3g} < {ZERO_GAP:g})")
-        out.append(int(p))
+    for h in range(att.n_heads):
+        near = np.flatnonzero((most[:, h] > floor[:, h, None] - ZERO_GAP).any(0))
+        if len(near) > MAX_KEYS or not np.isfinite(floor[:, h]).all():
+            return None, (f"head {h}'s softmax is not sparse in float32: {len(near)} keys score within "
+                          f"{ZERO_GAP:g} of its best (at most {MAX_KEYS} can be read)")
+        if len(near) > 1 and (att.rope is not None or att.alibi is not None or att.bias is not None):
+            return None, f"head {h} reads {len(near)} keys, whose scores need RoPE, ALiBi or a bias: no tight rule yet"
+        out.append([int(p) for p in near])
     note_shifts(r, s, live)
     return out, ""
 
@@ -100,9 +107,9 @@ def note_shifts(r: Rules, s: Box, live: np.ndarray) -> None:
     r.note("softmax_zero", lower(lower(low - top) * (1 + r.fl.u)), -ZERO_GAP)
 
 
-def checked_heads(r: Rules, pos: Positions, claimed) -> list[int]:
+def checked_heads(r: Rules, pos: Positions, claimed) -> list[list[int]]:
     """The certificate's head positions, re-derived (Rejected if they differ or fail)."""
-    found, why = one_hot_heads(r, pos)
+    found, why = read_positions(r, pos)
     if found is None:
         raise Rejected(f"step {pos.k}: {why}")
     if claimed != found:
@@ -110,13 +117,18 @@ def checked_heads(r: Rules, pos: Positions, claimed) -> list[int]:
     return found
 
 
-def rows(pos: Positions, reads: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_union(reads: list[list[int]]) -> list[int]:
+    """The positions some head reads, in order: the table's columns after the query token."""
+    return sorted({p for ps in reads for p in ps})
+
+
+def rows(pos: Positions, read: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (query token, tokens read) an input can show at this step, with its target and one
     input (a, b) showing it: the operand digits of the window of groups the positions and the
     target depend on, and the carry into it, enumerated (a row per distinct token tuple).
     Raises Rejected when one token tuple needs two different answers (the model is then wrong
     on one of them) or the window is too wide."""
-    need = [pos.t] + list(reads)
+    need = [pos.t] + list(read)
     groups = {pos.target_group} | {g for kind, g in (pos.slots[p] for p in need) if kind != "fixed"}
     lo, hi = min(groups), min(max(groups), GROUPS - 1)
     w = max(0, hi - lo + 1)
@@ -153,20 +165,24 @@ def rows(pos: Positions, reads: list[int]) -> tuple[np.ndarray, np.ndarray, np.n
     return tup[first], target[first], np.stack([a[first], b[first]], 1)
 
 
-def evaluate(r: Rules, pos: Positions, reads: list[int], tup: np.ndarray, target: np.ndarray) -> np.ndarray:
+def evaluate(r: Rules, pos: Positions, reads: list[list[int]], tup: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Lower bound of the float32 margin of each row (query token, tokens read): the residual at
-    the query plus the attention output (each head exactly its key's value vector), then every
-    MLP block, the final norm and the unembedding, in `tight.py`'s boxes."""
+    the query plus the attention output (a head reading one key: exactly its value vector; two
+    or three: `_mix`), then every MLP block, the final norm and the unembedding, in `tight.py`'s
+    boxes."""
     spec = r.spec
     att = spec.blocks[0].layer
     tight = Tight(r)
-    x = snap(embedding(r, pos))  # [P, V, d]
-    v = tight.linear(tight.norm(x, spec.blocks[0].norm), att.v)  # [P, V, Hkv * vd]
+    x = tight.embedding(len(pos.slots))  # [P, V, d]
+    normed = tight.norm(x, spec.blocks[0].norm)
+    v = tight.linear(normed, att.v)  # [P, V, Hkv * vd]
     group = np.arange(att.n_heads) // (att.n_heads // att.n_kv_heads)
+    column = {p: 1 + i for i, p in enumerate(read_union(reads))}
     parts = []
-    for h, p in enumerate(reads):
+    for h, ps in enumerate(reads):
         cols = slice(group[h] * att.vd, (group[h] + 1) * att.vd)
-        parts.append(v[p, tup[:, 1 + h]][:, cols])
+        values = [v[p, tup[:, column[p]]][:, cols] for p in ps]
+        parts.append(values[0] if len(ps) == 1 else _mix(tight, pos, normed, tup, column, h, ps, values))
     concat = Box(np.concatenate([b.lo for b in parts], 1), np.concatenate([b.hi for b in parts], 1))
     h = tight.add(x[pos.t, tup[:, 0]], tight.linear(concat, att.o))
     # rows with the same residual box and target share everything after: bound each once
@@ -176,6 +192,108 @@ def evaluate(r: Rules, pos: Positions, reads: list[int], tup: np.ndarray, target
     for block in spec.blocks[1:]:
         h = tight.mlp_block(h, block)
     return margin_lower(tight, h, key[:, -1].astype(np.int64))[back.reshape(-1)]
+
+
+def _mix(tight: Tight, pos: Positions, normed: Box, tup: np.ndarray, column: dict, h: int, ps: list[int],
+         values: list[Box]) -> Box:
+    """Head h's output where it reads the keys ps (every other key's weight exactly 0): the
+    scores q . k_j as tree sums, then softmax as the module computes it, e_j = exp(fl(s_j - m))
+    with m the row maximum (one of these keys: each case of which one is taken, and the hull
+    kept), the weights e_j * fl(1 / sum e) or e_j / sum e, and the mix sum_j p_j v_j, a tree sum.
+    exp is within the library's ulps (snapped; its inputs recorded for the library check)."""
+    r, att = tight.r, tight.r.spec.blocks[0].layer
+    hd, g = att.head_dim, h // (att.n_heads // att.n_kv_heads)
+    q = tight.linear(normed[pos.t, tup[:, 0]], att.q)
+    q = tight.norm(Box(q.lo.reshape(len(tup), att.n_heads, hd)[:, h], q.hi.reshape(len(tup), att.n_heads, hd)[:, h]),
+                   att.q_norm)
+    scale = r.fl.scalar(scalar_to_float(att.scale))
+    if att.scale_op == "mul_q":
+        q = _times(q, scale)
+    scores = []
+    for p in ps:
+        k = tight.linear(normed[p, tup[:, column[p]]], att.k)
+        k = tight.norm(Box(k.lo.reshape(len(tup), att.n_kv_heads, hd)[:, g], k.hi.reshape(len(tup), att.n_kv_heads, hd)[:, g]),
+                       att.k_norm)
+        s = tree_sum([products(q[:, i], k[:, i]) for i in range(hd)])
+        if att.scale_op == "div":
+            s = _over(s, scale)
+        elif att.scale_op == "mul" and scalar_to_float(att.scale) != 1.0:
+            s = _times(s, scale)
+        scores.append(s)
+    out = None
+    for top in range(len(ps)):  # the row maximum is key `top`'s score
+        if not all((scores[top].hi >= scores[j].lo).any() for j in range(len(ps))):
+            continue
+        zero = Box(np.zeros(len(tup)), np.zeros(len(tup)))
+        shifts = [zero if j == top else
+                  Box(rn(lower(scores[j].lo - scores[top].hi)), np.minimum(0.0, rn(upper(scores[j].hi - scores[top].lo))))
+                  for j in range(len(ps))]
+        step = score_grid(scores[top].lo, scores[top].hi, r.fl)  # [N]: every shift is a multiple of it
+        r.note("exp", min(float(b.lo.min()) for b in shifts), 0.0, grid=float(step.min()))
+        # the weights move together (they sum to 1): with two keys, the other's shift is taken value
+        # by value, so that both weights see the same one
+        per = 1
+        if len(ps) == 2:
+            j = 1 - top
+            shifts[j], per = _values(shifts[j], np.where(step > 0, step, np.nan))
+            shifts[top] = Box(np.zeros(len(shifts[j].lo)), np.zeros(len(shifts[j].lo)))
+        vals = [Box(np.repeat(vj.lo, per, 0), np.repeat(vj.hi, per, 0)) for vj in values]
+        e = [snap(r.fl.library(exp_box(b))) for b in shifts]
+        total = tree_sum(e)
+        with np.errstate(divide="ignore"):
+            inv = Box(rn(lower(1.0 / total.hi)), rn(upper(1.0 / total.lo)))
+        weights = []
+        for ej in e:
+            times, over = tight.mul(ej, inv), Box(rn(lower(ej.lo / total.hi)), rn(upper(ej.hi / total.lo)))
+            weights.append(Box(np.minimum(times.lo, over.lo), np.maximum(times.hi, over.hi)))
+        mixed = [tree_sum([products(w, vj[:, c]) for w, vj in zip(weights, vals)]) for c in range(vals[0].shape[1])]
+        lo = np.stack([m.lo for m in mixed], 1).reshape(len(tup), per, -1).min(1)
+        hi = np.stack([m.hi for m in mixed], 1).reshape(len(tup), per, -1).max(1)
+        out = Box(lo, hi) if out is None else Box(np.minimum(out.lo, lo), np.maximum(out.hi, hi))
+    return out
+
+
+def _values(b: Box, step: np.ndarray | None = None) -> tuple[Box, int]:
+    """Each row's interval as pieces [N * K], and K: its float32 values one by one (with `step`
+    [N], finite: the multiples of it, all a value on that grid can be), or, where there are more
+    than MAX_VALUES of them, MAX_VALUES equal pieces between float32 (grid) cut points."""
+    grid = step is not None and bool(np.isfinite(step).all())
+    if grid:
+        first = np.ceil(b.lo / step) * step  # the least multiple in the interval (the value is one)
+        count = np.floor((b.hi - first) / step) + 1
+    else:
+        count = (_ordinal(b.hi) - _ordinal(b.lo) + 1).astype(np.float64)
+    K = int(min(MAX_VALUES, max(1, count.max())))
+    k = np.arange(K)[None]
+    if grid:
+        stride = np.maximum(1.0, np.ceil(count / K))[:, None] * step[:, None]  # whole grid steps
+        lo = np.minimum(first[:, None] + k * stride, b.hi[:, None])
+        hi = np.where(stride > step[:, None], np.minimum(lo + stride - step[:, None], b.hi[:, None]), lo)
+    else:
+        ordinal = _ordinal(b.lo)[:, None] + np.floor(k * np.maximum(1.0, count[:, None] / K)).astype(np.int64)
+        lo = np.minimum(_from_ordinal(ordinal), b.hi[:, None])
+        hi = np.concatenate([_from_ordinal(np.maximum(ordinal[:, 1:] - 1, ordinal[:, :-1])), b.hi[:, None]], 1)
+        hi = np.maximum(np.minimum(hi, b.hi[:, None]), lo)
+    hi[:, -1] = b.hi  # the last piece runs to the end
+    return Box(lo.reshape(-1), hi.reshape(-1)), K
+
+
+def _from_ordinal(o: np.ndarray) -> np.ndarray:
+    """Inverse of `_ordinal`: the float32 values (as float64)."""
+    bits = np.where(o < 0, (-o) | 0x80000000, o).astype(np.uint32)
+    return bits.view(np.float32).astype(np.float64)
+
+
+def _times(x: Box, scale: Box) -> Box:
+    """x * a Python-float scale (torch may round it to float32 first, or not: both, `Floats.scalar`)."""
+    c = [x.lo * scale.lo, x.lo * scale.hi, x.hi * scale.lo, x.hi * scale.hi]
+    return Box(rn(lower(np.minimum.reduce(c))), rn(upper(np.maximum.reduce(c))))
+
+
+def _over(x: Box, scale: Box) -> Box:
+    """x / a positive Python-float scale."""
+    c = [x.lo / scale.lo, x.lo / scale.hi, x.hi / scale.lo, x.hi / scale.hi]
+    return Box(rn(lower(np.minimum.reduce(c))), rn(upper(np.maximum.reduce(c))))
 
 
 def margin_lower(tight: Tight, h: Box, target: np.ndarray) -> np.ndarray:
@@ -214,14 +332,8 @@ def _margins(tight: Tight, z: Box, target: np.ndarray, j: int | None, cut: int |
     N, n = z.shape
     if j is None:
         return _margin_rows(tight, z, target, 1)
-    K = int(min(MAX_VALUES, max(1, (_ordinal(z.hi[:, j]) - _ordinal(z.lo[:, j])).max() + 1)))
-    vals, cur = [], z.lo[:, j].astype(np.float32)
-    for _ in range(K):
-        vals.append(np.minimum(cur, z.hi[:, j].astype(np.float32)).astype(np.float64))
-        cur = np.nextafter(cur, np.float32(np.inf))
-    lo_j = np.stack(vals, 1)
-    hi_j = lo_j.copy()
-    hi_j[:, -1] = z.hi[:, j]  # the last piece runs to the end (more values than MAX_VALUES)
+    piece, K = _values(z[:, j])
+    lo_j, hi_j = piece.lo.reshape(N, K), piece.hi.reshape(N, K)
     lo = np.repeat(z.lo[:, None], K, 1)
     hi = np.repeat(z.hi[:, None], K, 1)
     lo[..., j], hi[..., j] = lo_j, hi_j
@@ -252,8 +364,8 @@ def _margin_rows(tight: Tight, pieces: Box, target: np.ndarray, per: int) -> np.
     return m.reshape(N, per).min(1)
 
 
-def table(r: Rules, pos: Positions, reads: list[int]) -> Table:
-    tup, target, example = rows(pos, reads)
+def table(r: Rules, pos: Positions, reads: list[list[int]]) -> Table:
+    tup, target, example = rows(pos, read_union(reads))
     return Table(reads, tup, target, evaluate(r, pos, reads, tup, target), example)
 
 

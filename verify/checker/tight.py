@@ -28,6 +28,7 @@ import numpy as np
 
 from ...compiler.spec import Linear, Norm
 from .bounds import Rules
+from .joint import hinge_pairs
 from .reals import Box, lower, sum_lower, sum_upper, upper
 
 #: A dot product with more non-zero weights than this falls back to the gamma rule (`Rules.linear`).
@@ -138,6 +139,13 @@ class Tight:
     def __init__(self, rules: Rules):
         self.r = rules
 
+    def embedding(self, n_pos: int) -> Box:
+        """[P, V, d]: token embedding plus position embedding, one float32 addition (exact boxes)."""
+        spec = self.r.spec
+        E = self.r.w[id(spec.embed)]
+        x = Box.exact(np.broadcast_to(E[None], (n_pos,) + E.shape).copy())
+        return x if spec.pos is None else self.add(x, self.r.w[id(spec.pos)][:n_pos, None, :])
+
     def matvec(self, x: Box, W: np.ndarray) -> Box:
         """x [..., in] @ W.T [in, out], each output a tree sum of its non-zero terms."""
         if len(x.shape) != 2:
@@ -216,4 +224,8 @@ class Tight:
         up = self.linear(x, m.up)
         hidden = self.mul(self.activation(self.linear(x, m.gate), m.act), up) if m.gate is not None \
             else self.activation(up, m.act)
-        return self.add(h, self.linear(hidden, m.down))
+        out = self.linear(hidden, m.down)
+        paired = hinge_pairs(self.r, x, up, hidden, m)  # a ReLU pair on one input is one ramp: met
+        if paired is not None:
+            out = snap(out.meet(paired))
+        return self.add(h, out)

@@ -24,7 +24,7 @@ from ...compiler.spec import Attention
 from ..checker.bounds import Rejected, Rules
 from ..checker.paths import Positions
 from ..checker.reals import FLOATS
-from ..checker.table import not_applicable, one_hot_heads, table
+from ..checker.table import not_applicable, read_positions, table
 from .automaton import GROUPS, PAIRS, Cases, count_paths, path_of
 from .layers import Ctx, Unsupported
 from .layout import StepLayout
@@ -191,37 +191,40 @@ def _out_of_budget(res: StepSearch, layout: StepLayout, pending: list) -> StepSe
     return res
 
 
-def table_step(model: AdderModel, k: int, ctx: Ctx) -> StepSearch | None:
-    """Step k by the table rule (`checker/table.py`), where its attention is one-hot in float32:
-    proven if every row of the table has a positive margin bound, refuted if a row's input is
-    printed wrongly; None where the rule does not apply or decides nothing (the split search
-    then runs). The rule's code is the checker's own: a table step has nothing to search but the
-    key positions, and the certificate records them."""
+def table_step(model: AdderModel, k: int, ctx: Ctx) -> tuple[StepSearch | None, str]:
+    """Step k by the table rule (`checker/table.py`), where every head reads one to three keys
+    in float32: (proven step, "") if every row of the table has a positive margin bound, (refuted
+    step, "") if a row's input is printed wrongly; (None, what the rule found, or "") where it
+    does not apply or decides nothing (the split search then runs). The rule's code is the
+    checker's own: a table step has nothing to search but the key positions, and the
+    certificate records them."""
     t0 = time.perf_counter()
     dtype = str(model.dtype).replace("torch.", "")
     if dtype not in FLOATS or ctx.ar.name != dtype:  # the rule is about the module's own arithmetic
-        return None
+        return None, ""
     rules = Rules(model, FLOATS[dtype])
     if not_applicable(rules):
-        return None
+        return None, ""
     pos = Positions(model.spec.format, k)
-    reads, _ = one_hot_heads(rules, pos)
+    reads, _ = read_positions(rules, pos)
     if reads is None:
-        return None
+        return None, ""
     try:
         t = table(rules, pos, reads)
-    except Rejected:
-        return None
+    except Rejected as e:
+        return None, str(e)
     res = StepSearch(step=k, roots=[], seconds=time.perf_counter() - t0)
     if (t.margin > 0).all():
         res.table, res.leaves, res.certified_margin = {"heads": reads}, len(t.margin), float(t.margin.min())
-        return res
+        return res, ""
     worst = np.argsort(t.margin)[:CANDIDATES_PER_CASE * 4]
     found = _refute(model, k, [tuple(int(v) for v in t.example[i]) for i in worst])
     if found:
         res.counterexample = found
-        return res
-    return None
+        return res, ""
+    a, b = (int(v) for v in t.example[worst[0]])
+    return None, (f"step {k}: the table rule leaves {int((t.margin <= 0).sum()):,} of {len(t.margin):,} rows open "
+                  f"(margin bound {t.margin[worst[0]]:.3g} at {a} + {b}, which the module adds correctly)")
 
 
 def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float,
@@ -229,12 +232,21 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
     """Bound the cases of one step, splitting the ones not proven, until proven, refuted, at the
     deepest split, or past `deadline`. `progress(n, phase)` hears of each batch of n cases bounded.
     A step the table rule decides (`table_step`) is not searched."""
-    t0 = time.perf_counter()
-    tabled = table_step(model, layout.k, ctx)
+    tabled, note = table_step(model, layout.k, ctx)
     if tabled is not None:
         if progress:
             progress(0, f"step {layout.k}{phase}: decided by the table rule")
         return tabled
+    res = _split_search(model, layout, ctx, deadline, progress, phase)
+    if note and res.open_regions:  # what the table rule found, first
+        res.open_regions.insert(0, note)
+    return res
+
+
+def _split_search(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float,
+                  progress: Callable[[int, str], None] | None, phase: str) -> StepSearch:
+    """The split search of one step (`search_step`)."""
+    t0 = time.perf_counter()
     roots = root_cases(layout)
     res = StepSearch(step=layout.k, roots=[None] * len(roots.cases))
     # pending: (container, index, case row, query token, target, depth, label)
