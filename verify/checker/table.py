@@ -30,7 +30,7 @@ from ...compiler.scalars import scalar_to_float
 from .bounds import Rejected, Rules, heads, score_grid
 from .inner import embedding
 from .paths import GROUPS, Positions
-from .reals import Box, exp_box, lower, upper
+from .reals import Box, exp_box, lower, sum_lower, sum_upper, upper
 from .tight import Tight, products, rn, snap, tree_sum
 
 #: A key this far (or further) below its row's best score gets softmax weight exactly 0.
@@ -39,8 +39,12 @@ ZERO_GAP = 110.0
 MAX_ROWS = 2_000_000
 #: Most float32 values of the logit-moving coordinate enumerated one by one (`margin_lower`).
 MAX_VALUES = 64
-#: Most keys one head may read with a weight not exactly 0.
+#: Keys within this of a head's best guaranteed score are read (their tokens are table columns).
+NEAR_GAP = 8.0
+#: Most keys one head may read.
 MAX_KEYS = 3
+#: Heaviest tail (the exp weights, summed, of the keys between NEAR_GAP and ZERO_GAP below the best).
+MAX_TAIL = 1e-3
 #: Pieces the second costliest coordinate is cut into, for the rows one enumeration leaves open.
 PIECES = 16
 
@@ -71,33 +75,82 @@ class Table:
     example: np.ndarray  # [M, 2] an input (a, b) of each row
 
 
-def read_positions(r: Rules, pos: Positions) -> tuple[list[list[int]] | None, str]:
-    """The key positions each head can read at step pos.k: for every query token, every other key
-    scores ZERO_GAP or more below the best guaranteed score, so its softmax weight is exactly 0.
-    One position: the head's output is exactly that key's value vector. Two or three (a head that
-    averages, e.g. a_k and b_k): its softmax over them is bounded in `_mix`. More, or a head whose
-    scores need RoPE, ALiBi or a bias table to be bounded tightly: (None, why not)."""
+def _scores(r: Rules, pos: Positions):
+    """The general rule's scores at the step's query position, one row per query token it can
+    hold: (query tokens [R], heads, least [R, H, P] and most [R, H, P] score at each position,
+    floor [R, H] the best guaranteed score)."""
     att = r.spec.blocks[0].layer
     x = embedding(r, pos)
     keys = r.norm(x, r.spec.blocks[0].norm)
-    V = x.shape[1]
-    q_tok = np.flatnonzero(pos.can_hold(V)[pos.t])
+    q_tok = np.flatnonzero(pos.can_hold(x.shape[1])[pos.t])
     hd = heads(r, att, keys, keys[pos.t][q_tok], np.full(len(q_tok), pos.t), pos)
-    s, live = hd.s, hd.live  # [R, H, P, V]
-    least = np.where(live, s.lo, np.inf).min(-1)  # [R, H, P]: the least score at each position
-    most = np.where(live, s.hi, -np.inf).max(-1)  # [R, H, P]
-    floor = np.where(np.isfinite(least), least, -np.inf).max(-1)  # [R, H]: the best guaranteed score
+    least = np.where(hd.live, hd.s.lo, np.inf).min(-1)
+    most = np.where(hd.live, hd.s.hi, -np.inf).max(-1)
+    floor = np.where(np.isfinite(least), least, -np.inf).max(-1)
+    return q_tok, hd, least, most, floor
+
+
+def read_positions(r: Rules, pos: Positions) -> tuple[list[list[int]] | None, str]:
+    """The key positions each head reads at step pos.k: those scoring within NEAR_GAP of the
+    best guaranteed score at some query token. Every key ZERO_GAP or more below gets softmax
+    weight exactly 0; the ones between (the tail) weights of at most e^-NEAR_GAP each, bounded
+    together (`tails`). One position and no tail: the head's output is exactly that key's value
+    vector. Otherwise its softmax over them is bounded in `_mix`. More than MAX_KEYS positions, a
+    tail heavier than MAX_TAIL, or several positions whose scores need RoPE, ALiBi or a bias
+    table: (None, why not)."""
+    att = r.spec.blocks[0].layer
+    _, hd, least, most, floor = _scores(r, pos)
     out = []
     for h in range(att.n_heads):
-        near = np.flatnonzero((most[:, h] > floor[:, h, None] - ZERO_GAP).any(0))
+        near = np.flatnonzero((most[:, h] > floor[:, h, None] - NEAR_GAP).any(0))
         if len(near) > MAX_KEYS or not np.isfinite(floor[:, h]).all():
             return None, (f"head {h}'s softmax is not sparse in float32: {len(near)} keys score within "
-                          f"{ZERO_GAP:g} of its best (at most {MAX_KEYS} can be read)")
+                          f"{NEAR_GAP:g} of its best (at most {MAX_KEYS} can be read)")
         if len(near) > 1 and (att.rope is not None or att.alibi is not None or att.bias is not None):
             return None, f"head {h} reads {len(near)} keys, whose scores need RoPE, ALiBi or a bias: no tight rule yet"
         out.append([int(p) for p in near])
-    note_shifts(r, s, live)
+    with np.errstate(over="ignore", invalid="ignore"):
+        rho, _ = tails(r, pos, out, (hd, most, floor))
+    if (rho > MAX_TAIL).any():
+        h = int(np.argmax(rho.max(0)))
+        return None, (f"head {h}'s softmax is not sparse in float32: the keys it does not read weigh up to "
+                      f"{float(rho.max()):.3g} together")
+    note_shifts(r, hd.s, hd.live)
     return out, ""
+
+
+def tails(r: Rules, pos: Positions, reads: list[list[int]], scored=None) -> tuple[np.ndarray, Box]:
+    """The keys each head does not read but whose weight is not exactly 0 (scores within ZERO_GAP
+    of the best): rho [V, H], an upper bound of their exp weights summed (relative to exp(0) at
+    the row maximum, which is at least the best guaranteed score), per query token; and the
+    range of their value vectors, [H, vd]. exp(fl(s_j - m)) <= exp(most_j - floor) times the
+    shift's rounding exp(u |s_j - m|) and exp's ulps, plus its subnormal error."""
+    att = r.spec.blocks[0].layer
+    if scored is None:
+        _, hd, _, most, floor = _scores(r, pos)
+    else:
+        hd, most, floor = scored
+    V = hd.v.shape[-1]
+    q_tok = np.flatnonzero(pos.can_hold(V)[pos.t])
+    rho = np.zeros((V, att.n_heads))
+    lo = np.full((att.n_heads, att.vd), np.inf)
+    hi = np.full((att.n_heads, att.vd), -np.inf)
+    fl = r.fl
+    for h, ps in enumerate(reads):
+        rest = np.ones(most.shape[-1], bool)
+        rest[ps] = False
+        rest &= (most[:, h] > floor[:, h, None] - ZERO_GAP).any(0)
+        if not rest.any():
+            continue
+        gap = upper(np.where(rest[None], most[:, h] - floor[:, h, None], -np.inf))  # [R, P]
+        grow = upper(1 + upper(fl.u * upper(-gap.clip(max=0)))) * upper(1 + 2 * fl.ulps * fl.u)
+        e = exp_box(Box(np.where(rest[None], gap, -np.inf), np.where(rest[None], gap, -np.inf))).hi
+        rho[q_tok, h] = upper(upper(np.where(rest[None], e * grow, 0.0).sum(-1) * (1 + 1e-12)) + rest.sum() * fl.ulps * fl.eta)
+        live = hd.live[:, h][:, rest].any(0)  # [P', V]
+        vals = hd.v[h][:, rest]  # [vd, P', V]
+        lo[h] = np.where(live[None], vals.lo, np.inf).min((-2, -1))
+        hi[h] = np.where(live[None], vals.hi, -np.inf).max((-2, -1))
+    return rho, Box(np.where(np.isfinite(lo), lo, 0.0), np.where(np.isfinite(hi), hi, 0.0))
 
 
 def note_shifts(r: Rules, s: Box, live: np.ndarray) -> None:
@@ -178,11 +231,15 @@ def evaluate(r: Rules, pos: Positions, reads: list[list[int]], tup: np.ndarray, 
     v = tight.linear(normed, att.v)  # [P, V, Hkv * vd]
     group = np.arange(att.n_heads) // (att.n_heads // att.n_kv_heads)
     column = {p: 1 + i for i, p in enumerate(read_union(reads))}
+    with np.errstate(over="ignore", invalid="ignore"):
+        rho, v_tail = tails(r, pos, reads)
     parts = []
     for h, ps in enumerate(reads):
         cols = slice(group[h] * att.vd, (group[h] + 1) * att.vd)
         values = [v[p, tup[:, column[p]]][:, cols] for p in ps]
-        parts.append(values[0] if len(ps) == 1 else _mix(tight, pos, normed, tup, column, h, ps, values))
+        tail = (rho[tup[:, 0], h], v_tail[h]) if rho[:, h].any() else None
+        parts.append(values[0] if len(ps) == 1 and tail is None else
+                     _mix(tight, pos, normed, tup, column, h, ps, values, tail))
     concat = Box(np.concatenate([b.lo for b in parts], 1), np.concatenate([b.hi for b in parts], 1))
     h = tight.add(x[pos.t, tup[:, 0]], tight.linear(concat, att.o))
     # rows with the same residual box and target share everything after: bound each once
@@ -195,12 +252,14 @@ def evaluate(r: Rules, pos: Positions, reads: list[list[int]], tup: np.ndarray, 
 
 
 def _mix(tight: Tight, pos: Positions, normed: Box, tup: np.ndarray, column: dict, h: int, ps: list[int],
-         values: list[Box]) -> Box:
-    """Head h's output where it reads the keys ps (every other key's weight exactly 0): the
-    scores q . k_j as tree sums, then softmax as the module computes it, e_j = exp(fl(s_j - m))
-    with m the row maximum (one of these keys: each case of which one is taken, and the hull
-    kept), the weights e_j * fl(1 / sum e) or e_j / sum e, and the mix sum_j p_j v_j, a tree sum.
-    exp is within the library's ulps (snapped; its inputs recorded for the library check)."""
+         values: list[Box], tail: tuple[np.ndarray, Box] | None = None) -> Box:
+    """Head h's output where it reads the keys ps: the scores q . k_j as tree sums, then softmax
+    as the module computes it, e_j = exp(fl(s_j - m)) with m the row maximum (one of these keys:
+    each case of which one is taken, and the hull kept), the weights e_j * fl(1 / sum e) or
+    e_j / sum e, and the mix sum_j p_j v_j, a tree sum. exp is within the library's ulps
+    (snapped; its inputs recorded for the library check). With a tail (`tails`: its exp weights
+    at most rho [N] together, its values in a box [vd]) the sums over every key are the exact
+    ones widened by the gamma_n rule instead (the tail's terms may sit anywhere in the tree)."""
     r, att = tight.r, tight.r.spec.blocks[0].layer
     hd, g = att.head_dim, h // (att.n_heads // att.n_kv_heads)
     q = tight.linear(normed[pos.t, tup[:, 0]], att.q)
@@ -210,7 +269,7 @@ def _mix(tight: Tight, pos: Positions, normed: Box, tup: np.ndarray, column: dic
     if att.scale_op == "mul_q":
         q = _times(q, scale)
     scores = []
-    for p in ps:
+    for p in (ps if len(ps) > 1 else []):  # one key: it is the row maximum, no score needed
         k = tight.linear(normed[p, tup[:, column[p]]], att.k)
         k = tight.norm(Box(k.lo.reshape(len(tup), att.n_kv_heads, hd)[:, g], k.hi.reshape(len(tup), att.n_kv_heads, hd)[:, g]),
                        att.k_norm)
@@ -222,14 +281,14 @@ def _mix(tight: Tight, pos: Positions, normed: Box, tup: np.ndarray, column: dic
         scores.append(s)
     out = None
     for top in range(len(ps)):  # the row maximum is key `top`'s score
-        if not all((scores[top].hi >= scores[j].lo).any() for j in range(len(ps))):
+        if len(ps) > 1 and not all((scores[top].hi >= scores[j].lo).any() for j in range(len(ps))):
             continue
         zero = Box(np.zeros(len(tup)), np.zeros(len(tup)))
         shifts = [zero if j == top else
                   Box(rn(lower(scores[j].lo - scores[top].hi)), np.minimum(0.0, rn(upper(scores[j].hi - scores[top].lo))))
                   for j in range(len(ps))]
-        step = score_grid(scores[top].lo, scores[top].hi, r.fl)  # [N]: every shift is a multiple of it
-        r.note("exp", min(float(b.lo.min()) for b in shifts), 0.0, grid=float(step.min()))
+        step = score_grid(scores[top].lo, scores[top].hi, r.fl) if len(ps) > 1 else np.zeros(len(tup))
+        r.note("exp", min(float(b.lo.min()) for b in shifts), 0.0, grid=float(step.min()) if len(ps) > 1 else 0.0)
         # the weights move together (they sum to 1): with two keys, the other's shift is taken value
         # by value, so that both weights see the same one
         per = 1
@@ -239,14 +298,31 @@ def _mix(tight: Tight, pos: Positions, normed: Box, tup: np.ndarray, column: dic
             shifts[top] = Box(np.zeros(len(shifts[j].lo)), np.zeros(len(shifts[j].lo)))
         vals = [Box(np.repeat(vj.lo, per, 0), np.repeat(vj.hi, per, 0)) for vj in values]
         e = [snap(r.fl.library(exp_box(b))) for b in shifts]
-        total = tree_sum(e)
+        if tail is None:
+            total = tree_sum(e)
+        else:  # every key's e summed in some order: the exact range, widened by gamma_n
+            rho = np.repeat(tail[0], per)
+            n = len(pos.slots)
+            exact = Box(sum_lower(np.stack([ej.lo for ej in e], -1)), upper(sum_upper(np.stack([ej.hi for ej in e], -1)) + rho))
+            total = snap(r.fl.op(exact, n=n))
         with np.errstate(divide="ignore"):
             inv = Box(rn(lower(1.0 / total.hi)), rn(upper(1.0 / total.lo)))
         weights = []
         for ej in e:
             times, over = tight.mul(ej, inv), Box(rn(lower(ej.lo / total.hi)), rn(upper(ej.hi / total.lo)))
             weights.append(Box(np.minimum(times.lo, over.lo), np.maximum(times.hi, over.hi)))
-        mixed = [tree_sum([products(w, vj[:, c]) for w, vj in zip(weights, vals)]) for c in range(vals[0].shape[1])]
+        if tail is None:
+            mixed = [tree_sum([products(w, vj[:, c]) for w, vj in zip(weights, vals)]) for c in range(vals[0].shape[1])]
+        else:  # the tail's weights sum to at most rho / total (times their rounding), each value in its box
+            mass = upper(upper(rho / total.lo) * upper(1 + 4 * r.fl.ulps * r.fl.u)) + n * r.fl.eta
+            mixed = []
+            for c in range(vals[0].shape[1]):
+                terms = [products(w, vj[:, c]) for w, vj in zip(weights, vals)]
+                exact = Box(lower(sum_lower(np.stack([t.lo for t in terms], -1)) + lower(mass * min(tail[1].lo[c], 0.0))),
+                            upper(sum_upper(np.stack([t.hi for t in terms], -1)) + upper(mass * max(tail[1].hi[c], 0.0))))
+                mag = upper(sum_upper(np.stack([np.maximum(np.abs(t.lo), np.abs(t.hi)) for t in terms], -1))
+                            + upper(mass * max(abs(tail[1].lo[c]), abs(tail[1].hi[c]))))
+                mixed.append(snap(r.fl.op(exact, n=n, mag=mag)))
         lo = np.stack([m.lo for m in mixed], 1).reshape(len(tup), per, -1).min(1)
         hi = np.stack([m.hi for m in mixed], 1).reshape(len(tup), per, -1).max(1)
         out = Box(lo, hi) if out is None else Box(np.minimum(out.lo, lo), np.maximum(out.hi, hi))
@@ -366,7 +442,9 @@ def _margin_rows(tight: Tight, pieces: Box, target: np.ndarray, per: int) -> np.
 
 def table(r: Rules, pos: Positions, reads: list[list[int]]) -> Table:
     tup, target, example = rows(pos, read_union(reads))
-    return Table(reads, tup, target, evaluate(r, pos, reads, tup, target), example)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # infinities and NaN are handled
+        margin = evaluate(r, pos, reads, tup, target)
+    return Table(reads, tup, target, margin, example)
 
 
 def check_table_step(r: Rules, pos: Positions, record) -> int:

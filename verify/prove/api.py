@@ -79,7 +79,8 @@ def assumptions(dtype: str) -> list[str]:
 def table_assumption(steps: list[int]) -> str:
     """What the steps decided by the table rule (`checker/table.py`) assume beyond the list above."""
     return (f"step{'s' if len(steps) > 1 else ''} {_ranges(steps)}, decided by the table rule (every head reads at most "
-            "three keys, every other key's softmax weight exactly 0: softmax_zero, checked below): every sum there is a binary tree "
+            "three keys; any other key's softmax weight is exactly 0 (softmax_zero, checked below) or, within 110 of "
+            "the best score, bounded with the others as a tail): every sum there is a binary tree "
             "of float32 additions, each possibly fused with one product, or the exact sum rounded once (the orders "
             "the gamma_n bound covers, bounded one by one)")
 
