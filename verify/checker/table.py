@@ -109,8 +109,7 @@ def read_positions(r: Rules, pos: Positions) -> tuple[list[list[int]] | None, st
         if len(near) > 1 and (att.rope is not None or att.alibi is not None or att.bias is not None):
             return None, f"head {h} reads {len(near)} keys, whose scores need RoPE, ALiBi or a bias: no tight rule yet"
         out.append([int(p) for p in near])
-    with np.errstate(over="ignore", invalid="ignore"):
-        rho, _ = tails(r, pos, out, (hd, most, floor))
+    rho, _ = tails(r, pos, out, (hd, most, floor))
     if (rho > MAX_TAIL).any():
         h = int(np.argmax(rho.max(0)))
         return None, (f"head {h}'s softmax is not sparse in float32: the keys it does not read weigh up to "
@@ -142,10 +141,11 @@ def tails(r: Rules, pos: Positions, reads: list[list[int]], scored=None) -> tupl
         rest &= (most[:, h] > floor[:, h, None] - ZERO_GAP).any(0)
         if not rest.any():
             continue
-        gap = upper(np.where(rest[None], most[:, h] - floor[:, h, None], -np.inf))  # [R, P]
+        seen = rest[None] & np.isfinite(most[:, h])  # [R, P]: a key there, in this row
+        gap = upper(np.where(seen, most[:, h] - floor[:, h, None], -ZERO_GAP))  # elsewhere: any value, unused
         grow = upper(1 + upper(fl.u * upper(-gap.clip(max=0)))) * upper(1 + 2 * fl.ulps * fl.u)
-        e = exp_box(Box(np.where(rest[None], gap, -np.inf), np.where(rest[None], gap, -np.inf))).hi
-        rho[q_tok, h] = upper(upper(np.where(rest[None], e * grow, 0.0).sum(-1) * (1 + 1e-12)) + rest.sum() * fl.ulps * fl.eta)
+        e = exp_box(Box(gap, gap)).hi
+        rho[q_tok, h] = upper(upper(np.where(seen, e * grow, 0.0).sum(-1) * (1 + 1e-12)) + rest.sum() * fl.ulps * fl.eta)
         live = hd.live[:, h][:, rest].any(0)  # [P', V]
         vals = hd.v[h][:, rest]  # [vd, P', V]
         lo[h] = np.where(live[None], vals.lo, np.inf).min((-2, -1))
@@ -231,8 +231,7 @@ def evaluate(r: Rules, pos: Positions, reads: list[list[int]], tup: np.ndarray, 
     v = tight.linear(normed, att.v)  # [P, V, Hkv * vd]
     group = np.arange(att.n_heads) // (att.n_heads // att.n_kv_heads)
     column = {p: 1 + i for i, p in enumerate(read_union(reads))}
-    with np.errstate(over="ignore", invalid="ignore"):
-        rho, v_tail = tails(r, pos, reads)
+    rho, v_tail = tails(r, pos, reads)
     parts = []
     for h, ps in enumerate(reads):
         cols = slice(group[h] * att.vd, (group[h] + 1) * att.vd)
