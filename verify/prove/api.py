@@ -304,6 +304,8 @@ def _settle(report: ProofReport, searches, model: AdderModel, mw: ModelWeights, 
             reasons.append(f"step {s.step}: {s.unsupported}")
             continue
         layout = StepLayout(model.spec.format, len(model.spec.vocab), s.step)
+        if s.table_note:  # an exact finding, whatever the split search's budget did
+            reasons.append(s.table_note)
         if s.budget_ran_out:
             real_ok = False
             cut.append(s.step)

@@ -61,7 +61,8 @@ class StepSearch:
     counterexample: tuple | None = None  # (a, b, printed sum)
     weak_inputs: list = field(default_factory=list)  # (a, b): worst-case inputs of cases whose bound failed, last first
     unsupported: str | None = None
-    table: dict | None = None  # proven by the table rule (`checker/table.py`): {"heads": [key position per head]}
+    table: dict | None = None  # proven by the table rule (`checker/table.py`): {"heads": [key positions per head]}
+    table_note: str = ""  # what the table rule found where it applied but did not decide the step
     seconds: float = 0.0
     budget_ran_out: bool = False  # the deadline left cases unbounded (not a property of the model)
 
@@ -238,7 +239,8 @@ def search_step(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: float
             progress(0, f"step {layout.k}{phase}: decided by the table rule")
         return tabled
     res = _split_search(model, layout, ctx, deadline, progress, phase)
-    if note and res.open_regions:  # what the table rule found, first
+    if note and not res.proven:  # what the table rule found, first
+        res.table_note = note
         res.open_regions.insert(0, note)
     return res
 
