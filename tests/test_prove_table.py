@@ -19,7 +19,8 @@ from adder.compiler.decode import teacher_forced
 from adder.verify.checker.bounds import Rules
 from adder.verify.checker.paths import Positions
 from adder.verify.checker.reals import FLOATS, Box
-from adder.verify.checker.table import ZERO_GAP, _values, not_applicable, read_positions, read_union, rows, table, tails
+from adder.verify.checker.row_bound import _values
+from adder.verify.checker.table import ZERO_GAP, not_applicable, read_positions, read_union, rows, table, tails
 from adder.verify.checker.tight import Tight, round_sum, snap, tree_sum
 
 F32 = np.float32
