@@ -302,3 +302,27 @@ def test_wonderfall121_is_proven_by_the_table_rule(compiled, tmp_path):
     assert report.verdict == Verdict.PROVEN, report.summary()
     assert all(s.certified_margin > 0 for s in report.steps)
     assert any(a.startswith("checked: softmax_zero") for a in report.assumptions)
+
+
+@pytest.mark.integration
+def test_a_large_score_model_is_proven_and_its_tampered_certificates_fail(compiled, tmp_path):
+    """lichengliu50 (positional amplitude 100, heads averaging two keys with a tail of ~1e-5
+    weights): proven with every library check; its certificate fails once a head claims to read
+    one key of its two, or another position."""
+    from adder.verify.prove import prove
+    from adder.verify.prove.certificate import check, read
+    from adder.verify.verdicts import Verdict
+
+    model = compiled("lichengliu50")
+    report = prove(model, "lichengliu50", timeout=300, certificate=tmp_path / "c.json")
+    assert report.verdict == Verdict.PROVEN, report.summary()
+    cert = read(tmp_path / "c.json")
+    assert check(cert, model).passed
+    for tamper in ("one key", "moved"):
+        bad = copy.deepcopy(cert)
+        heads = bad["steps"][4]["table"]["heads"]
+        if tamper == "one key":
+            heads[0] = heads[0][:1]
+        else:
+            heads[1] = [p + 1 for p in heads[1]]
+        assert not check(bad, model).passed, tamper

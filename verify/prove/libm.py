@@ -190,19 +190,25 @@ def _gelu_ref(r, lib):
     return gelu_longdouble(r.astype(np.float64))
 
 
-#: Keys per row of the exact-zero check: a vectorised body and a scalar tail, as in an attention row.
-ZERO_ROW = 34
+#: The exact-zero check's two row layouts (`_zero_model`): [0, -inf, 30 shifts] and [0, 15 x -inf,
+#: 15 shifts]: each shift once in whole vectors (32 = 2 x 16 = 4 x 8 lanes) and once in a row's
+#: tail (lanes 16-30 of an AVX-512 row: the partial vector, as the rows [x, 0] of "exp" meet it).
+ZERO_ROWS = ((2, 30), (16, 15))
 
 
 def _zero_model(t):
-    """softmax of rows [x_1 .. x_34, -inf, 0] (x: shifts at least ZERO_GAP below the row's best):
-    per x, |its weight| + |1 - the weight of the row's 0|, which the table rule needs to be 0."""
+    """torch's softmax over rows of shifts x (at least ZERO_GAP below the row's best, 0) in both
+    layouts of ZERO_ROWS: per x, its weights plus |1 - the weight of its rows' 0|, which the table
+    rule needs to be exactly 0."""
     n = len(t)
-    x = torch.cat([t, t.new_full(((-n) % ZERO_ROW,), -torch.inf)]).view(-1, ZERO_ROW)
-    ends = torch.tensor([-torch.inf, 0.0], dtype=t.dtype).expand(len(x), 2)
-    p = F.softmax(torch.cat([x, ends], 1), dim=-1)
-    bad = p[:, :ZERO_ROW + 1].abs().sum(1, keepdim=True) + (1 - p[:, -1:]).abs()
-    return bad.expand(-1, ZERO_ROW).reshape(-1)[:n]
+    bad = torch.zeros_like(t)
+    for lead, width in ZERO_ROWS:
+        x = torch.cat([t, t.new_full(((-n) % width,), -torch.inf)]).view(-1, width)
+        head = torch.full((len(x), lead), -torch.inf, dtype=t.dtype)
+        head[:, 0] = 0
+        p = F.softmax(torch.cat([head, x], 1), dim=-1)
+        bad += p[:, lead:].reshape(-1)[:n] + (1 - p[:, :1]).abs().expand(-1, width).reshape(-1)[:n]
+    return bad
 
 
 def _exactly_zero(got, ref, dt, exact_diff=None, x=None):
