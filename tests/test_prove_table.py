@@ -153,6 +153,7 @@ def test_the_keys_read_are_found_and_a_blunt_model_reads_too_many(jacobli, compi
     assert "float32" in not_applicable(Rules(compiled("fblissjr33"), FLOATS["float64"]))
 
 
+@pytest.mark.integration
 def test_every_input_lands_in_a_row_and_the_module_keeps_its_rows_bound(jacobli):
     """Containment: for random inputs and every row's own example, at step 3 the module's float32
     margin (batched pass and full pass) is at least the bound of the row its tokens fall in."""
@@ -258,6 +259,7 @@ def test_a_mutant_a_suite_breaks_is_refuted_not_proven(compiled):
     assert printed != a + b
 
 
+@pytest.mark.integration
 def test_a_table_certificate_passes_and_tampered_ones_fail(jacobli, tmp_path):
     from adder.verify.prove import prove
     from adder.verify.prove.certificate import check, read
