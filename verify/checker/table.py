@@ -174,8 +174,9 @@ def rows(pos: Positions, read: list[int]) -> tuple[np.ndarray, np.ndarray, np.nd
     """Every (query token, tokens read) an input can show at this step, with its target and one
     input (a, b) showing it: the operand digits of the window of groups the positions and the
     target depend on, and the carry into it, enumerated (a row per distinct token tuple).
-    Raises Rejected when one token tuple needs two different answers (the model is then wrong
-    on one of them) or the window is too wide."""
+    Raises Rejected when one token tuple needs two different answers (the rule cannot tell its
+    inputs apart: where no head has a tail the model is then wrong on one of them) or the window
+    is too wide."""
     need = [pos.t] + list(read)
     groups = {pos.target_group} | {g for kind, g in (pos.slots[p] for p in need) if kind != "fixed"}
     lo, hi = min(groups), min(max(groups), GROUPS - 1)
@@ -208,8 +209,8 @@ def rows(pos: Positions, read: list[int]) -> tuple[np.ndarray, np.ndarray, np.nd
     uniq, inv = np.unique(tup[first], axis=0, return_inverse=True)
     if len(uniq) != len(first):
         j = int(np.flatnonzero(np.bincount(inv.reshape(-1)) > 1)[0])
-        raise Rejected(f"step {pos.k}: the tokens read {uniq[j].tolist()} occur with two different answers; "
-                       "the logits cannot be right for both")
+        raise Rejected(f"step {pos.k}: the tokens read {uniq[j].tolist()} occur with two different answers, which "
+                       "the table rule cannot tell apart")
     return tup[first], target[first], np.stack([a[first], b[first]], 1)
 
 
