@@ -112,11 +112,14 @@ def _mix(tight: Tight, pos: Positions, normed: Box, tup: np.ndarray, column: dic
             n = len(pos.slots)
             exact = Box(sum_lower(np.stack([ej.lo for ej in e], -1)), upper(sum_upper(np.stack([ej.hi for ej in e], -1)) + rho))
             total = snap(r.fl.op(exact, n=n))
+        # a wider accumulator's sum and quotient, rounded once: the exact sum's range as the divisor too
+        wide = Box(np.minimum(total.lo, sum_lower(np.stack([ej.lo for ej in e], -1))),
+                   np.maximum(total.hi, sum_upper(np.stack([ej.hi for ej in e], -1)) + (0.0 if tail is None else rho)))
         with np.errstate(divide="ignore"):
-            inv = Box(rn(lower(1.0 / total.hi)), rn(upper(1.0 / total.lo)))
+            inv = Box(rn(lower(1.0 / wide.hi)), rn(upper(1.0 / wide.lo)))
         weights = []
         for ej in e:
-            times, over = tight.mul(ej, inv), Box(rn(lower(ej.lo / total.hi)), rn(upper(ej.hi / total.lo)))
+            times, over = tight.mul(ej, inv), Box(rn(lower(ej.lo / wide.hi)), rn(upper(ej.hi / wide.lo)))
             weights.append(Box(np.minimum(times.lo, over.lo), np.maximum(times.hi, over.hi)))
         if tail is None:
             mixed = [tree_sum([products(w, vj[:, c]) for w, vj in zip(weights, vals)]) for c in range(vals[0].shape[1])]

@@ -189,8 +189,9 @@ class Tight:
 
     def norm(self, x: Box, nm: Norm | None) -> Box:
         """RMSNorm, x * rsqrt(mean(x^2) + eps) * weight (+ bias), as the module computes it: the
-        squares' tree sum; the mean as sum / d or sum * fl(1/d); eps added as a float32 or as the
-        exact Python float; rsqrt within the library's ulps (snapped); then the rounded products."""
+        squares' tree sum; the mean as sum / d or sum * fl(1/d), or the exact mean rounded once (a
+        wider accumulator), with or without eps; eps added as a float32 or as the exact Python
+        float; rsqrt within the library's ulps (snapped); then the rounded products."""
         if nm is None:
             return x
         d = x.shape[-1]
@@ -202,6 +203,12 @@ class Tight:
         eps32, eps = rn(np.float64(nm.eps)), np.float64(nm.eps)
         lo = np.minimum.reduce([f(m, e) for m in means[0] for f, e in ((add32, eps32), (round_sum, eps))])
         hi = np.maximum.reduce([f(m, e) for m in means[1] for f, e in ((add32, eps32), (round_sum, eps))])
+        # a kernel that accumulates wider than float32 and rounds once, after the mean or after eps
+        exact = Box(sum_lower(np.stack([q.lo for q in sq], -1)), sum_upper(np.stack([q.hi for q in sq], -1)))
+        m_lo, m_hi = lower(exact.lo / d), upper(exact.hi / d)
+        for f, e in ((add32, eps32), (round_sum, eps)):
+            lo, hi = np.minimum(lo, f(rn(m_lo), e)), np.maximum(hi, f(rn(m_hi), e))
+        lo, hi = np.minimum(lo, rn(lower(m_lo + min(eps, eps32)))), np.maximum(hi, rn(upper(m_hi + max(eps, eps32))))
         self.r.note("rsqrt", lo, hi)
         with np.errstate(divide="ignore", invalid="ignore"):
             root = Box(lower(1.0 / upper(np.sqrt(hi))), upper(1.0 / lower(np.sqrt(lo))))
