@@ -27,7 +27,7 @@ from adder.verify.cases import ADVERSARIAL
 from adder.verify.checker.bounds import Rules
 from adder.verify.checker.paths import Positions
 from adder.verify.checker.reals import FLOATS
-from adder.verify.checker.table import read_union, table
+from adder.verify.checker.table import checked_heads, read_union, table
 from adder.verify.prove import prove, read
 from adder.verify.prove.automaton import path_of
 from adder.verify.prove.certificate import leaf_margins
@@ -89,7 +89,8 @@ def contain(name: str, n: int, seed: int, timeout: float, out: Path) -> str:
 def table_bounds(model, k: int, heads: list, tokens: np.ndarray) -> np.ndarray:
     """Each input's bound at a step the table rule proved: its row's, found by its tokens."""
     pos = Positions(model.spec.format, k)
-    t = table(Rules(model, FLOATS[str(model.dtype).replace("torch.", "")]), pos, heads)
+    rules = Rules(model, FLOATS[str(model.dtype).replace("torch.", "")])
+    t = table(rules, pos, checked_heads(rules, pos, heads))
     index = {tuple(row): i for i, row in enumerate(t.tokens.tolist())}
     return t.margin[[index[tuple(x)] for x in tokens[:, [pos.t] + read_union(heads)].tolist()]]
 

@@ -20,7 +20,7 @@ from adder.verify.checker.bounds import Rules
 from adder.verify.checker.paths import Positions
 from adder.verify.checker.reals import FLOATS, Box
 from adder.verify.checker.row_bound import _values
-from adder.verify.checker.table import ZERO_GAP, not_applicable, read_positions, read_union, rows, table, tails
+from adder.verify.checker.table import ZERO_GAP, not_applicable, read_positions, read_union, rows, table
 from adder.verify.checker.tight import Tight, round_sum, snap, tree_sum
 
 F32 = np.float32
@@ -139,14 +139,14 @@ def test_the_keys_read_are_found_and_a_blunt_model_reads_too_many(jacobli, compi
     r = Rules(jacobli, FLOATS["float32"])
     assert not_applicable(r) is None
     pos = Positions(jacobli.spec.format, 3)
-    reads, _ = read_positions(r, pos)
+    reads = read_positions(r, pos)[0].heads
     assert all(len(ps) == 1 for ps in reads)  # one-hot
     slots = [pos.slots[ps[0]] for ps in reads]
     assert slots == [("s", 2), ("a", 2), ("b", 2), ("a", 3), ("b", 3)]  # itself, a_{k-1}, b_{k-1}, a_k, b_k
     assert "softmax_zero" in r.ranges and r.ranges["softmax_zero"][1] == -ZERO_GAP
     cos = compiled("cosminscn66")  # head 0 averages a_k and b_k on purpose: two keys, both read
     pos = Positions(cos.spec.format, 3)
-    reads, _ = read_positions(Rules(cos, FLOATS["float32"]), pos)
+    reads = read_positions(Rules(cos, FLOATS["float32"]), pos)[0].heads
     assert [[pos.slots[p] for p in ps] for ps in reads] == [[("a", 3), ("b", 3)], [("a", 2), ("b", 2)]]
     reads, why = read_positions(Rules(compiled("param40"), FLOATS["float32"]), Positions(jacobli.spec.format, 3))
     assert reads is None and why.startswith("head 0")  # param40's head averages keys through RoPE: no rule yet
@@ -161,9 +161,9 @@ def test_every_input_lands_in_a_row_and_the_module_keeps_its_rows_bound(jacobli)
     fmt = jacobli.spec.format
     k = 3
     pos = Positions(fmt, k)
-    reads, _ = read_positions(r, pos)
-    t = table(r, pos, reads)
-    reads = read_union(reads)
+    reading, _ = read_positions(r, pos)
+    t = table(r, pos, reading)
+    reads = read_union(reading.heads)
     assert len(t.margin) == 20000 and (t.margin > 0).all()
     index = {tuple(row): i for i, row in enumerate(t.tokens.tolist())}
     gen = torch.Generator().manual_seed(3)
@@ -184,8 +184,7 @@ def test_every_input_lands_in_a_row_and_the_module_keeps_its_rows_bound(jacobli)
 
 def test_rows_give_one_example_input_per_token_tuple(jacobli):
     pos = Positions(jacobli.spec.format, 10)
-    reads, _ = read_positions(Rules(jacobli, FLOATS["float32"]), pos)
-    reads = read_union(reads)
+    reads = read_union(read_positions(Rules(jacobli, FLOATS["float32"]), pos)[0].heads)
     tup, target, example = rows(pos, reads)
     fmt = jacobli.spec.format
     a, b = torch.from_numpy(example[:, 0]), torch.from_numpy(example[:, 1])
@@ -206,11 +205,12 @@ def test_a_head_that_averages_two_keys_keeps_the_module_inside_its_rows(compiled
     r = Rules(model, FLOATS["float32"])
     fmt = model.spec.format
     pos = Positions(fmt, k)
-    reads, _ = read_positions(r, pos)
-    assert all(len(ps) == 2 for ps in reads)
-    rho, _ = tails(r, pos, reads)
+    reading, _ = read_positions(r, pos)
+    assert all(len(ps) == 2 for ps in reading.heads)
+    rho = reading.rho
     assert (rho.max() > 0) == (name == "lichengliu50") and rho.max() < 1e-3
-    t = table(r, pos, reads)
+    t = table(r, pos, reading)
+    reads = reading.heads
     assert 0 < (t.margin <= 0).sum() < 20 if (name, k) == ("cosminscn66", 0) else (t.margin > 0).all()
     index = {tuple(row): i for i, row in enumerate(t.tokens.tolist())}
     gen = torch.Generator().manual_seed(4)

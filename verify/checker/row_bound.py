@@ -94,8 +94,9 @@ def _mix(tight: Tight, pos: Positions, normed: Box, tup: np.ndarray, column: dic
         shifts = [zero if j == top else
                   Box(rn(lower(scores[j].lo - scores[top].hi)), np.minimum(0.0, rn(upper(scores[j].hi - scores[top].lo))))
                   for j in range(len(ps))]
-        step = score_grid(scores[top].lo, scores[top].hi, r.fl) if len(ps) > 1 else np.zeros(len(tup))
-        r.note("exp", min(float(b.lo.min()) for b in shifts), 0.0, grid=float(step.min()) if len(ps) > 1 else 0.0)
+        if len(ps) > 1:  # (one key: its shift is 0, a point the general rule's range already holds)
+            step = score_grid(scores[top].lo, scores[top].hi, r.fl)  # [N]: every shift is a multiple of it
+            r.note("exp", min(float(b.lo.min()) for b in shifts), 0.0, grid=float(step.min()))
         # the weights move together (they sum to 1): with two keys, the other's shift is taken value
         # by value, so that both weights see the same one
         per = 1

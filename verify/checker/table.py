@@ -60,11 +60,21 @@ def not_applicable(rules: Rules) -> str | None:
 
 
 @dataclass
+class Reading:
+    """What the heads read at one step (`read_positions`): the key positions of each head, and
+    the tail of keys each does not read but whose weight is not exactly 0 (`tails`)."""
+
+    heads: list[list[int]]
+    rho: np.ndarray  # [V, H] the tail's exp weights summed, per query token
+    tail_values: Box  # [H, vd] the range of the tail's value vectors
+
+
+@dataclass
 class Table:
     """One step's table: each row's query token, tokens read by the heads, target and margin bound."""
 
     heads: list[list[int]]  # the key positions each head reads
-    tokens: np.ndarray  # [M, 1 + K]: the query token, then the token at each position read (`positions`)
+    tokens: np.ndarray  # [M, 1 + K]: the query token, then the token at each position read (`read_union`)
     target: np.ndarray  # [M] the token the step must print
     margin: np.ndarray  # [M] lower bound of the float32 margin
     example: np.ndarray  # [M, 2] an input (a, b) of each row
@@ -72,8 +82,8 @@ class Table:
 
 def _scores(r: Rules, pos: Positions):
     """The general rule's scores at the step's query position, one row per query token it can
-    hold: (query tokens [R], heads, least [R, H, P] and most [R, H, P] score at each position,
-    floor [R, H] the best guaranteed score)."""
+    hold: (heads, most [R, H, P] the greatest score at each position, floor [R, H] the best
+    guaranteed score: the greatest of the least scores of the positions)."""
     att = r.spec.blocks[0].layer
     x = embedding(r, pos)
     keys = r.norm(x, r.spec.blocks[0].norm)
@@ -82,10 +92,10 @@ def _scores(r: Rules, pos: Positions):
     least = np.where(hd.live, hd.s.lo, np.inf).min(-1)
     most = np.where(hd.live, hd.s.hi, -np.inf).max(-1)
     floor = np.where(np.isfinite(least), least, -np.inf).max(-1)
-    return q_tok, hd, least, most, floor
+    return hd, most, floor
 
 
-def read_positions(r: Rules, pos: Positions) -> tuple[list[list[int]] | None, str]:
+def read_positions(r: Rules, pos: Positions) -> tuple[Reading | None, str]:
     """The key positions each head reads at step pos.k: those scoring within NEAR_GAP of the
     best guaranteed score at some query token. Every key ZERO_GAP or more below gets softmax
     weight exactly 0; the ones between (the tail) weights of at most e^-NEAR_GAP each, bounded
@@ -94,7 +104,7 @@ def read_positions(r: Rules, pos: Positions) -> tuple[list[list[int]] | None, st
     tail heavier than MAX_TAIL, or several positions whose scores need RoPE, ALiBi or a bias
     table: (None, why not)."""
     att = r.spec.blocks[0].layer
-    _, hd, least, most, floor = _scores(r, pos)
+    hd, most, floor = _scores(r, pos)
     out = []
     for h in range(att.n_heads):
         near = np.flatnonzero((most[:, h] > floor[:, h, None] - NEAR_GAP).any(0))
@@ -104,26 +114,24 @@ def read_positions(r: Rules, pos: Positions) -> tuple[list[list[int]] | None, st
         if len(near) > 1 and (att.rope is not None or att.alibi is not None or att.bias is not None):
             return None, f"head {h} reads {len(near)} keys, whose scores need RoPE, ALiBi or a bias: no tight rule yet"
         out.append([int(p) for p in near])
-    rho, _ = tails(r, pos, out, (hd, most, floor))
+    rho, tail_values = tails(r, pos, out, hd, most, floor)
     if (rho > MAX_TAIL).any():
         h = int(np.argmax(rho.max(0)))
         return None, (f"head {h}'s softmax is not sparse in float32: the keys it does not read weigh up to "
                       f"{float(rho.max()):.3g} together")
     note_shifts(r, hd.s, hd.live)
-    return out, ""
+    return Reading(out, rho, tail_values), ""
 
 
-def tails(r: Rules, pos: Positions, reads: list[list[int]], scored=None) -> tuple[np.ndarray, Box]:
+def tails(r: Rules, pos: Positions, reads: list[list[int]], hd, most: np.ndarray, floor: np.ndarray
+          ) -> tuple[np.ndarray, Box]:
     """The keys each head does not read but whose weight is not exactly 0 (scores within ZERO_GAP
     of the best): rho [V, H], an upper bound of their exp weights summed (relative to exp(0) at
     the row maximum, which is at least the best guaranteed score), per query token; and the
     range of their value vectors, [H, vd]. exp(fl(s_j - m)) <= exp(most_j - floor) times the
-    shift's rounding exp(u |s_j - m|) and exp's ulps, plus its subnormal error."""
+    shift's rounding exp(u |s_j - m|) and exp's ulps, plus its subnormal error. hd, most, floor:
+    `_scores`'."""
     att = r.spec.blocks[0].layer
-    if scored is None:
-        _, hd, _, most, floor = _scores(r, pos)
-    else:
-        hd, most, floor = scored
     V = hd.v.shape[-1]
     q_tok = np.flatnonzero(pos.can_hold(V)[pos.t])
     rho = np.zeros((V, att.n_heads))
@@ -155,13 +163,13 @@ def note_shifts(r: Rules, s: Box, live: np.ndarray) -> None:
     r.note("softmax_zero", lower(lower(low - top) * (1 + r.fl.u)), -ZERO_GAP)
 
 
-def checked_heads(r: Rules, pos: Positions, claimed) -> list[list[int]]:
+def checked_heads(r: Rules, pos: Positions, claimed) -> Reading:
     """The certificate's head positions, re-derived (Rejected if they differ or fail)."""
     found, why = read_positions(r, pos)
     if found is None:
         raise Rejected(f"step {pos.k}: {why}")
-    if claimed != found:
-        raise Rejected(f"step {pos.k}: the certificate's head positions {claimed} are not the ones read ({found})")
+    if claimed != found.heads:
+        raise Rejected(f"step {pos.k}: the certificate's head positions {claimed} are not the ones read ({found.heads})")
     return found
 
 
@@ -214,12 +222,13 @@ def rows(pos: Positions, read: list[int]) -> tuple[np.ndarray, np.ndarray, np.nd
     return tup[first], target[first], np.stack([a[first], b[first]], 1)
 
 
-def table(r: Rules, pos: Positions, reads: list[list[int]]) -> Table:
-    tup, target, example = rows(pos, read_union(reads))
-    column = {p: 1 + i for i, p in enumerate(read_union(reads))}
+def table(r: Rules, pos: Positions, reading: Reading) -> Table:
+    read = read_union(reading.heads)
+    tup, target, example = rows(pos, read)
+    column = {p: 1 + i for i, p in enumerate(read)}
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # infinities and NaN are handled
-        margin = evaluate(r, pos, reads, column, tup, target, tails(r, pos, reads))
-    return Table(reads, tup, target, margin, example)
+        margin = evaluate(r, pos, reading.heads, column, tup, target, (reading.rho, reading.tail_values))
+    return Table(reading.heads, tup, target, margin, example)
 
 
 def check_table_step(r: Rules, pos: Positions, record) -> int:
@@ -229,8 +238,7 @@ def check_table_step(r: Rules, pos: Positions, record) -> int:
     why = not_applicable(r)
     if why:
         raise Rejected(f"step {pos.k}: {why}")
-    reads = checked_heads(r, pos, record["heads"])
-    t = table(r, pos, reads)
+    t = table(r, pos, checked_heads(r, pos, record["heads"]))
     bad = np.flatnonzero(~(t.margin > 0))
     if len(bad):
         i = bad[0]

@@ -207,16 +207,16 @@ def table_step(model: AdderModel, k: int, ctx: Ctx) -> tuple[StepSearch | None, 
     if not_applicable(rules):
         return None, ""
     pos = Positions(model.spec.format, k)
-    reads, _ = read_positions(rules, pos)
-    if reads is None:
+    reading, _ = read_positions(rules, pos)
+    if reading is None:
         return None, ""
     try:
-        t = table(rules, pos, reads)
+        t = table(rules, pos, reading)
     except Rejected as e:
         return None, str(e)
     res = StepSearch(step=k, roots=[], seconds=time.perf_counter() - t0)
     if (t.margin > 0).all():
-        res.table, res.leaves, res.certified_margin = {"heads": reads}, len(t.margin), float(t.margin.min())
+        res.table, res.leaves, res.certified_margin = {"heads": reading.heads}, len(t.margin), float(t.margin.min())
         return res, ""
     worst = np.argsort(t.margin)[:CANDIDATES_PER_CASE * 4]
     found = _refute(model, k, [tuple(int(v) for v in t.example[i]) for i in worst])
