@@ -19,7 +19,7 @@ from adder.compiler.checkpoint import weights_hash
 from adder.constructions.targets import resolve
 from adder.verify import checker
 from adder.verify.api import official_suite
-from adder.verify.checker.bounds import Rules, heads, last_attention, tail_margin
+from adder.verify.checker.bounds import Rules, after_attention, heads, last_attention, residual_margin, tail_margin
 from adder.verify.checker.inner import before_last
 from adder.verify.checker.check import Rejected, check_step
 from adder.verify.checker.paths import Positions, has_input, max_over_paths, roots
@@ -27,6 +27,7 @@ from adder.verify.prove.automaton import path_of
 from adder.verify.checker.reals import FLOATS, Box
 from adder.verify.prove import propagate
 from adder.verify.prove.layers import Ctx
+from adder.verify.prove.pipeline import cuts_residual
 from adder.verify.prove.layout import StepLayout
 from adder.verify.prove.search import search_step
 from adder.verify.prove.weights import ModelWeights
@@ -67,7 +68,7 @@ def _search(model, k, ctx=None):
     mw = ModelWeights(model)
     res = search_step(model, StepLayout(model.spec.format, len(model.spec.vocab), k), ctx or Ctx(mw, mw.arithmetic),
                       time.perf_counter() + 120)
-    return res, {"step": k, "inner": res.inner, "roots": res.roots}
+    return res, res.record()
 
 
 def _check(model, step: dict) -> int:
@@ -137,6 +138,26 @@ def test_a_refined_leaf_passes_when_its_split_lists_every_child(param40, step3):
     root.clear()
     root.update({"split": 5, "children": [copy.deepcopy(leaf) for _ in range(100)]})
     assert _check(param40, step) == _check(param40, step3) + 99
+
+
+def test_the_search_cuts_the_residual_where_o_writes_few_coordinates_and_the_checker_follows_the_step():
+    """wonderfall27's head writes one number and its negative, and O reads their difference into one
+    residual coordinate: its step's trees cut the residual after the attention ("cut": "residual"),
+    and the root cases close without any split. tinyadder36's one head output is spread over 16
+    coordinates: its trees would cut the head output. The checker re-verifies the step as recorded,
+    and rejects it read as head-output trees or with a cut it does not know."""
+    model = resolve("wonderfall27").model()
+    mw = ModelWeights(model)
+    assert cuts_residual(Ctx(mw, mw.arithmetic))
+    deep = resolve("tinyadder36").model()
+    assert not cuts_residual(Ctx(ModelWeights(deep), ModelWeights(deep).arithmetic))
+    res, step = _search(model, 3)
+    assert step["cut"] == "residual" and res.proven
+    assert all("leaf" in node or "empty" in node for node in step["roots"])  # no case needed a split
+    assert _check(model, step) == res.leaves
+    for cut in ("heads", "diagonal"):
+        with pytest.raises(Rejected):
+            _check(model, {**step, "cut": cut})
 
 
 def test_other_weights_or_arithmetic_fail_the_whole_check(param40):
@@ -222,12 +243,14 @@ def _head_box(hd, toks) -> Box:
 
 
 @pytest.mark.parametrize("name,steps,n", [("param40", (0, 4, 10), 6), ("kswain98_2p", (0, 4, 10), 6),
+                                          ("wonderfall27", (0, 5, 10), 6),
                                           pytest.param("qwen87", (0, 9), 3, marks=pytest.mark.integration)])
 def test_the_checker_rules_contain_what_float32_torch_computes(name, steps, n):
     """Random inputs at several steps: the residual before the last attention lies in the box the
     checker's layers give for the case of that one input; the module's attention output (after
-    o), run by torch, lies in the box its tables give; its float margin is at least the checker's
-    margin bound over that box. Two-layer models re-verify the search's inner-layer records."""
+    o), run by torch, lies in the box its tables give, and the residual after the attention in
+    the box `after_attention` gives; its float margin is at least the checker's margin bound over
+    either box. Two-layer models re-verify the search's inner-layer records."""
     model = resolve(name).model()
     last = last_attention(model.spec)
     att = model.spec.blocks[last].layer
@@ -247,6 +270,10 @@ def test_the_checker_rules_contain_what_float32_torch_computes(name, steps, n):
             o = rules.linear(box, att.o)
             assert ((o.lo[0] <= out) & (out <= o.hi[0])).all(), (k, a, b)
             assert tail_margin(rules, box, residual, np.array([target]))[0] <= margin, (k, a, b)
+            after = after_attention(rules, box, residual)
+            real_after = cache[f"resid.{last + 1}"][0, -1].double().numpy()
+            assert ((after.lo[0] <= real_after) & (real_after <= after.hi[0])).all(), (k, a, b)
+            assert residual_margin(rules, after, np.array([target]))[0] <= margin, (k, a, b)
 
 
 @pytest.mark.parametrize("name,steps,n", [("fblissjr33", (0, 3, 10), 5), ("wonderfall121", (0, 5, 10), 4),

@@ -430,11 +430,16 @@ def score_grid(m_lo: np.ndarray, m_hi: np.ndarray, fl: Floats) -> np.ndarray:
     return np.where(mag > 0, np.maximum(np.exp2(e) * fl.u, fl.eta), 0.0)
 
 
+def after_attention(r: Rules, out: Box, residual: Box) -> Box:
+    """[N, d]: the residual after the last attention, x + O out, given its head outputs
+    out [N, H * vd] and the residual before it [N, d]."""
+    return r.fl.op(residual + r.linear(out, r.spec.blocks[last_attention(r.spec)].layer.o))
+
+
 def tail_margin(r: Rules, out: Box, residual: Box, target: np.ndarray) -> np.ndarray:
     """Margin lower bound at the query position, given the last attention's head outputs
     out [N, H * vd] and the residual before it [N, d]."""
-    i = last_attention(r.spec)
-    return residual_margin(r, r.fl.op(residual + r.linear(out, r.spec.blocks[i].layer.o)), target)
+    return residual_margin(r, after_attention(r, out, residual), target)
 
 
 def residual_margin(r: Rules, h: Box, target: np.ndarray) -> np.ndarray:

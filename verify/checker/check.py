@@ -10,9 +10,13 @@ it meets cover every input by construction; then, for each leaf, it re-proves tw
    iff max over the leaf's paths of sum_j e_j (v_j - lam) <= 0 (all e_j >= 0, one > 0): a
    max-plus programme over the carry automaton (`paths.max_over_paths`), with every addition
    rounded up. The float module's output lies within [-lam1 - slack, lam0 + slack].
-2. **The margin over that box.** The leaf's bisection tree cuts the box at midpoints; on each
-   final box `bounds.tail_margin` must be > 0 (the argmax breaks ties by index). Where it is
-   not, the checker may bisect further on its own (`EXTRA_BISECTIONS`): any partition is sound.
+2. **The margin over that box.** The leaf's bisection tree cuts a box at midpoints; on each
+   final box the margin bound must be > 0 (the argmax breaks ties by index). Where it is not,
+   the checker may bisect further on its own (`EXTRA_BISECTIONS`): any partition is sound.
+   The box is the head outputs' (`bounds.tail_margin`), or, where the step says
+   "cut": "residual", the residual after the attention, x + O out (`bounds.after_attention`,
+   met with the joint rule's box for several heads), of which the margin is a function alone
+   (`bounds.residual_margin`). Relational models (`joint.relational`) always cut the residual.
 
 A leaf that fails either, an "open" node, a tree that does not match the split rule, other
 weights (sha256) or another arithmetic: the check fails, naming the first place.
@@ -27,8 +31,8 @@ import numpy as np
 
 from ...compiler.checkpoint import weights_hash
 from ...compiler.module import AdderModel
-from .bounds import (NotCheckable, Rejected, Rules, heads, last_attention, output_box, ratio_bounds_hold, residual_margin,
-                     tail_margin, unsupported)
+from .bounds import (NotCheckable, Rejected, Rules, after_attention, heads, last_attention, output_box,
+                     ratio_bounds_hold, residual_margin, tail_margin, unsupported)
 from .joint import relational, residual_box
 from .inner import Before, before_last
 from .paths import GROUPS, Positions, carry_children, has_input, pair_children, roots
@@ -118,6 +122,7 @@ def check_step(rules: Rules, fmt, st: dict, progress=None, deadline: float | Non
         if progress:
             progress(n, f"certificate check (independent checker), step {k}, table rows re-verified")
         return n
+    residual_cut = _residual_cut(rules, st, k)
     rts = roots(pos)
     if not isinstance(st.get("roots"), list) or len(st["roots"]) != len(rts):
         raise Rejected(f"step {k}: expected {len(rts)} root cases")
@@ -130,11 +135,21 @@ def check_step(rules: Rules, fmt, st: dict, progress=None, deadline: float | Non
         if deadline is not None and time.perf_counter() > deadline:
             raise TimeoutError("the certificate check")
         batch = leaves[s:s + BATCH]
-        _check_leaves(rules, pos, before, batch, tally)
+        _check_leaves(rules, pos, before, batch, tally, residual_cut)
         if progress:
             progress(len(batch), f"certificate check (independent checker), step {k}, leaves re-verified")
     tally.leaves += len(leaves)
     return len(leaves)
+
+
+def _residual_cut(rules: Rules, st: dict, k: int) -> bool:
+    """Whether step k's trees cut the residual after the attention (else its head outputs)."""
+    several = relational(rules.spec)
+    cut = st.get("cut", "residual" if several else "heads")
+    if cut not in ("heads", "residual") or (several and cut != "residual"):
+        allowed = '"residual"' if several else '"heads" or "residual"'
+        raise Rejected(f"step {k}: malformed cut {cut!r} (expected {allowed})")
+    return cut == "residual"
 
 
 def _walk(node, mask, final, qt, target, label, leaves: list) -> None:
@@ -167,8 +182,10 @@ def _walk(node, mask, final, qt, target, label, leaves: list) -> None:
         raise Rejected(f"{label}: malformed node")
 
 
-def _check_leaves(rules: Rules, pos: Positions, before: Before, batch: list[Leaf], tally: Tally) -> None:
-    """Both checks of the module docstring, for a batch of leaves."""
+def _check_leaves(rules: Rules, pos: Positions, before: Before, batch: list[Leaf], tally: Tally,
+                  residual_cut: bool) -> None:
+    """Both checks of the module docstring, for a batch of leaves; `residual_cut`: the trees cut
+    the residual after the attention, not the head outputs."""
     att = rules.spec.blocks[last_attention(rules.spec)].layer
     H, vd = att.n_heads, att.vd
     try:
@@ -190,6 +207,9 @@ def _check_leaves(rules: Rules, pos: Positions, before: Before, batch: list[Leaf
     if relational(rules.spec):  # the trees cut the residual after the attention, bounded jointly
         box = residual_box(rules, hd.s[row], hd.v, hd.live[row], out, residual, pos, masks, finals)
         _check_boxes(batch, box, lambda b, idx: residual_margin(rules, b, targets[idx]), tally)
+    elif residual_cut:
+        _check_boxes(batch, after_attention(rules, out, residual),
+                     lambda b, idx: residual_margin(rules, b, targets[idx]), tally)
     else:  # the trees cut the head outputs
         _check_boxes(batch, out, lambda b, idx: tail_margin(rules, b, residual[idx], targets[idx]), tally)
 

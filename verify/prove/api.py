@@ -132,8 +132,7 @@ def prove(model: AdderModel, target: str, *, timeout: float = DEFAULT_TIMEOUT, c
     tabled = [s.step for s in searches if s.table]
     if tabled:
         report.assumptions.insert(2, table_assumption(tabled))
-    steps = [{"step": s.step, "inner": s.inner, "roots": s.roots, **({"table": s.table} if s.table else {})}
-             for s in searches]
+    steps = [s.record() for s in searches]
     arith = ctx.ar.name
     cert = cert_mod.build(model, arith, report.assumptions, steps)
     if certificate is not None:

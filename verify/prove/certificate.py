@@ -5,11 +5,12 @@ A certificate is JSON:
     {"format": "adder-proof-certificate", "version": 1,
      "weights_sha256": ..., "name": ..., "dtype": "float32", "arithmetic": "float32",
      "assumptions": [...],
-     "steps": [{"step": k, "inner": [...], "roots": [node, ...]}, ...]}
+     "steps": [{"step": k, "inner": [...], "cut": "residual", "roots": [node, ...]}, ...]}
 
 where "inner" records the layers before the last attention (`inner.py`: per inner attention
 layer, the positions enumerated at each query row and the Dinkelbach bounds of every
-sub-row), bounded once per step,
+sub-row), bounded once per step, "cut" which box the leaves' bisection trees cut ("heads": the
+last attention's head outputs, the default; "residual": the residual after it, x + O out), and
 
 with one node per root case of each step (in `split.root_cases` order), each node one of
 
@@ -17,7 +18,7 @@ with one node per root case of each step (in `split.root_cases` order), each nod
     {"split": j, "children": [node...]}   one child per digit pair group j still allows
     {"carry": j, "children": [n0, n1]}    the carry into group j is 0, is 1
     {"leaf": {"lam": [...], "tree": T}}   Dinkelbach bounds of the last attention block
-                                          and the bisection tree of its output box
+                                          and the bisection tree of the step's cut box
     {"open": true}                        not proven (the certificate is then not a proof)
 
 `check` hands the certificate to the independent checker (`adder.verify.checker`: its own case
@@ -285,7 +286,7 @@ def compact(cert: dict, model: AdderModel, progress=None) -> tuple[dict, dict]:
                 for s in range(0, len(todo), CHECK_BATCH):
                     batch = [leaves[i] for i in todo[s:s + CHECK_BATCH]]
                     lams = [decimal_up(np.asarray(b[3]["lam"], dtype=np.float64), digits) for b in batch]
-                    bounds = _bound_leaves(layout, inner, ctx, batch, lams)
+                    bounds = _bound_leaves(layout, inner, ctx, batch, lams, st.get("cut", "heads"))
                     for b, lam, ok, worst, i in zip(batch, lams, bounds.ok, bounds.worst, todo[s:s + CHECK_BATCH]):
                         if ok:
                             b[3]["lam"] = lam.tolist()
@@ -313,12 +314,13 @@ def _step_leaves(st: dict, fmt, vocab: int, ctx: Ctx):
     return layout, inner, leaves, problems
 
 
-def _bound_leaves(layout: StepLayout, inner, ctx: Ctx, batch: list, lams: list):
-    """The leaves' margins re-bounded with the given head bounds `lams` and their own trees."""
+def _bound_leaves(layout: StepLayout, inner, ctx: Ctx, batch: list, lams: list, cut: str):
+    """The leaves' margins re-bounded with the given head bounds `lams` and their own trees, which
+    cut the box `cut` names (the step's "cut")."""
     cases = Cases(np.concatenate([b[0].mask for b in batch]), np.concatenate([b[0].final for b in batch]))
     given = Given(lams=np.concatenate([lam.reshape(-1) for lam in lams]), trees=[b[3].get("tree") for b in batch])
     return bound_cases(layout, cases, np.array([b[1] for b in batch]), np.array([b[2] for b in batch]), ctx, inner,
-                       given)
+                       given, residual_cut=ctx.relational or cut == "residual")
 
 
 def _check_steps(steps: list, fmt, model: AdderModel, ctx: Ctx, progress, t0: float,
@@ -339,7 +341,8 @@ def _check_steps(steps: list, fmt, model: AdderModel, ctx: Ctx, progress, t0: fl
             if deadline is not None and time.perf_counter() > deadline:
                 raise TimeoutError("the certificate check")
             batch = leaves[s:s + CHECK_BATCH]
-            bounds = _bound_leaves(layout, inner, ctx, batch, [np.asarray(b[3]["lam"], dtype=np.float64) for b in batch])
+            bounds = _bound_leaves(layout, inner, ctx, batch, [np.asarray(b[3]["lam"], dtype=np.float64) for b in batch],
+                                   st.get("cut", "heads"))
             bad = np.flatnonzero(~bounds.ok)
             if len(bad):
                 return CheckResult(False, f"{batch[bad[0]][4]}: a recorded bound does not hold "

@@ -30,7 +30,7 @@ from .layers import Ctx, Unsupported
 from .layout import StepLayout
 from .inner import bound_inner
 from .intervals import decimal_down
-from .pipeline import bound_cases, quick_candidates
+from .pipeline import bound_cases, cuts_residual, quick_candidates
 from .split import carry_children, children, root_cases
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,14 @@ class StepSearch:
     unsupported: str | None = None
     table: dict | None = None  # proven by the table rule (`checker/table.py`): {"heads": [key positions per head]}
     table_note: str = ""  # what the table rule found where it applied but did not decide the step
+    residual_cut: bool = False  # the bisection trees cut the residual after the attention (`pipeline.cuts_residual`)
     seconds: float = 0.0
     budget_ran_out: bool = False  # the deadline left cases unbounded (not a property of the model)
+
+    def record(self) -> dict:
+        """The step as a certificate writes it (`certificate.py`)."""
+        how = {"table": self.table} if self.table else {"cut": "residual" if self.residual_cut else "heads"}
+        return {"step": self.step, "inner": self.inner, "roots": self.roots, **how}
 
     @property
     def proven(self) -> bool:
@@ -250,7 +256,7 @@ def _split_search(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: flo
     """The split search of one step (`search_step`)."""
     t0 = time.perf_counter()
     roots = root_cases(layout)
-    res = StepSearch(step=layout.k, roots=[None] * len(roots.cases))
+    res = StepSearch(step=layout.k, roots=[None] * len(roots.cases), residual_cut=cuts_residual(ctx))
     # pending: (container, index, case row, query token, target, depth, label)
     pending = [(res.roots, i, roots.cases.take([i]), roots.query_token[i], roots.target[i], 0, roots.labels[i])
                for i in range(len(roots.cases))]
@@ -272,7 +278,7 @@ def _split_search(model: AdderModel, layout: StepLayout, ctx: Ctx, deadline: flo
         try:
             splittable = np.array([next_split(p[2], order, p[5]) is not None for p in batch])
             bounds = bound_cases(layout, cases, np.array([p[3] for p in batch]), np.array([p[4] for p in batch]), ctx,
-                                 inner, splittable=splittable)
+                                 inner, splittable=splittable, residual_cut=res.residual_cut)
         except Unsupported as e:
             return _unsupported(res, str(e), batch + pending)
         if progress:
