@@ -277,23 +277,27 @@ def test_the_checker_rules_contain_what_float32_torch_computes(name, steps, n):
 
 
 @pytest.mark.parametrize("name,steps,n", [("fblissjr33", (0, 3, 10), 5), ("wonderfall121", (0, 5, 10), 4),
-                                          ("cosminscn66", (1, 6), 4)])
+                                          ("cosminscn66", (1, 6), 4),
+                                          pytest.param("qwen87", (2, 7), 4, marks=pytest.mark.integration)])
 def test_the_checkers_joint_residual_contains_what_torch_computes(name, steps, n):
-    """Several heads in one layer (`checker/joint.py`; fblissjr33 also an attention bias table and
-    hinge pairs): for random single inputs, the residual after the attention lies in the box the
-    joint rule gives (met with x + O out), and the margin bound over that box is at most the
-    module's own margin."""
+    """Several heads in the last attention (`checker/joint.py`; fblissjr33 also an attention bias
+    table and hinge pairs; qwen87 two layers, its keys the inner layer's lattice, re-verified from
+    the search's records): for random single inputs, the residual after the attention lies in the
+    box the joint rule gives (met with x + O out), and the margin bound over that box is at most
+    the module's own margin."""
     from adder.verify.checker.bounds import residual_margin
     from adder.verify.checker.joint import relational, residual_box
 
     model = resolve(name).model()
     assert relational(model.spec)
-    att = model.spec.blocks[last_attention(model.spec)].layer
+    last = last_attention(model.spec)
+    att = model.spec.blocks[last].layer
     rules = Rules(model, FLOATS[str(model.dtype).replace("torch.", "")])
     for k in steps:
         pos = Positions(model.spec.format, k)
+        _, step = _search(model, k) if last > 0 else (None, {"inner": []})
         with np.errstate(all="ignore"):
-            before = before_last(rules, pos, [], f"step {k}")
+            before = before_last(rules, pos, step["inner"], f"step {k}")
         for _ in range(n):
             a, b, target, margin, cache, residual, normed, toks, mask, final = _one_input(model, pos, before, k)
             with np.errstate(all="ignore"):
@@ -301,7 +305,7 @@ def test_the_checkers_joint_residual_contains_what_torch_computes(name, steps, n
                 box = residual_box(rules, hd.s, hd.v, hd.live, _head_box(hd, toks), residual, pos, mask[None],
                                    final[None])
                 bound = residual_margin(rules, box, np.array([target]))[0]
-            real = cache["resid.1"][0, -1].double().numpy()
+            real = cache[f"resid.{last + 1}"][0, -1].double().numpy()
             assert ((box.lo[0] <= real) & (real <= box.hi[0])).all(), (k, a, b, box, real)
             assert bound <= margin, (k, a, b)
 

@@ -24,7 +24,7 @@ from ...compiler.scalars import scalar_to_float
 from ...compiler.spec import MLP, Attention, Linear, Norm
 from .joint import hinge_pairs
 from .paths import Positions, max_over_paths
-from .reals import Box, Floats, arb, arb_map, exp_box, lower, sum_lower, sum_upper, upper
+from .reals import Box, Floats, arb, arb_map, exp_box, exp_near_zero_upper, lower, sum_lower, sum_upper, upper
 
 
 class NotCheckable(Exception):
@@ -408,9 +408,13 @@ def softmax_weights(r: Rules, s: Box, live: np.ndarray) -> Box:
     m = hi.max((-2, -1), keepdims=True)  # [..., 1, 1]
     base = exp_box(Box(np.where(live, lower(lo - m), 0.0), np.where(live, upper(hi - m), 0.0)))
     gap = np.where(live, upper(m - lo), 0.0)  # |s_j - m_f| <= m - s_lo_j: m_f lies in [s_j, m]
-    grow = exp_box(Box.exact(upper(fl.u * gap)))
-    f_hi = upper(grow.hi * upper(1 + 2 * fl.ulps * fl.u))
-    f_lo = lower(lower(1 - 2 * fl.ulps * fl.u) / grow.hi)
+    x = upper(fl.u * gap)  # the factor exp(u gap), near 1 for every key that carries weight
+    grow = exp_near_zero_upper(x)
+    far = ~(grow < np.inf)
+    if far.any():
+        grow[far] = exp_box(Box.exact(x[far])).hi
+    f_hi = upper(grow * upper(1 + 2 * fl.ulps * fl.u))
+    f_lo = lower(lower(1 - 2 * fl.ulps * fl.u) / grow)
     absolute = fl.ulps * fl.eta
     e = Box(np.maximum(lower(lower(base.lo * f_lo) - absolute), 0.0), upper(upper(base.hi * f_hi) + absolute))
     # the inputs softmax's exp meets: fl(s_j - m_f) in [(min s_lo - m)(1 + u), 0], on a grid

@@ -16,7 +16,7 @@ it meets cover every input by construction; then, for each leaf, it re-proves tw
    The box is the head outputs' (`bounds.tail_margin`), or, where the step says
    "cut": "residual", the residual after the attention, x + O out (`bounds.after_attention`,
    met with the joint rule's box for several heads), of which the margin is a function alone
-   (`bounds.residual_margin`). Relational models (`joint.relational`) always cut the residual.
+   (`bounds.residual_margin`).
 
 A leaf that fails either, an "open" node, a tree that does not match the split rule, other
 weights (sha256) or another arithmetic: the check fails, naming the first place.
@@ -31,6 +31,7 @@ import numpy as np
 
 from ...compiler.checkpoint import weights_hash
 from ...compiler.module import AdderModel
+from ...compiler.spec import Attention
 from .bounds import (NotCheckable, Rejected, Rules, after_attention, heads, last_attention, output_box,
                      ratio_bounds_hold, residual_margin, tail_margin, unsupported)
 from .joint import relational, residual_box
@@ -143,12 +144,12 @@ def check_step(rules: Rules, fmt, st: dict, progress=None, deadline: float | Non
 
 
 def _residual_cut(rules: Rules, st: dict, k: int) -> bool:
-    """Whether step k's trees cut the residual after the attention (else its head outputs)."""
-    several = relational(rules.spec)
-    cut = st.get("cut", "residual" if several else "heads")
-    if cut not in ("heads", "residual") or (several and cut != "residual"):
-        allowed = '"residual"' if several else '"heads" or "residual"'
-        raise Rejected(f"step {k}: malformed cut {cut!r} (expected {allowed})")
+    """Whether step k's trees cut the residual after the attention (else its head outputs). A step
+    that does not say (certificates before "cut") cut the residual only in one-layer relational models."""
+    one_layer = sum(isinstance(b.layer, Attention) for b in rules.spec.blocks) == 1
+    cut = st.get("cut", "residual" if one_layer and relational(rules.spec) else "heads")
+    if cut not in ("heads", "residual"):
+        raise Rejected(f"step {k}: malformed cut {cut!r} (expected \"heads\" or \"residual\")")
     return cut == "residual"
 
 
@@ -204,12 +205,10 @@ def _check_leaves(rules: Rules, pos: Positions, before: Before, batch: list[Leaf
         raise Rejected(f"{batch[int(np.argmin(ok))].label}: a recorded attention bound does not hold")
     out = output_box(hd, row, lam)
     targets = np.array([leaf.target for leaf in batch])
-    if relational(rules.spec):  # the trees cut the residual after the attention, bounded jointly
-        box = residual_box(rules, hd.s[row], hd.v, hd.live[row], out, residual, pos, masks, finals)
+    if residual_cut:  # the trees cut the residual after the attention, bounded jointly where the rule applies
+        box = residual_box(rules, hd.s[row], hd.v, hd.live[row], out, residual, pos, masks, finals) \
+            if relational(rules.spec) else after_attention(rules, out, residual)
         _check_boxes(batch, box, lambda b, idx: residual_margin(rules, b, targets[idx]), tally)
-    elif residual_cut:
-        _check_boxes(batch, after_attention(rules, out, residual),
-                     lambda b, idx: residual_margin(rules, b, targets[idx]), tally)
     else:  # the trees cut the head outputs
         _check_boxes(batch, out, lambda b, idx: tail_margin(rules, b, residual[idx], targets[idx]), tally)
 

@@ -35,10 +35,14 @@ DOMINANT = 1e-3
 
 
 def relational(spec) -> bool:
-    """Whether the search bounds this model's residual jointly (and bisects it)."""
-    att = [b.layer for b in spec.blocks if isinstance(b.layer, Attention)]
-    return (len(att) == 1 and att[0].n_heads > 1 and att[0].softmax == "softmax" and len(att[0].o.weights) == 1
-            and att[0].o.bias is None)
+    """Whether the joint rule bounds the residual after the last attention: several softmax heads,
+    O one matrix without bias. (A step whose trees cut the residual then meets both boxes.)"""
+    att = _last(spec)
+    return att.n_heads > 1 and att.softmax == "softmax" and len(att.o.weights) == 1 and att.o.bias is None
+
+
+def _last(spec) -> Attention:
+    return [b.layer for b in spec.blocks if isinstance(b.layer, Attention)][-1]
 
 
 def key_ratios(fl, s: Box, ok: np.ndarray):
@@ -79,7 +83,7 @@ def residual_box(rules, s: Box, v: Box, live: np.ndarray, out: Box, residual: Bo
     x + O out. s [N, H, P, V] scores, v [H, vd, P, V] values, live [N, H, P, V], out [N, H * vd] the
     certified head boxes, residual [N, d] before the block, masks/finals each row's case."""
     fl, spec = rules.fl, rules.spec
-    att = next(b.layer for b in spec.blocks if isinstance(b.layer, Attention))
+    att = _last(spec)
     O = rules.w[id(att.o.weights[0])]  # [d, H * vd]
     N, H, P, V = s.shape
     vd = v.shape[1]

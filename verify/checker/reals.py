@@ -148,12 +148,21 @@ def arb_map(fn, x: np.ndarray) -> Box:
 
 
 def exp_box(b: Box) -> Box:
-    """exp over each interval (exp increases: its ends' enclosures)."""
+    """exp over each interval (exp increases: its ends' enclosures). Both ends in one `arb_map`:
+    a point box, or an end two boxes share, is evaluated once."""
     big = 700.0  # above this exp(x) leaves float64: enclosed by [max float, inf]
-    lo = arb_map(lambda a: a.exp(), np.minimum(b.lo, big)).lo
-    hi = arb_map(lambda a: a.exp(), np.minimum(b.hi, big)).hi
-    hi = np.where(b.hi > big, np.inf, hi)
-    return Box(np.maximum(lo, 0.0), hi)
+    ends = arb_map(lambda a: a.exp(), np.minimum(np.stack([b.lo, b.hi]), big))
+    hi = np.where(b.hi > big, np.inf, ends.hi[1])
+    return Box(np.maximum(ends.lo[0], 0.0), hi)
+
+
+def exp_near_zero_upper(x: np.ndarray) -> np.ndarray:
+    """An upper bound of exp(x) at each point x in [0, 1] (+inf elsewhere), without arb:
+    exp(x) = 1 + x + sum_{k>=2} x^k / k! and that tail is at most x^2 (e - 2) < x^2 for x <= 1, so
+    1 + x + x^2, its two additions and one product rounded up."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where((x >= 0) & (x <= 1), upper(1 + upper(x + upper(x * x))), np.inf)
 
 
 # ---------------------------------------------------------------------------- the model's floats

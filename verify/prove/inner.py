@@ -158,6 +158,13 @@ def bound_inner(layout: StepLayout, ctx: Ctx, record: list | None = None) -> Inn
                       [np.asarray(r["lam"], dtype=np.float64) for r in record])
     if n_inner == 0:
         return _bound(layout, ctx, None, None)
+    key = ("inner", layout.k)  # the quick counterexample pass and the search both need it
+    if key not in ctx.memo:
+        ctx.memo[key] = _search_inner(layout, ctx, spec, last, n_inner)
+    return ctx.memo[key]
+
+
+def _search_inner(layout: StepLayout, ctx: Ctx, spec, last: int, n_inner: int) -> Inner:
     plain = _bound(layout, ctx, lambda i, x, block, rows: [()] * len(rows), None)
     targets = set(attended(plain, spec.blocks[last], layout, ctx)) | {layout.t}
 

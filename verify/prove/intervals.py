@@ -38,20 +38,32 @@ def up(x: np.ndarray) -> np.ndarray:
     a may round, but a + 2^-1074 still exceeds ulp(x) >= 2^-1074, and for subnormal x every term
     is a multiple of 2^-1074, so x + b is exact and >= x + 2^-1074. -inf (an overflow of a
     finite value) becomes the most negative float, as `nextafter` makes it; NaN stays NaN."""
-    x = np.asarray(x, dtype=np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        r = x + (np.abs(x) * _STEP + _TINY)
-    r = np.where(x == -np.inf, -_MAX, r)
-    return r[()] if r.ndim == 0 else r
+    return _step(x, 1.0)
 
 
 def down(x: np.ndarray) -> np.ndarray:
     """At least one ulp towards -inf (`up`, mirrored): a lower bound of the exact value."""
+    return _step(x, -1.0)
+
+
+def _step(x, direction: float) -> np.ndarray:
+    """x + direction (|x| 2^-52 + 2^-1074), an infinity against the direction kept finite (`up`).
+    In place on one temporary: this is the bounds' innermost operation (a fifth of a proof's time
+    was its temporaries)."""
     x = np.asarray(x, dtype=np.float64)
+    against = -direction * np.inf
     with np.errstate(invalid="ignore", over="ignore"):
-        r = x - (np.abs(x) * _STEP + _TINY)
-    r = np.where(x == np.inf, _MAX, r)
-    return r[()] if r.ndim == 0 else r
+        if x.ndim == 0:
+            return np.float64(direction * -_MAX) if x == against else x + direction * (abs(x) * _STEP + _TINY)
+        r = np.abs(x)
+        r *= _STEP
+        r += _TINY
+        if direction > 0:
+            r += x
+        else:
+            np.subtract(x, r, out=r)
+    np.copyto(r, direction * -_MAX, where=(x == against))
+    return r
 
 
 def decimal_up(x: np.ndarray, digits: int) -> np.ndarray:

@@ -46,10 +46,12 @@ class Ctx:
     rigorous: bool = False
     ranges: dict = field(default_factory=dict)
     #: Relational rules (the joint rule for several heads, `joint.py`, and ReLU hinge pairs,
-    #: `hinge_pairs`) are used for the models that need them: one-layer models with several
-    #: heads, whose certificates' trees then cut the residual (the independent checker decides
-    #: the same way, `checker.joint.relational`).
+    #: `hinge_pairs`) are used for the models that need them: several heads in the last
+    #: attention, whose certificates' trees then cut the residual (`pipeline.cuts_residual`; the
+    #: independent checker meets the same boxes, `checker.joint.relational`).
     relational: bool = field(init=False)
+    #: What a search computes once per step and reads again (the inner layers, `inner.bound_inner`).
+    memo: dict = field(default_factory=dict)
 
     def __post_init__(self):
         spec = getattr(self.mw, "spec", None)  # rule tests pass bare weights
@@ -74,12 +76,12 @@ class Ctx:
 
 
 def relational(spec) -> bool:
-    """Whether the relational rules apply: the last attention of a one-layer model with several
-    heads (plain softmax: softmax1's extra 1 in the denominator would need its own term; O one
-    matrix without bias), `joint.py`."""
-    att = [b.layer for b in spec.blocks if isinstance(b.layer, Attention)]
-    return (len(att) == 1 and att[0].n_heads > 1 and att[0].softmax == "softmax" and len(att[0].o.weights) == 1
-            and att[0].o.bias is None)
+    """Whether the relational rules apply: the last attention has several heads (plain softmax:
+    softmax1's extra 1 in the denominator would need its own term; O one matrix without bias),
+    `joint.py`. Its keys may come from earlier layers: the rule's per-(position, token) terms are
+    then bounded over the lattice box of each (position, token), which holds every context."""
+    att = [b.layer for b in spec.blocks if isinstance(b.layer, Attention)][-1]
+    return att.n_heads > 1 and att.softmax == "softmax" and len(att.o.weights) == 1 and att.o.bias is None
 
 
 def linear(x: Interval, lin: Linear, ctx: Ctx) -> Interval:

@@ -17,7 +17,7 @@ from .automaton import Cases, path_addends
 from .inner import Inner, last_attention, query_residual
 from .layers import Ctx
 from .layout import StepLayout
-from .propagate import Rows, after_attention, attention, bisect_margins, residual_margin, tail_margin
+from .propagate import HeadBounds, Rows, after_attention, attention, bisect_margins, residual_margin, tail_margin
 
 
 @dataclass
@@ -67,38 +67,49 @@ def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, targe
     `residual_cut`: the trees cut the residual after the attention, not the head outputs
     (None: as `cuts_residual` decides)."""
     spec = ctx.mw.spec
-    C = len(cases)
     last = last_attention(spec)
-    rows = Rows(np.zeros(C, np.int64), np.full(C, layout.t), np.asarray(query_token))
-    g = None if given is None else np.asarray(given.lams, dtype=np.float64).reshape(C, -1)
-    query = query_residual(inner, layout, cases, query_token)
-    several = ctx.relational
-    residual_cut = cuts_residual(ctx) if residual_cut is None else residual_cut
-    hb = attention(inner.lattice, spec.blocks[last], rows, cases, layout, ctx, g, None if query is None else query[0],
-                   normed=None if query is None else (inner.keys, query[1]), joint=several)
+    hb = last_attention_bounds(layout, cases, query_token, ctx, inner, given)
     att, later, target = spec.blocks[last].layer, spec.blocks[last + 1:], np.asarray(target)
-    if residual_cut:  # bisect the residual after the attention (d coordinates), bounded jointly if several heads
+    if cuts_residual(ctx) if residual_cut is None else residual_cut:  # bisect the residual after the attention
         with np.errstate(invalid="ignore"):  # an unbounded head box gives NaN here; the joint box stands in
             box = after_attention(hb.out, hb.residual, att, ctx)
-            box = box.meet(hb.after) if several else box
+            box = box.meet(hb.after) if hb.after is not None else box
         def tail(h, r): return residual_margin(h, later, target[r], ctx)
     else:  # bisect the head outputs
         box = hb.out
         def tail(out, r): return tail_margin(out, hb.residual[r], att, later, target[r], ctx)
     ok, worst, trees = bisect_margins(box, tail, None if given is None else given.trees,
                                       splittable=None if given is not None else splittable)
-    candidates: list = [[] for _ in range(C)]
+    return Bounds(ok=ok, worst=worst, lams=hb.lam, trees=trees, candidates=_candidates(hb, len(cases)))
+
+
+def last_attention_bounds(layout: StepLayout, cases: Cases, query_token: np.ndarray, ctx: Ctx, inner: Inner,
+                          given: Given | None = None) -> HeadBounds:
+    """The last attention block at the query position of each case (`propagate.attention`), with
+    the joint rule's residual box where several heads allow it (`layers.relational`)."""
+    C = len(cases)
+    rows = Rows(np.zeros(C, np.int64), np.full(C, layout.t), np.asarray(query_token))
+    g = None if given is None else np.asarray(given.lams, dtype=np.float64).reshape(C, -1)
+    query = query_residual(inner, layout, cases, query_token)
+    block = ctx.mw.spec.blocks[last_attention(ctx.mw.spec)]
+    return attention(inner.lattice, block, rows, cases, layout, ctx, g, None if query is None else query[0],
+                     normed=None if query is None else (inner.keys, query[1]), joint=ctx.relational)
+
+
+def _candidates(hb: HeadBounds, n: int) -> list:
+    """Per case, the (a, b) of the paths Dinkelbach found maximising and minimising its head outputs."""
+    candidates: list = [[] for _ in range(n)]
     if hb.paths is not None:
         pairs, _, owner = hb.paths
         a, b = path_addends(pairs)
         for o, x_, y_ in zip(owner, a, b):
             candidates[int(o)].append((x_, y_))
-    return Bounds(ok=ok, worst=worst, lams=hb.lam, trees=trees, candidates=candidates)
+    return candidates
 
 
-def quick_candidates(layout: StepLayout, cases: Cases, query_token: np.ndarray, target: np.ndarray,
-                     ctx: Ctx, inner: Inner) -> list:
+def quick_candidates(layout: StepLayout, cases: Cases, query_token: np.ndarray, ctx: Ctx, inner: Inner) -> list:
     """Worst-case inputs of the last attention layer, per case. The paths that maximise and
     minimise each head output are concrete inputs, often exactly where a model breaks (the
-    largest or smallest operand sum a case allows); the search runs them first."""
-    return bound_cases(layout, cases, query_token, target, ctx, inner).candidates
+    largest or smallest operand sum a case allows); the search runs them first. No margin is
+    bounded: only the attention's optima are wanted."""
+    return _candidates(last_attention_bounds(layout, cases, query_token, ctx, inner), len(cases))

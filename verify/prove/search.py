@@ -155,7 +155,7 @@ def quick_refute(model: AdderModel, layout: StepLayout, ctx: Ctx) -> tuple | Non
     roots = root_cases(layout)
     try:
         inner = bound_inner(layout, ctx)
-        quick = quick_candidates(layout, roots.cases, roots.query_token, roots.target, ctx, inner)
+        quick = quick_candidates(layout, roots.cases, roots.query_token, ctx, inner)
     except Unsupported:
         return None
     return _refute(model, layout.k, [p for c in quick for p in c[:CANDIDATES_PER_CASE]])

@@ -32,6 +32,9 @@ EXP_OVERFLOW = {"float32": 88.0, "float64": 709.0, "real": np.inf}
 #: Dinkelbach stops when lam moves by less than this (relative); the bound then adds a slack.
 CONVERGED = 1e-13
 MAX_ITERATIONS = 40
+#: Dinkelbach bounds every problem again while more than this share of them still moves (else
+#: only the moving ones, copied out: the copy costs more than it saves while most move).
+ALL_ROWS = 0.5
 #: Significant digits of a certified bound when that many still certify it (a short number
 #: in the certificate); else the bound keeps all 17.
 SHORT_DIGITS = 9
@@ -159,39 +162,57 @@ def dinkelbach(e: Interval, v_hi: np.ndarray, d0: Interval, layout: StepLayout, 
     lam = np.zeros(n)
     done = np.zeros(n, bool)
     paths = None
+
+    def rows(idx):  # the problems idx (all of them, uncopied, when idx is None)
+        if idx is None:
+            return e, v_hi, d0, cases, allowed
+        return (e[idx], v_hi[idx], d0[idx], cases.take(idx), None if allowed is None else allowed[idx])
+
     for it in range(MAX_ITERATIONS):
-        g, tokens, path = g_upper(lam, e, v_hi, d0, layout, cases, want_path=True, allowed=allowed)
+        active = ~done
+        if not active.any():
+            break
+        # the problems still moving are bounded again; while they are most, all are (no copies)
+        idx = None if active.mean() > ALL_ROWS else np.flatnonzero(active)
+        at = np.arange(n) if idx is None else idx
+        e_, v_, d0_, cases_, allowed_ = rows(idx)
+        g, tokens, path = g_upper(lam[at], e_, v_, d0_, layout, cases_, want_path=True, allowed=allowed_)
+        upd = active[at]  # of the rows bounded, the ones that move on
         if path is not None:
             if paths is None:
                 paths = path
             else:
                 for dst, src in zip(paths, path):
-                    dst[~done] = src[~done]
-        rows = np.arange(n)[:, None]
+                    dst[at[upd]] = src[upd]
+        r = np.arange(len(at))[:, None]
         cols = np.arange(layout.n_pos)[None, :]
-        vh = v_hi[rows, cols, tokens]
-        ech = np.where(vh >= lam[:, None], e.hi[rows, cols, tokens], e.lo[rows, cols, tokens])
-        dch = np.where(lam <= 0, d0.hi, d0.lo)
+        vh = v_[r, cols, tokens]
+        ech = np.where(vh >= lam[at][:, None], e_.hi[r, cols, tokens], e_.lo[r, cols, tokens])
+        dch = np.where(lam[at] <= 0, d0_.hi, d0_.lo)
         num, den = (ech * vh).sum(1), ech.sum(1) + dch
         with np.errstate(invalid="ignore", divide="ignore"):
             new = num / den
-        new = np.where(np.isfinite(new), new, lam)
+        new = np.where(np.isfinite(new), new, lam[at])
         if it == 0:  # lam_0: the ratio of a first feasible path (any path is a lower bound)
             lam = new
             continue
-        moved = new > lam + CONVERGED * (np.abs(lam) + vmax + 1e-300)
-        done |= ~moved | (g <= 0)
-        lam = np.where(done, lam, new)
-        if done.all():
-            break
+        moved = new > lam[at] + CONVERGED * (np.abs(lam[at]) + vmax[at] + 1e-300)
+        stop = ~moved | (g <= 0)
+        done[at[upd]] = stop[upd]
+        lam[at[upd]] = np.where(stop, lam[at], new)[upd]
     cert = lam.copy()
     ok = np.zeros(n, bool)
     for slack in (1e-12, 1e-10, 1e-8, 1e-6):
         exact = up(cert + slack * (np.abs(cert) + vmax + 1e-300))
         for trial in (decimal_up(exact, SHORT_DIGITS), exact):  # the short bound first: it is a little looser
-            holds = upper_bound_holds(trial, e, v_hi, d0, layout, cases, allowed) & ~ok
-            cert = np.where(holds, trial, cert)
-            ok |= holds
+            if ok.all():
+                break
+            idx = None if ok.mean() < 1 - ALL_ROWS else np.flatnonzero(~ok)
+            at = np.arange(n) if idx is None else idx
+            e_, v_, d0_, cases_, allowed_ = rows(idx)
+            holds = upper_bound_holds(trial[at], e_, v_, d0_, layout, cases_, allowed_) & ~ok[at]
+            cert[at] = np.where(holds, trial[at], cert[at])
+            ok[at] |= holds
         if ok.all():
             break
     return np.where(ok, cert, np.nan), paths
