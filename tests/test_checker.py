@@ -160,6 +160,24 @@ def test_the_search_cuts_the_residual_where_o_writes_few_coordinates_and_the_che
             _check(model, {**step, "cut": cut})
 
 
+def test_an_o_chain_that_only_picks_counts_as_one_matrix_for_the_joint_rule():
+    """qwen148 writes O as [1 0 1 0] then e_4: the chain rounds like its product (qwen87's one O),
+    so the joint rule applies, in the search (`layers.joint_o`) and in the checker (`joint.joint_o`)
+    alike. A later matrix that scales (2 instead of 1) rounds again: neither applies the rule."""
+    from adder.verify.checker.joint import joint_o as checker_o
+    from adder.verify.prove.layers import joint_o as search_o
+
+    model = resolve("qwen148").model()
+    rules = Rules(model, FLOATS["float32"])
+    O = checker_o(rules)
+    assert O is not None and np.array_equal(O, search_o(ModelWeights(model)))
+    assert np.array_equal(O, checker_o(Rules(resolve("qwen87").model(), FLOATS["float32"])))
+    att = model.spec.blocks[last_attention(model.spec)].layer
+    with torch.no_grad():
+        model.weights()[id(att.o.weights[1])][4, 0] = 2.0
+    assert checker_o(Rules(model, FLOATS["float32"])) is None and search_o(ModelWeights(model)) is None
+
+
 def test_other_weights_or_arithmetic_fail_the_whole_check(param40):
     cert = {"weights_sha256": weights_hash(param40), "dtype": "float32", "arithmetic": "real", "steps": []}
     assert not checker.check(cert, param40).passed
@@ -278,7 +296,8 @@ def test_the_checker_rules_contain_what_float32_torch_computes(name, steps, n):
 
 @pytest.mark.parametrize("name,steps,n", [("fblissjr33", (0, 3, 10), 5), ("wonderfall121", (0, 5, 10), 4),
                                           ("cosminscn66", (1, 6), 4),
-                                          pytest.param("qwen87", (2, 7), 4, marks=pytest.mark.integration)])
+                                          pytest.param("qwen87", (2, 7), 4, marks=pytest.mark.integration),
+                                          pytest.param("qwen148", (5,), 4, marks=pytest.mark.integration)])
 def test_the_checkers_joint_residual_contains_what_torch_computes(name, steps, n):
     """Several heads in the last attention (`checker/joint.py`; fblissjr33 also an attention bias
     table and hinge pairs; qwen87 two layers, its keys the inner layer's lattice, re-verified from
@@ -289,10 +308,10 @@ def test_the_checkers_joint_residual_contains_what_torch_computes(name, steps, n
     from adder.verify.checker.joint import relational, residual_box
 
     model = resolve(name).model()
-    assert relational(model.spec)
     last = last_attention(model.spec)
     att = model.spec.blocks[last].layer
     rules = Rules(model, FLOATS[str(model.dtype).replace("torch.", "")])
+    assert relational(rules)
     for k in steps:
         pos = Positions(model.spec.format, k)
         _, step = _search(model, k) if last > 0 else (None, {"inner": []})

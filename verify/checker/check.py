@@ -146,8 +146,9 @@ def check_step(rules: Rules, fmt, st: dict, progress=None, deadline: float | Non
 def _residual_cut(rules: Rules, st: dict, k: int) -> bool:
     """Whether step k's trees cut the residual after the attention (else its head outputs). A step
     that does not say (certificates before "cut") cut the residual only in one-layer relational models."""
-    one_layer = sum(isinstance(b.layer, Attention) for b in rules.spec.blocks) == 1
-    cut = st.get("cut", "residual" if one_layer and relational(rules.spec) else "heads")
+    atts = [b.layer for b in rules.spec.blocks if isinstance(b.layer, Attention)]
+    legacy = len(atts) == 1 and len(atts[0].o.weights) == 1 and relational(rules)
+    cut = st.get("cut", "residual" if legacy else "heads")
     if cut not in ("heads", "residual"):
         raise Rejected(f"step {k}: malformed cut {cut!r} (expected \"heads\" or \"residual\")")
     return cut == "residual"
@@ -207,7 +208,7 @@ def _check_leaves(rules: Rules, pos: Positions, before: Before, batch: list[Leaf
     targets = np.array([leaf.target for leaf in batch])
     if residual_cut:  # the trees cut the residual after the attention, bounded jointly where the rule applies
         box = residual_box(rules, hd.s[row], hd.v, hd.live[row], out, residual, pos, masks, finals) \
-            if relational(rules.spec) else after_attention(rules, out, residual)
+            if relational(rules) else after_attention(rules, out, residual)
         _check_boxes(batch, box, lambda b, idx: residual_margin(rules, b, targets[idx]), tally)
     else:  # the trees cut the head outputs
         _check_boxes(batch, out, lambda b, idx: tail_margin(rules, b, residual[idx], targets[idx]), tally)

@@ -34,11 +34,28 @@ from .reals import Box, exp_box, lower, sum_lower, sum_upper, upper
 DOMINANT = 1e-3
 
 
-def relational(spec) -> bool:
+def relational(rules) -> bool:
     """Whether the joint rule bounds the residual after the last attention: several softmax heads,
-    O one matrix without bias. (A step whose trees cut the residual then meets both boxes.)"""
-    att = _last(spec)
-    return att.n_heads > 1 and att.softmax == "softmax" and len(att.o.weights) == 1 and att.o.bias is None
+    O without bias and rounding as one matrix (`joint_o`). (A step whose trees cut the residual
+    then meets both boxes.)"""
+    return joint_o(rules) is not None
+
+
+def joint_o(rules) -> np.ndarray | None:
+    """O [d, H * vd] as one matrix, or None. A chain of matrices counts as its product when every
+    matrix after the first has entries 0 and +-1 only, at most one non-zero in a row: such a row's
+    float dot product is one of its inputs, signed, exactly (the other products are zeros), so the
+    chain rounds once, as its first matrix does."""
+    att = _last(rules.spec)
+    if att.n_heads < 2 or att.softmax != "softmax" or att.o.bias is not None:
+        return None
+    O = rules.w[id(att.o.weights[0])]
+    for m in att.o.weights[1:]:
+        W = rules.w[id(m)]
+        if not (np.isin(W, (-1.0, 0.0, 1.0)).all() and ((W != 0).sum(1) <= 1).all()):
+            return None
+        O = W @ O
+    return O
 
 
 def _last(spec) -> Attention:
@@ -84,7 +101,7 @@ def residual_box(rules, s: Box, v: Box, live: np.ndarray, out: Box, residual: Bo
     certified head boxes, residual [N, d] before the block, masks/finals each row's case."""
     fl, spec = rules.fl, rules.spec
     att = _last(spec)
-    O = rules.w[id(att.o.weights[0])]  # [d, H * vd]
+    O = joint_o(rules)  # [d, H * vd]
     N, H, P, V = s.shape
     vd = v.shape[1]
     ok = pos.allowed_tokens(masks, finals, V)[:, None] & live  # [N, H, P, V]

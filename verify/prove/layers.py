@@ -50,12 +50,15 @@ class Ctx:
     #: attention, whose certificates' trees then cut the residual (`pipeline.cuts_residual`; the
     #: independent checker meets the same boxes, `checker.joint.relational`).
     relational: bool = field(init=False)
+    #: The last attention's O as one matrix, where the joint rule applies (`joint_o`).
+    joint_o: np.ndarray | None = field(init=False)
     #: What a search computes once per step and reads again (the inner layers, `inner.bound_inner`).
     memo: dict = field(default_factory=dict)
 
     def __post_init__(self):
         spec = getattr(self.mw, "spec", None)  # rule tests pass bare weights
-        self.relational = spec is not None and relational(spec)
+        self.joint_o = joint_o(self.mw) if spec is not None and relational(spec) else None
+        self.relational = self.joint_o is not None
 
     def note(self, fn: str, x: Interval, grid: float = 0.0) -> None:
         """Record that `fn` meets inputs in x's range; `grid` > 0 (a power of two): every one
@@ -76,12 +79,29 @@ class Ctx:
 
 
 def relational(spec) -> bool:
-    """Whether the relational rules apply: the last attention has several heads (plain softmax:
-    softmax1's extra 1 in the denominator would need its own term; O one matrix without bias),
-    `joint.py`. Its keys may come from earlier layers: the rule's per-(position, token) terms are
-    then bounded over the lattice box of each (position, token), which holds every context."""
+    """Whether the relational rules may apply: the last attention has several heads (plain
+    softmax: softmax1's extra 1 in the denominator would need its own term; O without bias), and
+    O rounds like one matrix (`joint_o`), `joint.py`. Its keys may come from earlier layers: the
+    rule's per-(position, token) terms are then bounded over the lattice box of each (position,
+    token), which holds every context."""
     att = [b.layer for b in spec.blocks if isinstance(b.layer, Attention)][-1]
-    return att.n_heads > 1 and att.softmax == "softmax" and len(att.o.weights) == 1 and att.o.bias is None
+    return att.n_heads > 1 and att.softmax == "softmax" and att.o.bias is None
+
+
+def joint_o(mw) -> np.ndarray | None:
+    """The last attention's O as one matrix [d, H * vd], where the float O-projection rounds as one
+    matrix-vector product: one matrix, or a chain whose later matrices only pick and sign what the
+    first computes (entries 0 and +-1, at most one non-zero a row: each of their outputs is one
+    input exactly, the zero products adding nothing). qwen148 writes O as [1 0 1 0] then e_4.
+    None: some later matrix mixes or scales."""
+    att = [b.layer for b in mw.spec.blocks if isinstance(b.layer, Attention)][-1]
+    O = mw(att.o.weights[0])
+    for m in att.o.weights[1:]:
+        W = mw(m)
+        if not (np.isin(W, (-1.0, 0.0, 1.0)).all() and ((W != 0).sum(1) <= 1).all()):
+            return None
+        O = W @ O
+    return O
 
 
 def linear(x: Interval, lin: Linear, ctx: Ctx) -> Interval:

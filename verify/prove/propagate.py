@@ -225,7 +225,7 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
     out = out.reshape(len(rows), H * vd)
     after = None
     if joint:
-        after = residual_after(s, live, vq, out, vmax, slack, ctx.mw(att.o.weights[0]), residual, row_cases, layout, ctx)
+        after = residual_after(s, live, vq, out, vmax, slack, ctx.joint_o, residual, row_cases, layout, ctx)
     return HeadBounds(out=out, residual=residual, lam=lam, paths=paths, after=after)
 
 
