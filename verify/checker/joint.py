@@ -131,9 +131,13 @@ def residual_box(rules, s: Box, v: Box, live: np.ndarray, out: Box, residual: Bo
             lo_t = lower(lo_t + np.where(k == 0, 0.0, lower(np.minimum(a, b))))
             hi_t = upper(hi_t + np.where(k == 0, 0.0, upper(np.maximum(a, b))))
     r = len(O)
-    rows_m, rows_f = np.repeat(masks, r, 0), np.repeat(finals, r, 0)
-    top = _max_sum(hi_t.reshape(N * r, P, V), pos, rows_m, rows_f).reshape(N, r)
-    bottom = -_max_sum(-lo_t.reshape(N * r, P, V), pos, rows_m, rows_f).reshape(N, r)
+    written = np.flatnonzero((O != 0).any(1))  # a row O does not write is 0 exactly
+    top, bottom = np.zeros((N, r)), np.zeros((N, r))
+    if len(written):
+        n_w = len(written)
+        rows_m, rows_f = np.repeat(masks, n_w, 0), np.repeat(finals, n_w, 0)
+        top[:, written] = _max_sum(hi_t[:, written].reshape(N * n_w, P, V), pos, rows_m, rows_f).reshape(N, n_w)
+        bottom[:, written] = -_max_sum(-lo_t[:, written].reshape(N * n_w, P, V), pos, rows_m, rows_f).reshape(N, n_w)
     spread = sum_upper(upper(np.abs(Oh)[None] * radius[:, None]).reshape(N, r, -1))
     others = Box(np.where(joint[..., None], 0.0, out.lo.reshape(N, H, vd)).reshape(N, -1),
                  np.where(joint[..., None], 0.0, out.hi.reshape(N, H, vd)).reshape(N, -1))

@@ -143,6 +143,10 @@ def live_transitions(cases: Cases) -> tuple[np.ndarray, np.ndarray]:
     return live, final
 
 
+#: Per carry out c, the flat (pair, carry in) indices that produce it, in order.
+_INTO = [np.flatnonzero(CARRY_OUT.ravel() == c) for c in (0, 1)]
+
+
 def best_paths(weights: np.ndarray, top: np.ndarray, cases: Cases, want_path: bool = False):
     """max over the paths of each case of sum_j weights[j, pair_j, c_j] + top[c_10].
 
@@ -157,12 +161,13 @@ def best_paths(weights: np.ndarray, top: np.ndarray, cases: Cases, want_path: bo
     for j in range(GROUPS):
         with np.errstate(invalid="ignore"):
             cand = up(v[:, None, :] + weights[:, j])  # [N, 100, 2]
-        cand = np.where(cases.group(j), cand, -np.inf)
+        cand = np.where(cases.group(j), cand, -np.inf).reshape(n, -1)
         new = np.empty((n, 2))
         for c in (0, 1):
-            flat = np.where(CARRY_OUT == c, cand, -np.inf).reshape(n, -1)
-            arg[:, j, c] = flat.argmax(1)
-            new[:, c] = flat.max(1)
+            sub = cand[:, _INTO[c]]  # the (pair, carry in) that carry c out
+            new[:, c] = sub.max(1)
+            if want_path:
+                arg[:, j, c] = _INTO[c][sub.argmax(1)]
         v = new
     total = np.where(cases.final, up(v + top), -np.inf)
     best = total.max(1)

@@ -140,9 +140,13 @@ def residual_after(s: Interval, live: np.ndarray, v: Interval, box: Interval, vm
             hi_terms.append(np.where(k == 0, 0.0, up(np.maximum(a, b))))
     lo_t, hi_t = sum_down(np.stack(lo_terms), 0), sum_up(np.stack(hi_terms), 0)  # [Q, r, P, V]
     r = O.shape[0]
-    rows = cases.take(np.repeat(np.arange(Q), r))
-    top = _path_max(hi_t.reshape(Q * r, P, V), rows, layout).reshape(Q, r)
-    bottom = -_path_max(-lo_t.reshape(Q * r, P, V), rows, layout).reshape(Q, r)
+    written = np.flatnonzero((O != 0).any(1))  # a row O does not write stays 0 exactly: no programme for it
+    top, bottom = np.zeros((Q, r)), np.zeros((Q, r))
+    if len(written):
+        n_w = len(written)
+        rows = cases.take(np.repeat(np.arange(Q), n_w))
+        top[:, written] = _path_max(hi_t[:, written].reshape(Q * n_w, P, V), rows, layout).reshape(Q, n_w)
+        bottom[:, written] = -_path_max(-lo_t[:, written].reshape(Q * n_w, P, V), rows, layout).reshape(Q, n_w)
     # the radius of the joint heads, and the boxes of the others
     spread = sum_up((np.abs(Oh)[None] * radius[:, None]).reshape(Q, r, -1), -1)  # [Q, r]
     others = Interval(np.where(joint[..., None], 0.0, box.lo.reshape(Q, H, vd)),

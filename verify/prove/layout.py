@@ -17,7 +17,7 @@ import numpy as np
 from ...compiler.digits import BASE
 from ...compiler.formats import PromptFormat
 from .automaton import GROUPS, PAIRS, ROLE_DIGIT, Cases, live_transitions
-from .intervals import sum_up
+from .intervals import sum_up, up
 
 #: Rows of `StepLayout.group_weights` gathered at a time: each row's gathered copy is 2,000 x k
 #: float64 (k <= 3 here, ~48 KB), so 64 rows stay a few MB. A whole batch at once made temporaries of
@@ -93,7 +93,9 @@ class StepLayout:
             parts = [self.group_weights(terms[i:i + GATHER_ROWS]) for i in range(0, n, GATHER_ROWS)]
             return tuple(np.concatenate(part) for part in zip(*parts))
         flat = np.concatenate([terms.reshape(n, -1), np.zeros((n, 1))], 1)
-        weights = sum_up(flat[:, self._gather], axis=2) if self._gather.shape[1] > 1 else flat[:, self._gather[:, 0]]
+        weights = flat[:, self._gather[:, 0]]
+        for r in range(1, self._gather.shape[1]):  # a group's few terms, each addition rounded up
+            weights = up(weights + flat[:, self._gather[:, r]])
         const = sum_up(np.stack([terms[:, p, tok] for p, tok in self._fixed], 1), 1) if self._fixed else np.zeros(n)
         top = np.zeros((n, 2))
         for p in self._top:

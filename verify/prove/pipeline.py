@@ -84,16 +84,17 @@ def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, targe
 
 
 def last_attention_bounds(layout: StepLayout, cases: Cases, query_token: np.ndarray, ctx: Ctx, inner: Inner,
-                          given: Given | None = None) -> HeadBounds:
+                          given: Given | None = None, joint: bool = True) -> HeadBounds:
     """The last attention block at the query position of each case (`propagate.attention`), with
-    the joint rule's residual box where several heads allow it (`layers.relational`)."""
+    the joint rule's residual box where several heads allow it (`layers.relational`) and `joint`
+    asks for it."""
     C = len(cases)
     rows = Rows(np.zeros(C, np.int64), np.full(C, layout.t), np.asarray(query_token))
     g = None if given is None else np.asarray(given.lams, dtype=np.float64).reshape(C, -1)
     query = query_residual(inner, layout, cases, query_token)
     block = ctx.mw.spec.blocks[last_attention(ctx.mw.spec)]
     return attention(inner.lattice, block, rows, cases, layout, ctx, g, None if query is None else query[0],
-                     normed=None if query is None else (inner.keys, query[1]), joint=ctx.relational)
+                     normed=None if query is None else (inner.keys, query[1]), joint=joint and ctx.relational)
 
 
 def _candidates(hb: HeadBounds, n: int) -> list:
@@ -112,4 +113,4 @@ def quick_candidates(layout: StepLayout, cases: Cases, query_token: np.ndarray, 
     minimise each head output are concrete inputs, often exactly where a model breaks (the
     largest or smallest operand sum a case allows); the search runs them first. No margin is
     bounded: only the attention's optima are wanted."""
-    return _candidates(last_attention_bounds(layout, cases, query_token, ctx, inner), len(cases))
+    return _candidates(last_attention_bounds(layout, cases, query_token, ctx, inner, joint=False), len(cases))
