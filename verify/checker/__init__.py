@@ -3,7 +3,7 @@
 A proof certificate (written by the search in `adder.verify.prove`) is accepted only if this
 package re-establishes it from the model's tensors and the spec, with its own case split
 (`paths.py`), its own bound rule per operation (`bounds.py`, `inner.py`, and `joint.py` for
-the relational rules of one-layer models with several heads; `table.py` with `tight.py` for
+the relational rules of a last attention with several heads; `table.py` with `tight.py` for
 the steps a one-layer model's sparse attention turns into a finite table), its own outward-rounded
 arithmetic and arb exp (`reals.py`) and its own walk of the certificate (`check.py`). It
 imports nothing from the search (tests/test_checker.py reads the imports), so a wrong rule

@@ -118,7 +118,7 @@ def before_last(r: Rules, pos: Positions, records, label: str) -> Before:
 def _attention_layer(r: Rules, pos: Positions, block, x: Box, record: dict, label: str) -> SubRows:
     """One inner attention layer: its sub-rows, their recorded bounds re-verified, their boxes."""
     att = block.layer
-    P, V = x.shape[0], x.shape[1]
+    V = x.shape[1]
     rows_p, rows_v = np.nonzero(pos.can_hold(V))
     sub, row_of = _expand(pos, rows_p, rows_v, record.get("enumerate"), label, V)
     keys = r.norm(x, block.norm)

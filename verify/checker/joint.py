@@ -1,9 +1,11 @@
 """The checker's two relational rules, written from their mathematics (docs/prove.md, "Several
 heads in one layer"), not from the search's code.
 
-**Several heads in one layer.** For a one-layer model with H > 1 softmax heads and one O matrix
-(`relational`), the search certifies the margin over a box of the residual after the attention,
-bounded per coordinate r as one linear combination of the heads:
+**Several heads in one layer.** For a last attention with H > 1 softmax heads and an O that
+rounds as one matrix (`relational`, `joint_o`), in a one-layer model or a deeper one (whose keys
+are the inner lattice's boxes per (position, token), each holding that key in every context),
+the margin is certified over a box of the residual after the attention, bounded per coordinate r
+as one linear combination of the heads:
 
     h_r = x_r + sum_{h,c} O[r, hc] R_hc,   R_h = N_h - N_h rho'_h / (1 + rho'_h),
     N_h = v_d + sum_{j != d} w_j v_j,      w_j = e'_j / e'_d,   rho'_h = sum_{j != d} w_j,

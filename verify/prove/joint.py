@@ -32,9 +32,11 @@ O times its own Dinkelbach box instead. The float O-projection and the residual 
 then rounded as everywhere else (`floatmodel.rounded`, any summation order), and the result is
 intersected with the box route's.
 
-Used for one-layer models with several heads only (`layers.relational`), where the bisection then runs
-over the residual (d coordinates) instead of the head outputs; models with one head, and deeper
-models, keep the head box, and their certificates are unchanged.
+Used where the last attention has several heads (`layers.relational`), in one-layer and deeper
+models: in a deeper model a key's value and score are the inner lattice's box for its (position,
+token), which holds that key in every context, so each term still bounds what any input puts
+there. O is one matrix, or a chain that rounds like one (`layers.joint_o`). The bisection then
+runs over the residual (d coordinates) instead of the head outputs (`pipeline.cuts_residual`).
 """
 
 from __future__ import annotations
