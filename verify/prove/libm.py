@@ -173,7 +173,8 @@ def _softmax_ref(r, lib):
 
 
 def _silu_ref(r, lib):
-    return r / (1 + lib.exp(-r))
+    with np.errstate(over="ignore"):  # exp(-r) overflows for r below about -709: r / inf is silu's limit, -0
+        return r / (1 + lib.exp(-r))
 
 
 def _gelu_model(t):
