@@ -276,3 +276,23 @@ def test_cli_prove_writes_and_checks_a_certificate(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     r = runner.invoke(app, ["prove", "param40", "--check", str(tmp_path / "bad.json")])
     assert r.exit_code != 0
+
+
+def test_a_steps_cut_is_read_as_written_and_older_certificates_as_they_were_made():
+    """`certificate.step_cut` (the search's re-check and `compact`) reads a step's "cut"; a step of a
+    certificate written before the field cut the residual only in one-layer models with several
+    heads and one O matrix (wonderfall121), the head outputs elsewhere (wonderfall27; qwen87, whose
+    joint rule came later); a cut it does not know is a one-line certificate error."""
+    from adder.verify.prove.certificate import step_cut
+    from adder.verify.prove.layers import Ctx
+    from adder.verify.prove.weights import ModelWeights
+
+    def ctx(name):
+        mw = ModelWeights(compile_spec(build_spec(name)))
+        return Ctx(mw, mw.arithmetic)
+
+    assert [step_cut({"step": 0}, ctx(n)) for n in ("wonderfall121", "wonderfall27", "qwen87")] == \
+        ["residual", "heads", "heads"]
+    assert step_cut({"step": 0, "cut": "residual"}, ctx("qwen87")) == "residual"
+    with pytest.raises(CertificateError, match="malformed cut"):
+        step_cut({"step": 0, "cut": "sideways"}, ctx("wonderfall27"))

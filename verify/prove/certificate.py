@@ -43,6 +43,7 @@ from ...compiler.checkpoint import weights_hash
 from ...compiler.errors import AdderError
 from ...compiler.files import write_whole
 from ...compiler.module import AdderModel
+from ...compiler.spec import Attention
 from .. import checker as independent
 from .automaton import GROUPS, Cases, count_paths, path_of
 from .floatmodel import ARITHMETICS
@@ -286,7 +287,7 @@ def compact(cert: dict, model: AdderModel, progress=None) -> tuple[dict, dict]:
                 for s in range(0, len(todo), CHECK_BATCH):
                     batch = [leaves[i] for i in todo[s:s + CHECK_BATCH]]
                     lams = [decimal_up(np.asarray(b[3]["lam"], dtype=np.float64), digits) for b in batch]
-                    bounds = _bound_leaves(layout, inner, ctx, batch, lams, st.get("cut", "heads"))
+                    bounds = _bound_leaves(layout, inner, ctx, batch, lams, st)
                     for b, lam, ok, worst, i in zip(batch, lams, bounds.ok, bounds.worst, todo[s:s + CHECK_BATCH]):
                         if ok:
                             b[3]["lam"] = lam.tolist()
@@ -314,13 +315,26 @@ def _step_leaves(st: dict, fmt, vocab: int, ctx: Ctx):
     return layout, inner, leaves, problems
 
 
-def _bound_leaves(layout: StepLayout, inner, ctx: Ctx, batch: list, lams: list, cut: str):
+def _bound_leaves(layout: StepLayout, inner, ctx: Ctx, batch: list, lams: list, st: dict):
     """The leaves' margins re-bounded with the given head bounds `lams` and their own trees, which
-    cut the box `cut` names (the step's "cut")."""
+    cut the box the step's "cut" names (`step_cut`)."""
     cases = Cases(np.concatenate([b[0].mask for b in batch]), np.concatenate([b[0].final for b in batch]))
     given = Given(lams=np.concatenate([lam.reshape(-1) for lam in lams]), trees=[b[3].get("tree") for b in batch])
     return bound_cases(layout, cases, np.array([b[1] for b in batch]), np.array([b[2] for b in batch]), ctx, inner,
-                       given, residual_cut=ctx.relational or cut == "residual")
+                       given, residual_cut=step_cut(st, ctx) == "residual")
+
+
+def step_cut(st: dict, ctx: Ctx) -> str:
+    """The box a step's trees cut: its "cut", or for a certificate written before that field, the
+    residual in one-layer models with several heads and one O matrix (the joint rule's models
+    then), else the head outputs (as the checker reads it, `checker.check`)."""
+    spec = ctx.mw.spec
+    atts = [b.layer for b in spec.blocks if isinstance(b.layer, Attention)]
+    legacy = len(atts) == 1 and len(atts[0].o.weights) == 1 and ctx.relational
+    cut = st.get("cut", "residual" if legacy else "heads")
+    if cut not in ("heads", "residual"):
+        raise CertificateError(f"step {st.get('step')}: malformed cut {cut!r} (expected \"heads\" or \"residual\")")
+    return cut
 
 
 def _check_steps(steps: list, fmt, model: AdderModel, ctx: Ctx, progress, t0: float,
@@ -342,7 +356,7 @@ def _check_steps(steps: list, fmt, model: AdderModel, ctx: Ctx, progress, t0: fl
                 raise TimeoutError("the certificate check")
             batch = leaves[s:s + CHECK_BATCH]
             bounds = _bound_leaves(layout, inner, ctx, batch, [np.asarray(b[3]["lam"], dtype=np.float64) for b in batch],
-                                   st.get("cut", "heads"))
+                                   st)
             bad = np.flatnonzero(~bounds.ok)
             if len(bad):
                 return CheckResult(False, f"{batch[bad[0]][4]}: a recorded bound does not hold "
