@@ -79,9 +79,10 @@ class Ctx:
 
 
 def relational(spec) -> bool:
-    """Whether the relational rules may apply: the last attention has several heads (plain
-    softmax: softmax1's extra 1 in the denominator would need its own term; O without bias), and
-    O rounds like one matrix (`joint_o`), `joint.py`. Its keys may come from earlier layers: the
+    """Whether the relational rules may apply, by the spec: the last attention has several heads
+    (plain softmax: softmax1's extra 1 in the denominator would need its own term; O without bias),
+    `joint.py`; `Ctx.relational` also asks that O round like one matrix (`joint_o`, by the weights).
+    Its keys may come from earlier layers: the
     rule's per-(position, token) terms are then bounded over the lattice box of each (position,
     token), which holds every context."""
     att = [b.layer for b in spec.blocks if isinstance(b.layer, Attention)][-1]

@@ -39,10 +39,10 @@ def cuts_residual(ctx: Ctx) -> bool:
     along one line: cut there, each halving halves what the margin sees (10,422 margin boxes a
     step instead of 2.3M). Where O spreads few outputs over many coordinates, a box of the
     residual holds points no input reaches, and the head outputs are cut instead."""
-    spec = ctx.mw.spec
-    att = spec.blocks[last_attention(spec)].layer
     if ctx.relational:
         return True
+    spec = ctx.mw.spec
+    att = spec.blocks[last_attention(spec)].layer
     reach = None  # which head outputs reach which residual coordinate, through O's chain of matrices
     for m in att.o.weights:
         w = np.abs(ctx.mw(m)) > 0
@@ -70,7 +70,9 @@ def bound_cases(layout: StepLayout, cases: Cases, query_token: np.ndarray, targe
     last = last_attention(spec)
     hb = last_attention_bounds(layout, cases, query_token, ctx, inner, given)
     att, later, target = spec.blocks[last].layer, spec.blocks[last + 1:], np.asarray(target)
-    if cuts_residual(ctx) if residual_cut is None else residual_cut:  # bisect the residual after the attention
+    if residual_cut is None:
+        residual_cut = cuts_residual(ctx)
+    if residual_cut:  # bisect the residual after the attention
         with np.errstate(invalid="ignore"):  # an unbounded head box gives NaN here; the joint box stands in
             box = after_attention(hb.out, hb.residual, att, ctx)
             box = box.meet(hb.after) if hb.after is not None else box
