@@ -27,6 +27,7 @@ from adder.verify.prove.weights import ModelWeights
 
 RNG = np.random.default_rng(0)
 FMT40 = build_spec("param40").format
+PAIRS_2 = 100 * 100  # the inputs of two free digit groups
 
 
 def f32(x):
@@ -249,6 +250,34 @@ def test_best_paths_matches_enumeration_and_counts():
     got = best_paths(w, np.zeros((1, 2)), cases)[0]
     assert abs(got - _brute(w, cases)) < 1e-12
     assert count_paths(cases)[0] == (100 - len(np.unique(np.flatnonzero(~cases.mask[0, 0, :, 0])))) * 100
+
+
+def test_path_max_bounds_the_exact_sum_where_float_sums_cancel():
+    """The max-plus programme adds in plain float64; `path_max` must still bound the *exact*
+    largest sum, here with terms from 1e-3 to 1e16 of both signs, where float sums lose
+    whole units (math.fsum gives each enumerated input's exact sum, correctly rounded)."""
+    import math
+    layout = StepLayout(FMT40, 10, 4)
+    cases = Cases.everything(1)
+    cases.mask[0, 2:] = False
+    cases.mask[0, 2:, 0, :] = True  # groups 2..9 forced to the pair (0, 0)
+    pairs = np.zeros((PAIRS_2, 10), np.int64)
+    pairs[:, 0], pairs[:, 1] = np.arange(PAIRS_2) // 100, np.arange(PAIRS_2) % 100
+    carries = np.zeros((PAIRS_2, 11), np.int64)
+    for j in range(10):
+        carries[:, j + 1] = CARRY_OUT[pairs[:, j], carries[:, j]]
+    tokens = layout.tokens_of(pairs, carries)  # [paths, P]
+    plain_below = 0
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        terms = rng.choice([-1, 1], (1, layout.n_pos, 10)) * 10.0 ** rng.uniform(-3, 16, (1, layout.n_pos, 10))
+        exact = max(math.fsum(terms[0, np.arange(layout.n_pos), row]) for row in tokens)
+        bound = layout.path_max(terms, cases)[0]
+        const, w, top = layout.group_weights(terms)
+        plain = const[0] + best_paths(w, top, cases)[0]
+        assert exact <= bound <= exact + 1e-12 * np.abs(terms).max(-1).sum()
+        plain_below += plain < exact
+    assert plain_below  # the unbounded float sum does fall below the exact one: the slack is needed
 
 
 def test_path_of_and_contains():

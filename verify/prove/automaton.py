@@ -11,8 +11,9 @@ Every constraint the prover uses (a fed-back digit, the target digit, a carry, a
 is such a mask, so a case is always a set of automaton paths and never a box of digits.
 
 `best_paths` is a max-plus (Viterbi) programme over 10 groups x 2 carry states x 200
-transitions: the maximum over all paths of a sum of per-group weights, rounded upwards so
-that it is a rigorous upper bound. `count_paths` counts a case's inputs.
+transitions: the maximum over all paths of a sum of per-group weights, each path's sum as
+float64 computes it (`StepLayout.path_max` bounds that rounding, to make it rigorous).
+`count_paths` counts a case's inputs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 
 from ...compiler.digits import BASE, DIGIT_PAIRS, DIGITS
-from .intervals import up
 
 GROUPS = DIGITS  # digit groups (a_j, b_j); group 10 is the top sum digit s_10 = c_10
 PAIRS = DIGIT_PAIRS  # pair = BASE * a_j + b_j
@@ -150,9 +150,10 @@ _INTO = [np.flatnonzero(CARRY_OUT.ravel() == c) for c in (0, 1)]
 def best_paths(weights: np.ndarray, top: np.ndarray, cases: Cases, want_path: bool = False):
     """max over the paths of each case of sum_j weights[j, pair_j, c_j] + top[c_10].
 
-    weights [N, 10, 100, 2], top [N, 2] (float64, -inf where impossible). Returns an upper
-    bound [N] (additions rounded up; max is exact) and, with `want_path`, the maximising
-    path as (pairs [N, 10], carries [N, 11]). A case with no path gets -inf.
+    weights [N, 10, 100, 2], top [N, 2] (float64, -inf where impossible). Returns [N] the
+    largest of the paths' sums as computed (additions rounded to nearest, maxima exact: not a
+    bound by itself, see `StepLayout.path_max`) and, with `want_path`, the maximising path as
+    (pairs [N, 10], carries [N, 11]). A case with no path gets -inf.
     """
     n = weights.shape[0]
     v = np.full((n, 2), -np.inf)
@@ -160,7 +161,7 @@ def best_paths(weights: np.ndarray, top: np.ndarray, cases: Cases, want_path: bo
     arg = np.zeros((n, GROUPS, 2), np.int64)
     for j in range(GROUPS):
         with np.errstate(invalid="ignore"):
-            cand = up(v[:, None, :] + weights[:, j])  # [N, 100, 2]
+            cand = v[:, None, :] + weights[:, j]  # [N, 100, 2]
         cand = np.where(cases.group(j), cand, -np.inf).reshape(n, -1)
         new = np.empty((n, 2))
         for c in (0, 1):
@@ -169,7 +170,7 @@ def best_paths(weights: np.ndarray, top: np.ndarray, cases: Cases, want_path: bo
             if want_path:
                 arg[:, j, c] = _INTO[c][sub.argmax(1)]
         v = new
-    total = np.where(cases.final, up(v + top), -np.inf)
+    total = np.where(cases.final, v + top, -np.inf)
     best = total.max(1)
     if not want_path:
         return best

@@ -19,7 +19,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 
 import numpy as np
 
-_U64 = 2.0**-53   # unit roundoff of float64, the arithmetic the bounds are computed in
+U64 = 2.0**-53   # unit roundoff of float64, the arithmetic the bounds are computed in
 _TINY = 2.0**-1074  # smallest positive subnormal float64
 
 
@@ -89,7 +89,7 @@ def _sum_slack(terms: np.ndarray, axis: int) -> np.ndarray:
     """Bound on the float64 rounding of `terms.sum(axis)` (and of the one addition that
     applies it): gamma_n * sum|terms| <= 2 n u sum|terms| while n u < 1/2, plus underflow."""
     n = terms.shape[axis] + 1
-    return (2 * n * _U64) * np.abs(terms).sum(axis=axis) + n * _TINY
+    return (2 * n * U64) * np.abs(terms).sum(axis=axis) + n * _TINY
 
 
 def sum_down(terms: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -24,7 +24,7 @@ So each residual coordinate
     T_r(p, t) = sum_h sum_c O_{r,hc} (v_hc(p, t) if p = d_h else w_h(p, t) v_hc(p, t)),
 
 is a sum of per-position terms: its maximum and minimum over the case's inputs is one max-plus
-programme over the carry automaton (`automaton.best_paths`), as for a single head. Keeping
+programme over the carry automaton (`StepLayout.path_max`), as for a single head. Keeping
 the w_j v_j terms (not only v_d) matters where the signal *is* the small weights: fblissjr33's
 head 0 puts weight e^80 on a separator whose value is 0 and reads a_k + b_k from the weights
 1 of the digits, amplified by O = e^80. A head with no dominant key (rho >= `DOMINANT`) adds
@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .automaton import Cases, best_paths
+from .automaton import Cases
 from .floatmodel import rounded
 from .intervals import Interval, down, sum_down, sum_up, up
 from .layout import StepLayout
@@ -147,8 +147,8 @@ def residual_after(s: Interval, live: np.ndarray, v: Interval, box: Interval, vm
     if len(written):
         n_w = len(written)
         rows = cases.take(np.repeat(np.arange(Q), n_w))
-        top[:, written] = _path_max(hi_t[:, written].reshape(Q * n_w, P, V), rows, layout).reshape(Q, n_w)
-        bottom[:, written] = -_path_max(-lo_t[:, written].reshape(Q * n_w, P, V), rows, layout).reshape(Q, n_w)
+        top[:, written] = layout.path_max(hi_t[:, written].reshape(Q * n_w, P, V), rows).reshape(Q, n_w)
+        bottom[:, written] = -layout.path_max(-lo_t[:, written].reshape(Q * n_w, P, V), rows).reshape(Q, n_w)
     # the radius of the joint heads, and the boxes of the others
     spread = sum_up((np.abs(Oh)[None] * radius[:, None]).reshape(Q, r, -1), -1)  # [Q, r]
     others = Interval(np.where(joint[..., None], 0.0, box.lo.reshape(Q, H, vd)),
@@ -164,9 +164,3 @@ def _times(x: Interval, w: np.ndarray) -> Interval:
     lo, hi = x.lo[..., None, :] * w, x.hi[..., None, :] * w
     lo, hi = np.where(w == 0, 0.0, np.minimum(lo, hi)), np.where(w == 0, 0.0, np.maximum(lo, hi))
     return Interval(sum_down(down(lo)), sum_up(up(hi)))
-
-
-def _path_max(terms: np.ndarray, cases: Cases, layout: StepLayout) -> np.ndarray:
-    """max over each case's inputs of sum_p terms[p, token at p], rounded up. terms [N, P, V]."""
-    const, w, top = layout.group_weights(terms)
-    return up(const + best_paths(w, top, cases))

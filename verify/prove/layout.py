@@ -16,8 +16,8 @@ import numpy as np
 
 from ...compiler.digits import BASE
 from ...compiler.formats import PromptFormat
-from .automaton import GROUPS, PAIRS, ROLE_DIGIT, Cases, live_transitions
-from .intervals import sum_up, up
+from .automaton import GROUPS, PAIRS, ROLE_DIGIT, Cases, best_paths, live_transitions
+from .intervals import U64, sum_up, up
 
 #: Rows of `StepLayout.group_weights` gathered at a time: each row's gathered copy is 2,000 x k
 #: float64 (k <= 3 here, ~48 KB), so 64 rows stay a few MB. A whole batch at once made temporaries of
@@ -84,9 +84,31 @@ class StepLayout:
     def query(self) -> Slot:
         return self.slots[self.t]
 
+    def path_max(self, terms: np.ndarray, cases: Cases, want_path: bool = False):
+        """An upper bound [N] of the largest sum_p terms[n, p, token at p] over each case's inputs
+        (terms [N, P, V] float64), -inf for a case without inputs; with `want_path` also a maximising
+        path (pairs, carries), as `best_paths` gives it.
+
+        The sums are taken in plain float64 (a group's few terms, then the max-plus programme), and
+        their rounding is bounded once per row: an input's computed sum adds its P terms in some
+        tree, so it lies within gamma_P sum_p |terms[p, token]| <= 2 P u A of their exact sum
+        (Higham, Thm 4.4), with A = sum_p max over the tokens p can hold of |terms[p, token]|. The
+        programme's maxima are exact and fl(x + w) does not decrease as x grows, so it returns the
+        largest computed sum exactly; that plus 2 P u A, rounded up, bounds the largest exact one.
+        One slack per row, where a rounding step per addition cost a third of a two-layer proof."""
+        const, w, top = self.group_weights(terms)
+        out = best_paths(w, top, cases, want_path)
+        best = out[0] if want_path else out
+        with np.errstate(invalid="ignore"):
+            absmax = np.where(self.valid, np.abs(terms), 0.0).max(-1)  # [N, P]
+            slack = up(2 * (self.n_pos + 1) * U64 * sum_up(absmax, -1))
+            bound = np.where(np.isneginf(best), -np.inf, up(const + best + slack))
+        return (bound, out[1]) if want_path else bound
+
     def group_weights(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """terms [N, P, V] -> (constant [N], weights [N, 10, 100, 2], top [N, 2]), each an upper
-        bound of the exact sum of the terms it gathers. Rows are independent; they are gathered
+        """terms [N, P, V] -> (constant [N], weights [N, 10, 100, 2], top [N, 2]): the fixed
+        positions' sum, each group's few terms summed, and the s_10 position's term, in plain
+        float64 (`path_max` bounds the rounding). Rows are independent; they are gathered
         GATHER_ROWS at a time (the same numbers, without a temporary of hundreds of MB)."""
         n = terms.shape[0]
         if n > GATHER_ROWS:
@@ -94,9 +116,9 @@ class StepLayout:
             return tuple(np.concatenate(part) for part in zip(*parts))
         flat = np.concatenate([terms.reshape(n, -1), np.zeros((n, 1))], 1)
         weights = flat[:, self._gather[:, 0]]
-        for r in range(1, self._gather.shape[1]):  # a group's few terms, each addition rounded up
-            weights = up(weights + flat[:, self._gather[:, r]])
-        const = sum_up(np.stack([terms[:, p, tok] for p, tok in self._fixed], 1), 1) if self._fixed else np.zeros(n)
+        for r in range(1, self._gather.shape[1]):  # a group's few terms (the padding adds 0)
+            weights += flat[:, self._gather[:, r]]
+        const = np.stack([terms[:, p, tok] for p, tok in self._fixed], 1).sum(1) if self._fixed else np.zeros(n)
         top = np.zeros((n, 2))
         for p in self._top:
             top = top + terms[:, p][:, self.tokens[:2]]  # at most one such position

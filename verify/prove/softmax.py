@@ -7,7 +7,7 @@ linear-fractional programme over the automaton, solved by Dinkelbach's iteration
 
     R <= lam   for every path   <=>   G(lam) = max_paths sum_j e_j (v_j - lam) <= 0
 
-(every e_j > 0), and G is one max-plus programme (`automaton.best_paths`). Intervals on e_j
+(every e_j > 0), and G is one max-plus programme (`StepLayout.path_max`). Intervals on e_j
 and v_j (from rounding, or from earlier layers) stay sound: the maximising e_j is its upper
 end where v_j > lam and its lower end elsewhere. The certificate of an upper bound is the
 single number lam; `upper_bound_holds` re-checks it with every addition rounded upwards.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .automaton import Cases, best_paths
+from .automaton import Cases
 from .floatmodel import Arithmetic
 from .intervals import Interval, decimal_up, down, sum_up, up
 from .layers import Ctx, Unsupported
@@ -136,10 +136,9 @@ def g_upper(lam: np.ndarray, e: Interval, v_hi: np.ndarray, d0: Interval, layout
         empty = ~np.isfinite(best).all(1)  # a position no input fills: the case is empty
         g = np.where(empty, -np.inf, up(d0_term + sum_up(np.where(empty[:, None], 0.0, best), 1)))
         return (g, t.argmax(-1), None) if want_path else g
-    const, w, top = layout.group_weights(terms)
-    out = best_paths(w, top, cases, want_path)
+    out = layout.path_max(terms, cases, want_path)
     best = out[0] if want_path else out
-    g = up(up(const + d0_term) + best)
+    g = up(d0_term + best)
     return (g, layout.tokens_of(*out[1]), out[1]) if want_path else g
 
 
