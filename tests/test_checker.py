@@ -24,7 +24,7 @@ from adder.verify.checker.inner import before_last
 from adder.verify.checker.check import Rejected, check_step
 from adder.verify.checker.paths import Positions, has_input, max_over_paths, roots
 from adder.verify.prove.automaton import path_of
-from adder.verify.checker.reals import FLOATS, Box
+from adder.verify.checker.reals import FLOATS, Box, exp_box, exp_points, lower, upper
 from adder.verify.prove import propagate
 from adder.verify.prove.layers import Ctx
 from adder.verify.prove.pipeline import cuts_residual
@@ -60,7 +60,8 @@ def test_the_checker_imports_nothing_from_the_search():
                 assert name.split(".")[0] == "compiler", f"{f.name} imports adder.{name}"
                 continue
             assert level == 0, f"{f.name} imports {'.' * level}{name}"
-            assert name.split(".")[0] in {"__future__", "dataclasses", "functools", "itertools", "time", "numpy", "torch", "flint"}, \
+            assert name.split(".")[0] in {"__future__", "dataclasses", "fractions", "functools", "itertools", "math", "time", "numpy", "torch",
+                                            "flint"}, \
                 f"{f.name} imports {name}"
 
 
@@ -347,8 +348,108 @@ def test_the_automaton_maximum_matches_brute_force_on_small_cases():
                 c = int(pr // 10 + pr % 10 + c >= 10)
             best = max(best, total + top[0, c])
         got = max_over_paths(groups, top, mask[None], final[None])[0]
-        assert best <= got <= best + 1e-12
+        assert got == best  # the largest path sum as float64 computes it, in the same order
         assert has_input(mask, final)
+
+
+def test_max_sum_bounds_the_exact_sums_where_float_sums_cancel():
+    """Positions.max_sum adds in plain float64 and bounds the rounding once per path: it must hold
+    the *exact* largest sum (math.fsum, per enumerated input) with terms of both signs from 1e-3 to
+    1e16, where the plain float sum does lose whole units."""
+    import math
+    pos = Positions(resolve("param40").model().spec.format, 4)
+    mask = np.zeros((10, 100, 2), bool)
+    mask[:2] = True
+    mask[2:, 0, :] = True  # groups 2..9 hold the pair (0, 0): the inputs are a, b < 100
+    final = np.ones(2, bool)
+    inputs = [(a, b) for a in range(100) for b in range(100)]
+    tokens = np.array([[_token_at(pos, slot, a, b) for slot in pos.slots] for a, b in inputs])
+    below = 0
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        terms = rng.choice([-1, 1], (1, len(pos.slots), 10)) * 10.0 ** rng.uniform(-3, 16, (1, len(pos.slots), 10))
+        exact = max(math.fsum(terms[0, np.arange(len(pos.slots)), row]) for row in tokens)
+        bound = pos.max_sum(terms, mask[None], final[None])[0]
+        fixed, groups, top = pos.group_sums(terms)
+        plain = (fixed + max_over_paths(groups, top, mask[None], final[None]))[0]
+        assert exact <= bound <= exact + 1e-12 * np.abs(terms).max(-1).sum()
+        below += plain < exact
+    assert below  # the unbounded float sum does fall below the exact one: the slack is needed
+
+
+def _token_at(pos, slot, a, b):
+    kind, x = slot
+    if kind == "fixed":
+        return x
+    digit = {"a": a, "b": b, "s": a + b}[kind] // 10**x % 10
+    return int(pos.tokens[digit])
+
+
+def _every_kind_of_float():
+    """Zeros, subnormals, the normal range's edges and powers of two (where the spacing halves),
+    random floats of every exponent, the largest float and infinities, both signs."""
+    rng = np.random.default_rng(3)
+    special = [0.0, 5e-324, 1e-320, 2.0**-1022, 2.0**-1022 - 5e-324, 2.0**-971, 2.0**-970, 1.0, 2.0, 3.0,
+               2.0**60, 2.0**1023, np.finfo(float).max, np.inf]
+    spread = 2.0 ** rng.uniform(-1074, 1023, 20_000) * rng.uniform(1, 2, 20_000)
+    x = np.concatenate([special, spread, np.nextafter(np.array(special[1:-1]), 0)])
+    return np.concatenate([x, -x])
+
+
+def test_the_checker_steps_outward_at_least_as_far_as_nextafter():
+    """The checker's `upper`/`lower` (x +- (|x| 2^-52 + 2^-1074)) against np.nextafter: never
+    less than one float, never more than two (for |x| >= 2^-970); an overflowed infinity comes back to the largest
+    float; NaN stays NaN; 0-d in, scalar out."""
+    x = _every_kind_of_float()
+    with np.errstate(over="ignore"):
+        up_, down_ = np.nextafter(x, np.inf), np.nextafter(x, -np.inf)
+        assert np.all(upper(x) >= up_) and np.all(lower(x) <= down_)
+        fin = np.isfinite(up_) & np.isfinite(down_) & (np.abs(x) >= 2.0**-970)  # below, up to three floats
+        assert np.all(upper(x)[fin] <= np.nextafter(up_[fin], np.inf))
+        assert np.all(lower(x)[fin] >= np.nextafter(down_[fin], -np.inf))
+    assert upper(-np.inf) == -np.finfo(float).max and lower(np.inf) == np.finfo(float).max
+    assert np.isnan(upper(np.nan)) and np.isnan(lower(np.nan))
+    assert isinstance(upper(1.0), np.float64) and upper(1.0) == np.nextafter(1.0, 2.0)
+
+
+def test_the_checker_exp_contains_the_exact_exp_and_stays_tight():
+    """exp_points (two arb tables and a Taylor polynomial, no libm) against mpmath at 200 bits:
+    random points over exp's whole float64 range and the edges (underflow, overflow, the table's
+    joints, subnormal arguments); within 32 ulps where exp is a normal float; exp_box of an
+    interval is its ends'."""
+    import mpmath
+    mpmath.mp.prec = 200
+    rng = np.random.default_rng(5)
+    edges = [0.0, 5e-324, 1e-300, 1 / 256, 255 / 256, 1 - 2.0**-53, 708.39, 709.7827128933840, 709.79, 710.0,
+             745.1, 746.0, 746.0001, 800.0, 1e308]
+    x = np.concatenate([rng.uniform(-800, 720, 4000), rng.uniform(-1, 1, 2000), rng.normal(0, 1e-12, 500),
+                        edges, -np.array(edges)])
+    box = exp_points(x)
+    for xi, lo, hi in zip(x.tolist(), box.lo.tolist(), box.hi.tolist()):
+        exact = mpmath.exp(mpmath.mpf(xi))
+        assert mpmath.mpf(lo) <= exact <= mpmath.mpf(hi), (xi, lo, hi)
+        if 1e-300 < exact < 1e300:
+            assert (hi - lo) <= 32 * np.spacing(lo), (xi, lo, hi)
+    inf = exp_points(np.array([np.inf, -np.inf, np.nan]))
+    assert inf.lo.tolist() == [np.finfo(float).max, 0.0, 0.0] and inf.hi.tolist() == [np.inf, 0.0, np.inf]
+    b = exp_box(Box(np.array([-1.0, 2.0]), np.array([0.5, 3.0])))
+    assert np.all(b.lo == exp_points(np.array([-1.0, 2.0])).lo) and np.all(b.hi == exp_points(np.array([0.5, 3.0])).hi)
+
+
+def test_the_checker_silu_contains_the_exact_silu():
+    """silu at points from exp_points (no arb per point) against mpmath, from -800 to 800, and
+    its limits: silu(-inf) -> 0, silu(inf) = inf, NaN -> everything."""
+    import mpmath
+    from adder.verify.checker.bounds import ACTIVATIONS
+    mpmath.mp.prec = 200
+    at = ACTIVATIONS["silu"]()[0]
+    rng = np.random.default_rng(6)
+    x = np.concatenate([rng.uniform(-800, 800, 2000), rng.normal(0, 3, 2000), [0.0, 5e-324, -5e-324, -745.5, 40.0]])
+    box = at(x)
+    for xi, lo, hi in zip(x.tolist(), box.lo.tolist(), box.hi.tolist()):
+        assert mpmath.mpf(lo) <= mpmath.mpf(xi) / (1 + mpmath.exp(-mpmath.mpf(xi))) <= mpmath.mpf(hi), (xi, lo, hi)
+    ends = at(np.array([-np.inf, np.inf, np.nan]))
+    assert ends.lo[0] <= 0 <= ends.hi[0] and ends.hi[1] == np.inf and ends.lo[2] == -np.inf and ends.hi[2] == np.inf
 
 
 def test_the_roots_partition_every_step():

@@ -23,8 +23,8 @@ from ...compiler.module import AdderModel, rotary
 from ...compiler.scalars import scalar_to_float
 from ...compiler.spec import MLP, Attention, Linear, Norm
 from .joint import hinge_pairs
-from .paths import Positions, max_over_paths
-from .reals import Box, Floats, arb, arb_map, exp_box, exp_near_zero_upper, lower, sum_lower, sum_upper, upper
+from .paths import Positions
+from .reals import Box, Floats, arb, arb_map, exp_box, exp_near_zero_upper, exp_points, lower, sum_lower, sum_upper, upper
 
 
 class NotCheckable(Exception):
@@ -162,8 +162,8 @@ class Rules:
         if act == "relu":  # exact in floats
             return Box(np.maximum(x.lo, 0.0), np.maximum(x.hi, 0.0))
         self.note(act, x.lo, x.hi)
-        fn, argmin, least = ACTIVATIONS[act]()
-        a, b = arb_map(fn, x.lo), arb_map(fn, x.hi)
+        at, argmin, least = ACTIVATIONS[act]()
+        a, b = at(x.lo), at(x.hi)
         left, right = x.hi <= argmin[0], x.lo >= argmin[1]  # the decreasing and the increasing branch
         z = Box(np.where(left, b.lo, np.where(right, a.lo, least)),
                 np.where(left, a.hi, np.where(right, b.hi, np.maximum(a.hi, b.hi))))
@@ -245,12 +245,23 @@ def _bracket(slope, lo: float, hi: float) -> tuple[float, float]:
     return lo, hi
 
 
+def _silu_at(x: np.ndarray) -> Box:
+    """silu(x) = x / (1 + exp(-x)) at each float64 point, from `exp_points` (no arb per point):
+    1 / (1 + e) falls as e grows, so exp(-x)'s enclosure gives the sigmoid's, and x times it."""
+    x = np.asarray(x, dtype=np.float64)
+    e = exp_points(-x)
+    sigmoid = Box(np.maximum(lower(1 / upper(1 + e.hi)), 0.0), upper(1 / lower(1 + e.lo)))
+    y = Box.exact(x) * sigmoid  # (-inf) * 0 is the limit 0 there
+    nan = np.isnan(x)
+    return Box(np.where(nan, -np.inf, y.lo), np.where(nan, np.inf, y.hi))
+
+
 @cache
 def _silu():
     """silu(x) = x sigmoid(x): decreasing, then increasing; its minimum lies in [a0, a1] (where
     the slope sigmoid(x)(1 + x(1 - sigmoid(x))) changes sign) and is >= a0 sigmoid(a1) (x < 0)."""
     a0, a1 = _bracket(lambda a: _sigmoid(a) * (1 + a * (1 - _sigmoid(a))), -3.0, 0.0)
-    return (lambda a: a * _sigmoid(a)), (a0, a1), _lower_end(arb(a0) * _sigmoid(arb(a1)))
+    return _silu_at, (a0, a1), _lower_end(arb(a0) * _sigmoid(arb(a1)))
 
 
 @cache
@@ -260,10 +271,11 @@ def _gelu():
     def slope(a):
         return _phi(a) + a * (-(a * a) / 2).exp() / (2 * a.__class__.pi()).sqrt()
     a0, a1 = _bracket(slope, -3.0, 0.0)
-    return (lambda a: a * _phi(a)), (a0, a1), _lower_end(arb(a0) * _phi(arb(a1)))
+    return (lambda x: arb_map(lambda a: a * _phi(a), x)), (a0, a1), _lower_end(arb(a0) * _phi(arb(a1)))
 
 
-#: activation -> a function giving (arb function, argmin bracket, lower bound of the minimum)
+#: activation -> a function giving (its enclosure at points: ndarray -> Box, argmin bracket,
+#: lower bound of the minimum)
 ACTIVATIONS = {"identity": None, "relu": None, "silu": _silu, "silu_mlx": _silu, "gelu": _gelu}
 
 
@@ -384,8 +396,7 @@ def ratio_bounds_hold(heads: Heads, row: np.ndarray, lam: np.ndarray, pos: Posit
         empty = ~np.isfinite(best).all(1)  # a position no input fills: no input at all
         g = np.where(empty, -np.inf, sum_upper(np.where(empty[:, None], 0.0, best)))
     else:
-        fixed, groups, top = pos.group_sums(terms)
-        g = upper(fixed + max_over_paths(groups, top, np.repeat(masks, per, 0), np.repeat(finals, per, 0)))
+        g = pos.max_sum(terms, np.repeat(masks, per, 0), np.repeat(finals, per, 0))
     return (g <= 0).reshape(N, per).all(1)
 
 

@@ -8,8 +8,8 @@ it meets cover every input by construction; then, for each leaf, it re-proves tw
    coordinate c, an upper bound of the head output R and of -R over the leaf's inputs.
    R = sum_j e_j v_j / sum_j e_j <= lam holds for every input and every e, v in their boxes
    iff max over the leaf's paths of sum_j e_j (v_j - lam) <= 0 (all e_j >= 0, one > 0): a
-   max-plus programme over the carry automaton (`paths.max_over_paths`), with every addition
-   rounded up. The float module's output lies within [-lam1 - slack, lam0 + slack].
+   max-plus programme over the carry automaton (`paths.Positions.max_sum`), its float64
+   rounding bounded once per path. The float module's output lies within [-lam1 - slack, lam0 + slack].
 2. **The margin over that box.** The leaf's bisection tree cuts a box at midpoints; on each
    final box the margin bound must be > 0 (the argmax breaks ties by index). Where it is not,
    the checker may bisect further on its own (`EXTRA_BISECTIONS`): any partition is sound.
@@ -98,7 +98,7 @@ def check(cert: dict, model: AdderModel, progress=None, deadline: float | None =
     what = [f"{tally.leaves:,} leaves and {tally.boxes:,} margin boxes{own}"] if tally.leaves or not tally.rows else []
     what += [f"{tally.rows:,} table rows"] if tally.rows else []
     return Result(True, f"{' and '.join(what)} re-verified by the independent checker (verify/checker: its own case "
-                        "split, bound rules and arb exp)", tally.leaves + tally.rows, rules.ranges,
+                        "split, bound rules and exp from arb tables)", tally.leaves + tally.rows, rules.ranges,
                   time.perf_counter() - t0, tally.boxes, tally.halvings)
 
 

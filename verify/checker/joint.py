@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...compiler.spec import MLP, Attention, Linear
-from .paths import Positions, max_over_paths
+from .paths import Positions
 from .reals import Box, exp_box, lower, sum_lower, sum_upper, upper
 
 #: A head counts as dominated by one key when rho is below this (the search's choice; any value is sound).
@@ -138,8 +138,8 @@ def residual_box(rules, s: Box, v: Box, live: np.ndarray, out: Box, residual: Bo
     if len(written):
         n_w = len(written)
         rows_m, rows_f = np.repeat(masks, n_w, 0), np.repeat(finals, n_w, 0)
-        top[:, written] = _max_sum(hi_t[:, written].reshape(N * n_w, P, V), pos, rows_m, rows_f).reshape(N, n_w)
-        bottom[:, written] = -_max_sum(-lo_t[:, written].reshape(N * n_w, P, V), pos, rows_m, rows_f).reshape(N, n_w)
+        top[:, written] = pos.max_sum(hi_t[:, written].reshape(N * n_w, P, V), rows_m, rows_f).reshape(N, n_w)
+        bottom[:, written] = -pos.max_sum(-lo_t[:, written].reshape(N * n_w, P, V), rows_m, rows_f).reshape(N, n_w)
     spread = sum_upper(upper(np.abs(Oh)[None] * radius[:, None]).reshape(N, r, -1))
     others = Box(np.where(joint[..., None], 0.0, out.lo.reshape(N, H, vd)).reshape(N, -1),
                  np.where(joint[..., None], 0.0, out.hi.reshape(N, H, vd)).reshape(N, -1))
@@ -149,11 +149,6 @@ def residual_box(rules, s: Box, v: Box, live: np.ndarray, out: Box, residual: Bo
     joint_box = fl.op(residual + fl.op(z, n=H * vd, mag=mag))
     plain = fl.op(residual + rules.linear(out, att.o))
     return plain.meet(joint_box)
-
-
-def _max_sum(terms: np.ndarray, pos: Positions, masks: np.ndarray, finals: np.ndarray) -> np.ndarray:
-    fixed, groups, top = pos.group_sums(terms)
-    return upper(fixed + max_over_paths(groups, top, masks, finals))
 
 
 def hinge_pairs(rules, x: Box, u: Box, h: Box, m: MLP) -> Box | None:

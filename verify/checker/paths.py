@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .reals import upper
+from .reals import sum_upper, upper
+
+_U64 = 2.0**-53  # float64's unit roundoff: the arithmetic the sums are taken in
 
 GROUPS, PAIRS = 10, 100
 A_OF = np.arange(PAIRS) // 10
@@ -87,20 +89,40 @@ class Positions:
                     out[:, p, self.tokens[d]] = (live[:, x] & (DIGIT[kind] == d)).any((1, 2))
         return out
 
+    def max_sum(self, terms: np.ndarray, masks: np.ndarray, finals: np.ndarray) -> np.ndarray:
+        """An upper bound [N] of max over each case's inputs of sum_p terms[n, p, token at p]
+        (terms [N, P, V], masks [N, 10, 100, 2], finals [N, 2]); -inf for a case without inputs.
+
+        The sums are plain float64: the fixed positions' terms, each group's, then the max-plus
+        programme over the carry (`max_over_paths`). Its maxima are exact, and an addition
+        rounded to nearest never decreases as its left operand grows, so it returns exactly the
+        largest of the inputs' computed sums. Each input's computed sum adds its P terms in some
+        tree, so it lies within gamma_P sum_p |term| <= 2 P u A of the exact sum (Higham, Thm
+        4.4), with A = sum_p of the largest |terms[p, v]| over the tokens v that p can hold. That
+        slack is added once, rounded up."""
+        fixed, groups, top = self.group_sums(terms)
+        best = max_over_paths(groups, top, masks, finals)
+        held = self.can_hold(terms.shape[-1])
+        with np.errstate(invalid="ignore"):
+            largest = np.where(held, np.abs(terms), 0.0).max(-1)  # [N, P]
+            slack = upper(2 * (len(self.slots) + 1) * _U64 * sum_upper(largest))
+            return np.where(best == -np.inf, -np.inf, upper(upper(fixed + best) + slack))
+
     def group_sums(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """terms [N, P, V] -> upper bounds of the per-path sum, split by automaton group:
-        (fixed [N], groups [N, 10, 100, 2], top [N, 2]); top[c] is the s_10 position's term."""
+        """terms [N, P, V] -> the per-path sum split by automaton group, in plain float64 (`max_sum`
+        bounds the rounding): (fixed [N], groups [N, 10, 100, 2], top [N, 2]); top[c] is the s_10
+        position's term."""
         n = terms.shape[0]
         fixed = np.zeros(n)
         groups = np.zeros((n, GROUPS, PAIRS, 2))
         top = np.zeros((n, 2))
         for p, (kind, x) in enumerate(self.slots):
             if kind == "fixed":
-                fixed = upper(fixed + terms[:, p, x])
+                fixed += terms[:, p, x]
             elif x == GROUPS:
-                top = upper(top + terms[:, p, self.tokens[:2]])
+                top += terms[:, p, self.tokens[:2]]
             else:
-                groups[:, x] = upper(groups[:, x] + terms[:, p, self.tokens[DIGIT[kind]]])
+                groups[:, x] += terms[:, p, self.tokens[DIGIT[kind]]]
         return fixed, groups, top
 
 
@@ -189,15 +211,16 @@ def live_transitions(masks: np.ndarray, finals: np.ndarray) -> tuple[np.ndarray,
 
 
 def max_over_paths(groups: np.ndarray, top: np.ndarray, mask: np.ndarray, final: np.ndarray) -> np.ndarray:
-    """Upper bound of max over each case's paths of sum_j groups[n, j, pair_j, c_j] + top[n, c_10].
+    """max over each case's paths of sum_j groups[n, j, pair_j, c_j] + top[n, c_10], each path's sum
+    as float64 computes it (a bound only with `Positions.max_sum`'s slack).
 
     groups [N, 10, 100, 2], top [N, 2], mask [N, 10, 100, 2], final [N, 2]; -inf for a case
-    without paths. A max-plus programme over the carry: the maxima are exact, additions rounded up."""
+    without paths. A max-plus programme over the carry: the maxima are exact."""
     n = groups.shape[0]
     best = np.full((n, 2), -np.inf)
     best[:, 0] = 0.0
     for j in range(GROUPS):
         with np.errstate(invalid="ignore"):
-            cand = np.where(mask[:, j], upper(best[:, None, :] + groups[:, j]), -np.inf)  # [N, pair, c in]
+            cand = np.where(mask[:, j], best[:, None, :] + groups[:, j], -np.inf)  # [N, pair, c in]
         best = np.stack([np.where(CARRY_OUT == c, cand, -np.inf).reshape(n, -1).max(1) for c in (False, True)], 1)
-    return np.where(final, upper(best + top), -np.inf).max(1)
+    return np.where(final, best + top, -np.inf).max(1)
