@@ -249,6 +249,13 @@ def test_best_paths_matches_enumeration_and_counts():
     w[0, :2] = RNG.normal(size=(2, 100, 2))
     got = best_paths(w, np.zeros((1, 2)), cases)[0]
     assert abs(got - _brute(w, cases)) < 1e-12
+    value, (pairs, carries) = best_paths(w, np.zeros((1, 2)), cases, want_path=True)
+    assert value[0] == got and cases.contains(pairs[0], carries[0])[0]  # the path is an input of the case
+    assert all(carries[0, j + 1] == CARRY_OUT[pairs[0, j], carries[0, j]] for j in range(10)) and carries[0, 0] == 0
+    total = 0.0
+    for j in range(10):
+        total += w[0, j, pairs[0, j], carries[0, j]]
+    assert total == got  # and its sum, added in the programme's order, is the maximum
     assert count_paths(cases)[0] == (100 - len(np.unique(np.flatnonzero(~cases.mask[0, 0, :, 0])))) * 100
 
 
@@ -467,6 +474,8 @@ def test_outward_steps_are_never_below_nextafter():
     with np.errstate(over="ignore"):  # and never more than three ulps (three only near 2^-1022)
         assert np.all(up(x[fin]) <= np.nextafter(np.nextafter(above[fin], np.inf), np.inf))
     assert np.isnan(up(np.nan)) and up(-np.inf) == -np.finfo(float).max and down(np.inf) == np.finfo(float).max
+    few = x[:: len(x) // 200][:200]  # a short array takes nextafter itself
+    assert np.array_equal(up(few), np.nextafter(few, np.inf)) and np.array_equal(down(few), np.nextafter(few, -np.inf))
 
 
 def test_bisection_stops_hopeless_rows_and_gives_unsplittable_ones_more_levels():

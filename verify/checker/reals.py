@@ -31,6 +31,7 @@ _TINY64 = 2.0**-1074
 
 _SPACING = 2.0**-52  # |x| 2^-52 is at least the spacing of float64 at x (and below twice it)
 _LARGEST = float(np.finfo(np.float64).max)
+_FEW = 256  # up to this many values, nextafter's one call costs less than the four operations
 
 
 def lower(x) -> np.ndarray:
@@ -46,12 +47,15 @@ def upper(x) -> np.ndarray:
     adding 2^-1074 keeps it so (for subnormal x the spacing is 2^-1074), and x plus at least its
     spacing, rounded to nearest (monotone), is at least the next float. -inf (an overflow of a
     finite value) becomes the most negative float, as nextafter makes it. Four times nextafter's
-    speed on large arrays (tests/test_checker.py compares the two on every kind of float)."""
+    speed on large arrays; up to _FEW values take nextafter itself (tests/test_checker.py compares
+    the two on every kind of float)."""
     return _step(x, 1.0)
 
 
 def _step(x, sign: float) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
+    if x.size <= _FEW:
+        return np.nextafter(x, sign * np.inf)  # exactly one float: on a few values, the cheaper call
     out = np.abs(x, out=np.empty_like(x))  # then, in place: x + sign (|x| 2^-52 + 2^-1074)
     with np.errstate(invalid="ignore", over="ignore"):
         out *= _SPACING
@@ -252,8 +256,9 @@ def exp_points(x) -> Box:
 
 
 def exp_box(b: Box) -> Box:
-    """exp over each interval (exp increases: its ends' enclosures)."""
-    return Box(exp_points(b.lo).lo, exp_points(b.hi).hi)
+    """exp over each interval (exp increases: its ends' enclosures); a box of points once."""
+    lo = exp_points(b.lo)
+    return Box(lo.lo, (lo if b.hi is b.lo else exp_points(b.hi)).hi)
 
 
 def exp_near_zero_upper(x: np.ndarray) -> np.ndarray:
