@@ -190,10 +190,28 @@ def test_libm_check_passes_torch_gelu_and_catches_wrong_ones(monkeypatch):
     # float64: a sample, against arb
     monkeypatch.setattr(libm, "SAMPLES_FLOAT64_ARB", 4096)
     monkeypatch.setitem(libm.CHECKS, "gelu", libm._check(libm._gelu_model, libm._gelu_ref, libm._gelu_k))
-    assert check_range("gelu", -12.0, 12.0, "float64").holds
+    assert check_range("gelu", -12.0, 12.0, "float64", use_cache=False).holds
     monkeypatch.setitem(libm.CHECKS, "gelu", libm._check(lambda t: F.gelu(t, approximate="tanh"), libm._gelu_ref,
                                                           libm._gelu_k))
-    assert not check_range("gelu", -12.0, 12.0, "float64").holds
+    assert not check_range("gelu", -12.0, 12.0, "float64", use_cache=False).holds
+
+
+def test_a_float64_sample_check_is_cached_under_its_range_and_size(monkeypatch, tmp_path):
+    """The float64 sample is fixed by seed, size and range: a second check of the same range reads
+    the cache (the check is not run again); another range or size runs it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(libm, "SAMPLES_FLOAT64", 4096)
+    calls = []
+    real = libm.CHECKS["exp1"]
+    monkeypatch.setitem(libm.CHECKS, "exp1", lambda x: calls.append(len(x)) or real(x))
+    first = check_range("exp1", -20.0, 0.0, "float64")
+    again = check_range("exp1", -20.0, 0.0, "float64")
+    assert calls == [4098] and again.worst_ulps == first.worst_ulps and again.inputs == 4098 and again.holds
+    assert not again.exhaustive
+    check_range("exp1", -21.0, 0.0, "float64")
+    monkeypatch.setattr(libm, "SAMPLES_FLOAT64", 2048)
+    check_range("exp1", -20.0, 0.0, "float64")
+    assert calls == [4098, 4098, 2050]
 
 
 def test_rms_norm_of_a_huge_box_stays_finite_and_contains_torch(compiled):

@@ -257,7 +257,7 @@ def check_range(fn: str, lo: float, hi: float, dtype: str = "float32", use_cache
     key = f"{_machine_key()} / {fn}"
     path = _cache_path()
     cache = {}
-    if use_cache and dtype == "float32":
+    if use_cache:
         try:
             cache = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -286,16 +286,26 @@ def check_range(fn: str, lo: float, hi: float, dtype: str = "float32", use_cache
                     part_n += len(chunk)
             worst, n = max(worst, part_worst), n + part_n
             cache.setdefault(key, []).append({"lo": a, "hi": b, "inputs": part_n, "worst_ulps": part_worst})
-        result = LibmCheck(fn, lo, hi, n, worst, True)
         if use_cache and todo:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(cache))
-            except OSError:
-                pass
-        return result
-    # float64: 2^64 inputs cannot be enumerated; sample the range (endpoints included)
-    rng = np.random.default_rng(0)
+            _save(path, cache)
+        return LibmCheck(fn, lo, hi, n, worst, True)
+    # float64: 2^64 inputs cannot be enumerated; sample the range (endpoints included). The sample
+    # is fixed by its seed, size and range, so its result is cached under all three.
     n = SAMPLES_FLOAT64_ARB if fn in ARB_REFERENCE else SAMPLES_FLOAT64
-    x = np.concatenate([[lo, hi], rng.uniform(lo, hi, n)]).astype(np.float64)
-    return LibmCheck(fn, lo, hi, len(x), err(x), False)
+    sample = f"{key} / float64 / {n} samples of [{lo!r}, {hi!r}], seed 0"
+    if sample not in cache:
+        rng = np.random.default_rng(0)
+        x = np.concatenate([[lo, hi], rng.uniform(lo, hi, n)]).astype(np.float64)
+        cache[sample] = {"inputs": len(x), "worst_ulps": err(x)}
+        if use_cache:
+            _save(path, cache)
+    return LibmCheck(fn, lo, hi, cache[sample]["inputs"], cache[sample]["worst_ulps"], False)
+
+
+def _save(path: Path, cache: dict) -> None:
+    """Write the cache (a cache that cannot be written is only a slower next run)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(cache))
+    except OSError:
+        pass
