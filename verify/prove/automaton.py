@@ -162,7 +162,10 @@ def best_paths(weights: np.ndarray, top: np.ndarray, cases: Cases, want_path: bo
     for j in range(GROUPS):
         with np.errstate(invalid="ignore"):
             cand = v[:, None, :] + weights[:, j]  # [N, 100, 2]
-        cand = np.where(cases.group(j), cand, -np.inf).reshape(n, -1)
+        allowed = cases.group(j)
+        if not allowed.all():  # most groups are free in most cases: nothing to mask
+            cand = np.where(allowed, cand, -np.inf)
+        cand = cand.reshape(n, -1)
         new = np.empty((n, 2))
         for c in (0, 1):
             sub = cand[:, _INTO[c]]  # the (pair, carry in) that carry c out
