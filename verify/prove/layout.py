@@ -73,7 +73,8 @@ class StepLayout:
                 digit = ROLE_DIGIT[slots[p].kind]
                 gather[j, r] = p * vocab + self.tokens[digit]
         self._gather = gather
-        self._fixed = [(p, s.token) for p, s in enumerate(slots) if s.kind == "fixed"]
+        fixed = [(p, s.token) for p, s in enumerate(slots) if s.kind == "fixed"]
+        self._fixed = tuple(np.array(c, np.int64).reshape(-1) for c in zip(*fixed)) if fixed else None  # (positions, tokens)
         self._top = [p for p, s in enumerate(slots) if s.kind == "s" and s.group == GROUPS]
 
     @property
@@ -118,7 +119,7 @@ class StepLayout:
         weights = flat[:, self._gather[:, 0]]
         for r in range(1, self._gather.shape[1]):  # a group's few terms (the padding adds 0)
             weights += flat[:, self._gather[:, r]]
-        const = np.stack([terms[:, p, tok] for p, tok in self._fixed], 1).sum(1) if self._fixed else np.zeros(n)
+        const = terms[:, self._fixed[0], self._fixed[1]].sum(1) if self._fixed is not None else np.zeros(n)
         top = np.zeros((n, 2))
         for p in self._top:
             top = top + terms[:, p][:, self.tokens[:2]]  # at most one such position
