@@ -190,3 +190,35 @@ def test_a_one_ulp_margin_is_named_as_the_obstruction(compiled):
     assert point_bound(model, Ctx(mw, mw.arithmetic), 3, a, b) < 0
     assert f"at the single input {a} + {b}" in _too_thin(model, mw, 3, margins, worst)
     assert _too_thin(compiled("param40"), ModelWeights(compiled("param40")), 3, *sampled_margins(compiled("param40"))) == ""
+
+
+def test_a_coordinate_o_does_not_read_gets_the_convex_bound_and_the_rest_is_unchanged():
+    """param40's head writes two coordinates and O reads one. With `only_read` the other gets the
+    plain bound max(max v, 0) + ~1e-3 (max |v| + 1), a multiple of 1/1000, with no search; it is
+    above Dinkelbach's bound of it, and every other bound, and the residual after O, is exactly
+    what the full search gives. The plain bound holds for every convex combination of the values."""
+    from adder.constructions import build_spec
+    from adder.compiler import compile_spec
+    from adder.verify.prove.propagate import unread_bound, unread_coordinates
+    model = compile_spec(build_spec("param40"))
+    mw = ModelWeights(model)
+    ctx = Ctx(mw, mw.arithmetic)
+    spec = model.spec
+    block = spec.blocks[last_attention(spec)]
+    unread = unread_coordinates(block.layer, ctx)
+    assert unread.tolist() == [(mw(block.layer.o.weights[0]) == 0).all(0).tolist()] and unread.sum() == 1
+    layout = StepLayout(spec.format, len(spec.vocab), 4)
+    cases, qtok = _carry_cases(layout)
+    rows = Rows(np.zeros(len(cases), np.int64), np.full(len(cases), layout.t), qtok)
+    lattice = bound_inner(layout, ctx).lattice
+    fast = attention(lattice, block, rows, cases, layout, ctx, only_read=True)
+    full = attention(lattice, block, rows, cases, layout, ctx, only_read=False)
+    free = unread[None, :, :, None] & np.ones(fast.lam.shape, bool)
+    assert np.array_equal(fast.lam[~free], full.lam[~free])
+    assert np.all(fast.lam[free] >= full.lam[free]) and np.all(np.round(fast.lam[free] * 1000) == fast.lam[free] * 1000)
+    after = [after_attention(hb.out, hb.residual, block.layer, ctx) for hb in (fast, full)]
+    assert np.array_equal(after[0].lo, after[1].lo) and np.array_equal(after[0].hi, after[1].hi)
+    rng = np.random.default_rng(0)
+    v = rng.normal(0, 50, (200, 5, 7))
+    p = rng.dirichlet(np.ones(35), 200).reshape(200, 5, 7) * rng.uniform(0.5, 1, (200, 1, 1))  # sum p <= 1
+    assert np.all((p * v).sum((1, 2)) < unread_bound(v))

@@ -96,7 +96,8 @@ def last_attention_bounds(layout: StepLayout, cases: Cases, query_token: np.ndar
     query = query_residual(inner, layout, cases, query_token)
     block = ctx.mw.spec.blocks[last_attention(ctx.mw.spec)]
     return attention(inner.lattice, block, rows, cases, layout, ctx, g, None if query is None else query[0],
-                     normed=None if query is None else (inner.keys, query[1]), joint=joint and ctx.relational)
+                     normed=None if query is None else (inner.keys, query[1]), joint=joint and ctx.relational,
+                     only_read=cuts_residual(ctx))
 
 
 def _candidates(hb: HeadBounds, n: int) -> list:

@@ -133,13 +133,16 @@ def head_inputs(x: Interval, block, rows: Rows, query_x: Interval, layout: StepL
 
 def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayout, ctx: Ctx,
               given: np.ndarray | None = None, query_x: Interval | None = None, relaxed: bool = False,
-              normed: tuple[Interval, Interval] | None = None, joint: bool = False) -> HeadBounds:
+              normed: tuple[Interval, Interval] | None = None, joint: bool = False,
+              only_read: bool = True) -> HeadBounds:
     """Bound one attention block at the query rows. x: residual lattice [C, P, V, d];
     `row_cases` holds each row's constraints (its case, with the query token fixed);
     `query_x` [Q, d], when given, is each row's own residual (tighter than the lattice box);
     `relaxed`: bound over each position's allowed tokens separately (`softmax.g_upper`);
     `normed`: (normed lattice, normed query rows), see `head_inputs`; `joint`: also bound the
-    residual after the block by the joint rule for several heads (`joint.residual_after`)."""
+    residual after the block by the joint rule for several heads (`joint.residual_after`);
+    `only_read`: the head outputs are read through O alone (not bisected themselves), so a
+    coordinate O does not read gets the plain convex bound (`unread_bound`), not Dinkelbach's."""
     att = block.layer
     per_row = att.n_heads * att.vd * 2 * layout.n_pos * layout.vocab
     if len(rows) > 1 and len(rows) * per_row > MAX_CELLS:  # bound memory: rows in chunks
@@ -152,7 +155,7 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
             qx = None if query_x is None else query_x[sl]
             nm = None if normed is None else (normed[0], normed[1][sl])
             parts.append(attention(x, block, sub, row_cases.take(np.arange(len(rows))[sl]), layout, ctx, g, qx, relaxed,
-                                   nm, joint))
+                                   nm, joint, only_read))
         paths = None
         if given is None and any(p.paths is not None for p in parts):
             offs = np.cumsum([0] + [len(p.residual.lo) for p in parts])
@@ -203,6 +206,11 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
     lam = np.zeros(len(rep))
     paths = None
     if given is None:
+        if only_read:  # coordinates O does not read: the convex bound, no search
+            unread = np.broadcast_to(unread_coordinates(att, ctx)[None, :, :, None], shape).reshape(-1)
+            free = todo & unread
+            lam[free] = unread_bound(vN[free])
+            todo = todo & ~unread
         if todo.any():
             sub = np.flatnonzero(todo)
             found, p = dinkelbach(eN[sub], vN[sub], dN[sub], layout, caseN.take(sub),
@@ -227,6 +235,22 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
     if joint:
         after = residual_after(s, live, vq, out, vmax, slack, ctx.joint_o, residual, row_cases, layout, ctx)
     return HeadBounds(out=out, residual=residual, lam=lam, paths=paths, after=after)
+
+
+def unread_coordinates(att: Attention, ctx: Ctx) -> np.ndarray:
+    """[H, vd]: the head-output coordinates whose column of O (its first matrix) is all zero. The
+    float O-projection multiplies them by exact zeros, so their values never reach the residual."""
+    return (ctx.mw(att.o.weights[0]) == 0).all(0).reshape(att.n_heads, att.vd)
+
+
+def unread_bound(v_hi: np.ndarray) -> np.ndarray:
+    """A bound lam of a head output R = sum_j p_j v_j (p_j >= 0, sum p_j <= 1) that needs no
+    search: R <= max(max_j v_j, 0), widened by about 1e-3 (max |v| + 1) so that every term e_j (v_j
+    - lam) stays negative under any rounding of v's bound (the checker's included), and written
+    as a multiple of 1/1000 (a short number in the certificate; the widening dwarfs its rounding).
+    Only for coordinates O does not read, whose bound is never used. v_hi [N, P, V] (0 at dead keys)."""
+    top = np.maximum(v_hi.max((1, 2)), 0.0)
+    return np.ceil(1000 * top + np.abs(v_hi).max((1, 2)) + 1) / 1000
 
 
 def after_attention(hb_out: Interval, residual: Interval, att: Attention, ctx: Ctx) -> Interval:
