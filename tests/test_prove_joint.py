@@ -222,3 +222,34 @@ def test_a_coordinate_o_does_not_read_gets_the_convex_bound_and_the_rest_is_unch
     v = rng.normal(0, 50, (200, 5, 7))
     p = rng.dirichlet(np.ones(35), 200).reshape(200, 5, 7) * rng.uniform(0.5, 1, (200, 1, 1))  # sum p <= 1
     assert np.all((p * v).sum((1, 2)) < unread_bound(v))
+
+
+def test_a_head_the_joint_rule_bounds_needs_no_search_and_its_extremes_are_candidates():
+    """fblissjr33 (three heads, the joint rule): with `only_read`, a head whose other keys weigh
+    rho < u (float64's unit roundoff; here ~1e-35) gets the plain bound (its own box is never
+    read: the joint rule's residual box stands in); that residual box is exactly the full
+    search's, and the inputs that maximise and minimise each written coordinate come back as
+    candidates, each an input of its row's case (where it has one)."""
+    from adder.constructions import build_spec
+    from adder.compiler import compile_spec
+    model = compile_spec(build_spec("fblissjr33"))
+    mw = ModelWeights(model)
+    ctx = Ctx(mw, mw.arithmetic)
+    spec = model.spec
+    block = spec.blocks[last_attention(spec)]
+    layout = StepLayout(spec.format, len(spec.vocab), 5)
+    cases, qtok = _carry_cases(layout)
+    rows = Rows(np.zeros(len(cases), np.int64), np.full(len(cases), layout.t), qtok)
+    lattice = bound_inner(layout, ctx).lattice
+    fast = attention(lattice, block, rows, cases, layout, ctx, joint=True, only_read=True)
+    full = attention(lattice, block, rows, cases, layout, ctx, joint=True, only_read=False)
+    assert np.array_equal(fast.after.lo, full.after.lo) and np.array_equal(fast.after.hi, full.after.hi)
+    free = np.all(fast.lam * 1000 == np.round(fast.lam * 1000), (2, 3))  # [Q, H]: the plain bound
+    assert free.any() and np.all(fast.lam >= full.lam)
+    assert np.array_equal(fast.lam[~free], full.lam[~free])
+    from adder.verify.prove.automaton import count_paths
+    pairs, carries, owner = fast.paths
+    assert len(owner) >= len(cases)
+    inputs = count_paths(cases)
+    for i in range(0, len(owner), 7):  # (a case without inputs has no input to give)
+        assert inputs[owner[i]] == 0 or cases.take([owner[i]]).contains(pairs[i], carries[i])[0]

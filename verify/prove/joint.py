@@ -109,16 +109,20 @@ def key_ratios(s: Interval, live: np.ndarray, allowed: np.ndarray, ctx) -> tuple
 
 
 def residual_after(s: Interval, live: np.ndarray, v: Interval, box: Interval, vmax: np.ndarray, slack: np.ndarray,
-                   O: np.ndarray, residual: Interval, cases: Cases, layout: StepLayout, ctx) -> Interval:
-    """Enclosure of the float residual x + O R after the attention, per row [Q, d].
+                   O: np.ndarray, residual: Interval, cases: Cases, layout: StepLayout, ctx, ratios=None,
+                   want_paths: bool = False):
+    """Enclosure of the float residual x + O R after the attention, per row [Q, d], and (with
+    `want_paths`, else None) the inputs that maximise and minimise each coordinate O writes.
 
     s [Q, H, P, V] scores, live [Q, H, P, V], v [Q, H, vd, P, V] values, box [Q, H * vd] each
-    head's own output box, vmax and slack [Q, H, vd] (max |v| over live keys and the float
-    normalise-and-mix error), O [d, H * vd], residual [Q, d], cases: each row's case."""
+    head's own output box (only the heads that are not joint are read), vmax and slack [Q, H, vd]
+    (max |v| over live keys and the float normalise-and-mix error), O [d, H * vd], residual [Q,
+    d], cases: each row's case; `ratios`: `key_ratios` of these rows, if already at hand. The
+    paths are (pairs, carries, row): the search's counterexample candidates."""
     Q, H, vd, P, V = v.shape
     ar = ctx.ar
     allowed = layout.allowed_tokens(cases)
-    d, w, rho = key_ratios(s, live, allowed, ctx)
+    d, w, rho = key_ratios(s, live, allowed, ctx) if ratios is None else ratios
     joint = rho < DOMINANT  # [Q, H]
     at_d = (np.arange(P) == d[..., None])[..., None] & allowed[:, None] & live  # [Q, H, P, V]
     v_d = np.where(at_d[:, :, None], v.mag(), 0.0).max((-2, -1))  # [Q, H, vd]: max |v| at d
@@ -144,11 +148,17 @@ def residual_after(s: Interval, live: np.ndarray, v: Interval, box: Interval, vm
     r = O.shape[0]
     written = np.flatnonzero((O != 0).any(1))  # a row O does not write stays 0 exactly: no programme for it
     top, bottom = np.zeros((Q, r)), np.zeros((Q, r))
+    paths = None
     if len(written):
         n_w = len(written)
-        rows = cases.take(np.repeat(np.arange(Q), n_w))
-        top[:, written] = layout.path_max(hi_t[:, written].reshape(Q * n_w, P, V), rows).reshape(Q, n_w)
-        bottom[:, written] = -layout.path_max(-lo_t[:, written].reshape(Q * n_w, P, V), rows).reshape(Q, n_w)
+        owner = np.repeat(np.arange(Q), n_w)
+        rows = cases.take(owner)
+        hi = layout.path_max(hi_t[:, written].reshape(Q * n_w, P, V), rows, want_paths)
+        lo = layout.path_max(-lo_t[:, written].reshape(Q * n_w, P, V), rows, want_paths)
+        if want_paths:
+            (hi, (p_hi, c_hi)), (lo, (p_lo, c_lo)) = hi, lo
+            paths = (np.concatenate([p_hi, p_lo]), np.concatenate([c_hi, c_lo]), np.concatenate([owner, owner]))
+        top[:, written], bottom[:, written] = hi.reshape(Q, n_w), -lo.reshape(Q, n_w)
     # the radius of the joint heads, and the boxes of the others
     spread = sum_up((np.abs(Oh)[None] * radius[:, None]).reshape(Q, r, -1), -1)  # [Q, r]
     others = Interval(np.where(joint[..., None], 0.0, box.lo.reshape(Q, H, vd)),
@@ -156,7 +166,7 @@ def residual_after(s: Interval, live: np.ndarray, v: Interval, box: Interval, vm
     z = Interval(down(bottom - spread), up(top + spread)) + _times(others, O)
     size = np.where(joint[..., None], up(mixed * up(1 + rho[..., None])), vmax)  # |R| <= |N| (1 + rho), or max|v|
     mag = up(sum_up(np.abs(O)[None] * up(size + slack).reshape(Q, 1, H * vd), -1))  # sum |O| |out|
-    return rounded(residual + rounded(z, ar, n=H * vd, mag=mag), ar)
+    return rounded(residual + rounded(z, ar, n=H * vd, mag=mag), ar), paths
 
 
 def _times(x: Interval, w: np.ndarray) -> Interval:

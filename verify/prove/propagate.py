@@ -25,7 +25,7 @@ from .automaton import Cases
 from .floatmodel import dot_rounded, rounded
 from .intervals import Interval, down, sum_down, up
 from .layers import Ctx, dot_scores, linear, mlp, norm, rotate
-from .joint import residual_after
+from .joint import key_ratios, residual_after
 from .layout import StepLayout
 from .softmax import dinkelbach, output_slack, upper_bound_holds, weights
 
@@ -205,9 +205,15 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
     allowed = layout.allowed_tokens(qcases)[rep] if relaxed else None
     lam = np.zeros(len(rep))
     paths = None
+    ratios = None
     if given is None:
         if only_read:  # coordinates O does not read: the convex bound, no search
-            unread = np.broadcast_to(unread_coordinates(att, ctx)[None, :, :, None], shape).reshape(-1)
+            unread = unread_coordinates(att, ctx)[None, :, :, None]  # [1, H, vd, 1]
+            if joint:  # and a head whose other keys weigh less than a rounding of its output: the
+                # joint rule's box is then as tight as the float arithmetic, and the head's own is not read
+                ratios = key_ratios(s, live, layout.allowed_tokens(row_cases), ctx)
+                unread = unread | (ratios[2] < ctx.ar.u)[:, :, None, None]
+            unread = np.broadcast_to(unread, shape).reshape(-1)
             free = todo & unread
             lam[free] = unread_bound(vN[free])
             todo = todo & ~unread
@@ -233,7 +239,10 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
     out = out.reshape(len(rows), H * vd)
     after = None
     if joint:
-        after = residual_after(s, live, vq, out, vmax, slack, ctx.joint_o, residual, row_cases, layout, ctx)
+        after, worst = residual_after(s, live, vq, out, vmax, slack, ctx.joint_o, residual, row_cases, layout, ctx,
+                                      ratios, want_paths=given is None)
+        if worst is not None:  # the joint rule's extreme inputs are candidates too (its heads have no search)
+            paths = worst if paths is None else tuple(np.concatenate([a, b]) for a, b in zip(paths, worst))
     return HeadBounds(out=out, residual=residual, lam=lam, paths=paths, after=after)
 
 
