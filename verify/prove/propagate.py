@@ -213,10 +213,11 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
                 # joint rule's box is then as tight as the float arithmetic, and the head's own is not read
                 ratios = key_ratios(s, live, layout.allowed_tokens(row_cases), ctx)
                 unread = unread | (ratios[2] < ctx.ar.u)[:, :, None, None]
-            unread = np.broadcast_to(unread, shape).reshape(-1)
-            free = todo & unread
-            lam[free] = unread_bound(vN[free])
-            todo = todo & ~unread
+            free = np.flatnonzero(todo & np.broadcast_to(unread, shape).reshape(-1))
+            plain = unread_bound(vN[free])
+            free = free[np.isfinite(plain)]  # an unbounded value box is left to the search (it says so)
+            lam[free] = plain[np.isfinite(plain)]
+            todo[free] = False
         if todo.any():
             sub = np.flatnonzero(todo)
             found, p = dinkelbach(eN[sub], vN[sub], dN[sub], layout, caseN.take(sub),
