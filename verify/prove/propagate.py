@@ -142,7 +142,8 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
     `normed`: (normed lattice, normed query rows), see `head_inputs`; `joint`: also bound the
     residual after the block by the joint rule for several heads (`joint.residual_after`);
     `only_read`: the head outputs are read through O alone (not bisected themselves), so a
-    coordinate O does not read gets the plain convex bound (`unread_bound`), not Dinkelbach's."""
+    coordinate O does not read, and a head of the joint rule whose other keys weigh less than a
+    rounding (rho < u), get the plain convex bound (`unread_bound`), not Dinkelbach's."""
     att = block.layer
     per_row = att.n_heads * att.vd * 2 * layout.n_pos * layout.vocab
     if len(rows) > 1 and len(rows) * per_row > MAX_CELLS:  # bound memory: rows in chunks
@@ -258,7 +259,8 @@ def unread_bound(v_hi: np.ndarray) -> np.ndarray:
     search: R <= max(max_j v_j, 0), widened by about 1e-3 (max |v| + 1) so that every term e_j (v_j
     - lam) stays negative under any rounding of v's bound (the checker's included), and written
     as a multiple of 1/1000 (a short number in the certificate; the widening dwarfs its rounding).
-    Only for coordinates O does not read, whose bound is never used. v_hi [N, P, V] (0 at dead keys)."""
+    Only where the bound is never used: coordinates O does not read, and heads whose joint-rule
+    box stands in for theirs (`attention`). v_hi [N, P, V] (0 at dead keys)."""
     top = np.maximum(v_hi.max((1, 2)), 0.0)
     return np.ceil(1000 * top + np.abs(v_hi).max((1, 2)) + 1) / 1000
 
