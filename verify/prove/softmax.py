@@ -10,7 +10,7 @@ linear-fractional programme over the automaton, solved by Dinkelbach's iteration
 (every e_j > 0), and G is one max-plus programme (`StepLayout.path_max`). Intervals on e_j
 and v_j (from rounding, or from earlier layers) stay sound: the maximising e_j is its upper
 end where v_j > lam and its lower end elsewhere. The certificate of an upper bound is the
-single number lam; `upper_bound_holds` re-checks it with every addition rounded upwards.
+single number lam; `upper_bound_holds` re-checks it, every rounding bounded upwards.
 
 Rounding of the float model: softmax computes e'_j = exp(fl(s_j - max s)), divides by the
 rounded sum and multiplies by the value in a rounded matmul. The first two are relative
