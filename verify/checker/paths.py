@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .reals import sum_upper, upper
-
-_U64 = 2.0**-53  # float64's unit roundoff: the arithmetic the sums are taken in
+from .reals import U64, sum_upper, upper
 
 GROUPS, PAIRS = 10, 100
 A_OF = np.arange(PAIRS) // 10
@@ -105,7 +103,7 @@ class Positions:
         held = self.can_hold(terms.shape[-1])
         with np.errstate(invalid="ignore"):
             largest = np.where(held, np.abs(terms), 0.0).max(-1)  # [N, P]
-            slack = upper(2 * (len(self.slots) + 1) * _U64 * sum_upper(largest))
+            slack = upper(2 * (len(self.slots) + 1) * U64 * sum_upper(largest))
             return np.where(best == -np.inf, -np.inf, upper(upper(fixed + best) + slack))
 
     def group_sums(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

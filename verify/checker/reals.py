@@ -25,7 +25,7 @@ from math import factorial
 
 import numpy as np
 
-_U64 = 2.0**-53
+U64 = 2.0**-53
 _TINY64 = 2.0**-1074
 
 
@@ -72,13 +72,13 @@ def sum_lower(t: np.ndarray, axis: int = -1) -> np.ndarray:
     """A lower bound of the exact sum of the float64 values t along `axis`."""
     n = t.shape[axis] + 1
     with np.errstate(invalid="ignore"):
-        return lower(t.sum(axis) - (2 * n * _U64 * np.abs(t).sum(axis) + n * _TINY64))
+        return lower(t.sum(axis) - (2 * n * U64 * np.abs(t).sum(axis) + n * _TINY64))
 
 
 def sum_upper(t: np.ndarray, axis: int = -1) -> np.ndarray:
     n = t.shape[axis] + 1
     with np.errstate(invalid="ignore"):
-        return upper(t.sum(axis) + (2 * n * _U64 * np.abs(t).sum(axis) + n * _TINY64))
+        return upper(t.sum(axis) + (2 * n * U64 * np.abs(t).sum(axis) + n * _TINY64))
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,6 @@ def arb_map(fn, x: np.ndarray) -> Box:
 _PER_UNIT = 256
 _REMAINDER = 3.6e-19  # > 2^-49 / 5000 = (2^-7)^7 / 5000 ~ 3.55e-19: the Taylor remainder for every d <= 2^-7
 _LEAST, _MOST = -746, 709  # exp(-746) < 2^-1074: below it float64 holds only 0; exp(710) > max float
-_MAX64 = float(np.finfo(np.float64).max)
 
 
 def _taylor_coefficients() -> tuple[np.ndarray, np.ndarray]:
@@ -250,7 +249,7 @@ def exp_points(x) -> Box:
     with np.errstate(over="ignore"):
         lo = lower(lower(units.lo[n] * parts.lo[f]) * p_lo)
         hi = upper(upper(units.hi[n] * parts.hi[f]) * p_hi)
-    lo = np.where(inside, np.maximum(lo, 0.0), np.where(x >= _MOST + 1, _MAX64, 0.0))
+    lo = np.where(inside, np.maximum(lo, 0.0), np.where(x >= _MOST + 1, _LARGEST, 0.0))
     hi = np.where(inside, hi, np.where(x >= _MOST + 1, np.inf, units.hi[0]))
     hi = np.where(np.isneginf(x), 0.0, np.where(np.isnan(x), np.inf, hi))
     return Box(lo, hi)

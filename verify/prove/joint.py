@@ -110,18 +110,19 @@ def key_ratios(s: Interval, live: np.ndarray, allowed: np.ndarray, ctx) -> tuple
 
 def residual_after(s: Interval, live: np.ndarray, v: Interval, box: Interval, vmax: np.ndarray, slack: np.ndarray,
                    O: np.ndarray, residual: Interval, cases: Cases, layout: StepLayout, ctx, ratios=None,
-                   want_paths: bool = False):
+                   allowed: np.ndarray | None = None, want_paths: bool = False):
     """Enclosure of the float residual x + O R after the attention, per row [Q, d], and (with
     `want_paths`, else None) the inputs that maximise and minimise each coordinate O writes.
 
     s [Q, H, P, V] scores, live [Q, H, P, V], v [Q, H, vd, P, V] values, box [Q, H * vd] each
     head's own output box (only the heads that are not joint are read), vmax and slack [Q, H, vd]
     (max |v| over live keys and the float normalise-and-mix error), O [d, H * vd], residual [Q,
-    d], cases: each row's case; `ratios`: `key_ratios` of these rows, if already at hand. The
+    d], cases: each row's case; `ratios` and `allowed`: `key_ratios` of these rows and the tokens
+    their cases allow (`StepLayout.allowed_tokens`), if already at hand. The
     paths are (pairs, carries, row): the search's counterexample candidates."""
     Q, H, vd, P, V = v.shape
     ar = ctx.ar
-    allowed = layout.allowed_tokens(cases)
+    allowed = layout.allowed_tokens(cases) if allowed is None else allowed
     d, w, rho = key_ratios(s, live, allowed, ctx) if ratios is None else ratios
     joint = rho < DOMINANT  # [Q, H]
     at_d = (np.arange(P) == d[..., None])[..., None] & allowed[:, None] & live  # [Q, H, P, V]

@@ -206,13 +206,14 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
     allowed = layout.allowed_tokens(qcases)[rep] if relaxed else None
     lam = np.zeros(len(rep))
     paths = None
-    ratios = None
+    ratios = tokens = None
     if given is None:
         if only_read:  # coordinates O does not read: the convex bound, no search
             unread = unread_coordinates(att, ctx)[None, :, :, None]  # [1, H, vd, 1]
             if joint:  # and a head whose other keys weigh less than a rounding of its output: the
                 # joint rule's box is then as tight as the float arithmetic, and the head's own is not read
-                ratios = key_ratios(s, live, layout.allowed_tokens(row_cases), ctx)
+                tokens = layout.allowed_tokens(row_cases)
+                ratios = key_ratios(s, live, tokens, ctx)
                 unread = unread | (ratios[2] < ctx.ar.u)[:, :, None, None]
             free = np.flatnonzero(todo & np.broadcast_to(unread, shape).reshape(-1))
             plain = unread_bound(vN[free])
@@ -242,7 +243,7 @@ def attention(x: Interval, block, rows: Rows, row_cases: Cases, layout: StepLayo
     after = None
     if joint:
         after, worst = residual_after(s, live, vq, out, vmax, slack, ctx.joint_o, residual, row_cases, layout, ctx,
-                                      ratios, want_paths=given is None)
+                                      ratios, tokens, want_paths=given is None)
         if worst is not None:  # the joint rule's extreme inputs are candidates too (its heads have no search)
             paths = worst if paths is None else tuple(np.concatenate([a, b]) for a, b in zip(paths, worst))
     return HeadBounds(out=out, residual=residual, lam=lam, paths=paths, after=after)
