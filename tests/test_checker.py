@@ -295,6 +295,46 @@ def test_the_checker_rules_contain_what_float32_torch_computes(name, steps, n):
             assert residual_margin(rules, after, np.array([target]))[0] <= margin, (k, a, b)
 
 
+def test_fixed_scores_are_the_modules_floats_and_list_every_input_softmaxs_exp_meets():
+    """fblissjr33's scores do not depend on the residual (Q = K = 0, an ALiBi-like bias table):
+    the checker takes them as the module's floats (`fixed_scores`), so softmax's exp meets only
+    the floats fl(s_j - m_f) it lists for the library check. For 200 random inputs at every
+    step, each query row's scores equal the module's, and every shifted score the module's
+    softmax meets is in the list; param40 (Q and K read the residual) lists none."""
+    model = resolve("fblissjr33").model()
+    att = model.spec.blocks[0].layer
+    rules = Rules(model, FLOATS["float64"])
+    fmt = model.spec.format
+    for k in range(fmt.out_digits):
+        pos = Positions(fmt, k)
+        with np.errstate(all="ignore"):
+            before = before_last(rules, pos, [], f"step {k}")
+            a, b, *_, cache, _, normed, toks, _, _ = _one_input(model, pos, before, k)
+            hd = heads(rules, att, before.keys, normed, np.array([pos.t]), pos)
+        scores = cache["blocks.0.attn.scores"][0, :, -1].numpy()  # [H, T]: the query row, as the module computed it
+        live = hd.live[0][:, np.arange(len(toks)), toks]  # [H, T]
+        assert np.array_equal(hd.s.lo[0][:, np.arange(len(toks)), toks][live], scores[live])
+        assert np.array_equal(np.isfinite(scores), live)
+    listed = rules.points["exp"]
+    assert listed is not None and 0 < len(listed) < 100 and listed.max() == 0
+    xs = [fmt.encode(*(int(x) for x in RNG.integers(0, 10**10, 2)))[0] for _ in range(200)]
+    tokens = torch.stack([torch.cat([x, torch.zeros(fmt.out_digits - 1, dtype=x.dtype)]) for x in xs])
+    cache = {}
+    with torch.no_grad():
+        model(tokens, cache=cache)
+    rows = cache["blocks.0.attn.scores"][:, :, len(xs[0]) - 1:]  # every answer step's query row
+    shifted = (rows - rows.max(-1, keepdim=True).values).numpy()
+    assert np.isin(shifted[np.isfinite(shifted)], listed).all()
+    other = resolve("param40").model()
+    plain = Rules(other, FLOATS["float32"])
+    pos = Positions(other.spec.format, 3)
+    with np.errstate(all="ignore"):
+        before = before_last(plain, pos, [], "step 3")
+        _, _, *_, _, _, normed, _, _, _ = _one_input(other, pos, before, 3)
+        heads(plain, other.spec.blocks[0].layer, before.keys, normed, np.array([pos.t]), pos)
+    assert plain.points["exp"] is None and "exp" in plain.ranges
+
+
 @pytest.mark.parametrize("name,steps,n", [("fblissjr33", (0, 3, 10), 5), ("wonderfall121", (0, 5, 10), 4),
                                           ("cosminscn66", (1, 6), 4),
                                           pytest.param("qwen87", (2, 7), 4, marks=pytest.mark.integration),

@@ -135,7 +135,8 @@ def test_a_broken_multi_head_mutant_is_not_proven(compiled):
 @pytest.mark.integration
 def test_fblissjr33_is_decided_and_its_certificate_tampered_fails(compiled, tmp_path):
     """fblissjr33 (three heads, float64) closes at every step with the joint rule and hinge
-    pairs; float64's exp can only be sampled, so the verdict is conditional. Its certificate
+    pairs; its scores are fixed floats, so the certificate check lists every input softmax's exp
+    meets and the library check evaluates each: the verdict is proven. Its certificate
     passes the independent checker (its own joint rule, hinge pairs and bias table) and fails it
     once a case is falsely marked empty, a leaf is opened or a leaf claims a head output of at most
     -1 (they are ~0: the weight sits on the separator, whose value is 0)."""
@@ -147,7 +148,8 @@ def test_fblissjr33_is_decided_and_its_certificate_tampered_fails(compiled, tmp_
 
     model = compiled("fblissjr33")
     report = prove(model, "fblissjr33", timeout=300, sampled=False, certificate=tmp_path / "c.json.xz")
-    assert report.verdict == Verdict.CONDITIONAL, report.summary()
+    assert report.verdict == Verdict.PROVEN, report.summary()
+    assert [(x["fn"], x["listed"], x["exhaustive"]) for x in report.libm] == [("exp", True, True)]
     assert not any("search's bound rules are sound" in a for a in report.assumptions)
     assert all(s.certified_margin > 0 for s in report.steps)
     cert = read(tmp_path / "c.json.xz")

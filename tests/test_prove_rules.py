@@ -214,6 +214,29 @@ def test_a_float64_sample_check_is_cached_under_its_range_and_size(monkeypatch, 
     assert calls == [4098, 4098, 2050]
 
 
+def test_a_listed_check_evaluates_exactly_its_inputs_and_catches_one_bad_value(monkeypatch):
+    """With `points` (the certificate check's list of every input), a float64 check is exhaustive:
+    it evaluates those inputs and no others, and a library wrong on just one of them fails it; every
+    exp check also asks softmax for weight exactly 0 at a masked key (-inf)."""
+    points = np.array([-103.02585092994046, -80.0, -14.5, 0.0])
+    calls = []
+    real = libm.CHECKS["exp"]
+    monkeypatch.setitem(libm.CHECKS, "exp", lambda x: calls.append(x.copy()) or real(x))
+    got = check_range("exp", -103.1, 0.0, "float64", use_cache=False, points=points)
+    assert got.holds and got.exhaustive and got.listed and got.inputs == 4
+    assert len(calls) == 1 and np.array_equal(calls[0], points) and calls[0].dtype == np.float64
+    assert "each of the 4 inputs" in got.describe()
+    off = lambda t: torch.where(t == -14.5, torch.exp(t) * (1 + 2.0**-40), torch.exp(t))  # noqa: E731
+    monkeypatch.setitem(libm.CHECKS, "exp", libm._check(lambda t: off(torch.clamp(t, max=0)) / (1 + off(torch.clamp(t, max=0))),
+                                                        libm._softmax_ref, libm._softmax_excess))
+    assert not check_range("exp", -103.1, 0.0, "float64", use_cache=False, points=points).holds
+    assert check_range("exp", -103.1, 0.0, "float64", use_cache=False, points=points[points != -14.5]).holds
+    monkeypatch.setitem(libm.CHECKS, "exp", real)
+    monkeypatch.setattr(libm.F, "softmax", lambda x, dim: torch.full_like(x, 0.5))  # a masked key weighs 1/2
+    assert libm.masked_weight_is_zero("float64") is False
+    assert not check_range("exp", -103.1, 0.0, "float64", use_cache=False, points=points).holds
+
+
 def test_rms_norm_of_a_huge_box_stays_finite_and_contains_torch(compiled):
     """mean(x^2) + eps >= eps in float too: a box whose mean square bound reaches 0 or below after
     rounding (huge or infinite boxes) still gets a finite rsqrt instead of an error."""

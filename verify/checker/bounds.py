@@ -62,6 +62,8 @@ class Rules:
     model: AdderModel
     fl: Floats
     ranges: dict = field(default_factory=dict)  # library function -> (lo, hi, grid): the inputs it meets
+    #: library function -> every input it can meet, where each note listed them (None: some note gave only a range)
+    points: dict = field(default_factory=dict)
 
     def __post_init__(self):
         with torch.no_grad():
@@ -71,11 +73,17 @@ class Rules:
     def weight(self, e):
         return None if e is None else self.w[id(e)]
 
-    def note(self, fn: str, lo, hi, grid: float = 0.0) -> None:
+    def note(self, fn: str, lo, hi, grid: float = 0.0, points: np.ndarray | None = None) -> None:
+        """Record that `fn` meets inputs in [lo, hi] (multiples of `grid` > 0), or, with `points`,
+        exactly those inputs: the library check then evaluates `fn` on each of them."""
         lo, hi = float(np.min(lo)), float(np.max(hi))
         if np.isfinite(lo) and np.isfinite(hi):
             old = self.ranges.get(fn, (lo, hi, grid))
             self.ranges[fn] = (min(old[0], lo), max(old[1], hi), min(old[2], grid))
+        if points is None:
+            self.points[fn] = None
+        elif self.points.get(fn, ()) is not None:
+            self.points[fn] = np.union1d(self.points.get(fn, np.zeros(0)), points)
 
     # ------------------------------------------------------------------ linear maps
     def linear(self, x: Box, lin: Linear) -> Box:
@@ -364,7 +372,11 @@ def heads(r: Rules, att: Attention, keys: Box, queries: Box, q_pos: np.ndarray, 
         tb = np.moveaxis(table, 1, 0)[..., None]  # [R, H, P, 1]
         live &= np.isfinite(tb)
         s = fl.op(s + np.where(np.isfinite(tb), tb, 0.0))
-    e = softmax_weights(r, s, live)
+    fixed = fixed_scores(r, att, q, k, q_pos, P)
+    if fixed is not None:  # the module's own floats: a point box
+        point = np.broadcast_to(np.where(np.isfinite(fixed), fixed, 0.0)[..., None], s.shape)
+        s = Box(point.copy(), point.copy())
+    e = softmax_weights(r, s, live, exact=fixed is not None)
     vh = v[:, :, group]  # [P, V, H, vd]
     vh = Box(np.moveaxis(vh.lo, (2, 3), (0, 1)), np.moveaxis(vh.hi, (2, 3), (0, 1)))  # [H, vd, P, V]
     vmax = np.where(live[:, :, None], vh.mag()[None], 0.0).max((-2, -1))  # [R, H, vd]
@@ -372,6 +384,35 @@ def heads(r: Rules, att: Attention, keys: Box, queries: Box, q_pos: np.ndarray, 
     kappa = upper(upper(upper((1 + fl.u) ** 2 * upper(1 + g)) / lower(1 - g)) - 1)
     slack = upper(upper(kappa * vmax) + upper(2 * (P + 1) * fl.eta * upper(vmax + 1)))
     return Heads(e, vh, live, slack, s)
+
+
+def fixed_scores(r: Rules, att: Attention, q: Box, k: Box, q_pos: np.ndarray, P: int) -> np.ndarray | None:
+    """[R, H, P]: the module's float scores themselves, where they cannot depend on the residual;
+    None elsewhere.
+
+    If q's map (or k's) has a zero weight matrix, no bias and no norm, that side is exactly 0
+    for every finite input (RoPE and the scale keep 0), so every product of the dot product is
+    +-0 and so is their sum, in any order, with or without FMA, and the scale keeps it 0. What
+    the module adds next, `+ slope * (j - i)` and then `+ bias` (compiler/module.py, in that
+    order), are single rounded operations on known floats: done here in the model's format
+    they give the module's floats exactly (-inf where the bias masks a key)."""
+    def zero(lin: Linear, norm: Norm | None) -> bool:
+        return lin.bias is None and norm is None and any(not r.w[id(m)].any() for m in lin.weights)
+
+    scale = scalar_to_float(att.scale)
+    finite = all(np.isfinite(b.lo).all() and np.isfinite(b.hi).all() for b in (q, k))
+    if not (finite and np.isfinite(scale) and scale != 0 and (zero(att.q, att.q_norm) or zero(att.k, att.k_norm))):
+        return None
+    dt = np.float32 if r.fl.name == "float32" else np.float64
+    q_pos = np.asarray(q_pos)
+    s = np.zeros((len(q_pos), att.n_heads, P), dt)
+    with np.errstate(invalid="ignore"):
+        if att.alibi is not None:
+            dist = (np.arange(P)[None, :] - q_pos[:, None]).astype(dt)  # [R, P]
+            s = s + r.w[id(att.alibi)].astype(dt)[None, :, None] * dist[:, None, :]
+        if att.bias is not None:
+            s = s + np.moveaxis(r.w[id(att.bias)][:, q_pos][:, :, :P].astype(dt), 1, 0)
+    return s.astype(np.float64)
 
 
 def ratio_bounds_hold(heads: Heads, row: np.ndarray, lam: np.ndarray, pos: Positions, masks: np.ndarray,
@@ -406,14 +447,16 @@ def output_box(heads: Heads, row: np.ndarray, lam: np.ndarray) -> Box:
     return Box(lower(-lam[..., 1] - slack).reshape(len(lam), -1), upper(lam[..., 0] + slack).reshape(len(lam), -1))
 
 
-def softmax_weights(r: Rules, s: Box, live: np.ndarray) -> Box:
+def softmax_weights(r: Rules, s: Box, live: np.ndarray, exact: bool = False) -> Box:
     """e [..., P, V]: the float exp(fl(s_j - m_f)) of each key, times exp(m_f - m) for the constant
     m = max s_hi (every ratio sum e v / sum e is unchanged by a common factor).
 
     fl(s_j - m_f) = (s_j - m_f)(1 + d) with |s_j - m_f| <= m - s_lo_j (the float row maximum m_f
     is at least s_j and at most m), so exp of it is exp(s_j - m_f) times a factor within
     exp(+-u (m - s_lo_j)), close to 1 for the keys that carry weight; exp itself is within
-    2K ulps plus K eta, and exp(m_f - m) <= 1 scales that absolute term down. Dead keys: 0."""
+    2K ulps plus K eta, and exp(m_f - m) <= 1 scales that absolute term down. Dead keys: 0.
+    `exact`: s holds the module's floats themselves (`fixed_scores`), so the row maximum m_f is
+    known and exp's inputs are exactly the floats fl(s_j - m_f): the library check is given them."""
     fl = r.fl
     lo, hi = np.where(live, s.lo, np.inf), np.where(live, s.hi, -np.inf)
     m = hi.max((-2, -1), keepdims=True)  # [..., 1, 1]
@@ -430,7 +473,14 @@ def softmax_weights(r: Rules, s: Box, live: np.ndarray) -> Box:
     e = Box(np.maximum(lower(lower(base.lo * f_lo) - absolute), 0.0), upper(upper(base.hi * f_hi) + absolute))
     # the inputs softmax's exp meets: fl(s_j - m_f) in [(min s_lo - m)(1 + u), 0], on a grid
     m_lo = np.where(live, s.lo, -np.inf).max((-2, -1))
-    r.note("exp", lower(lower(lo.min((-2, -1)) - m[..., 0, 0]) * (1 + fl.u)), 0.0, grid=float(score_grid(m_lo, m[..., 0, 0], fl).min()))
+    lowest = lower(lower(lo.min((-2, -1)) - m[..., 0, 0]) * (1 + fl.u))
+    grid = float(score_grid(m_lo, m[..., 0, 0], fl).min())
+    if exact:  # the module subtracts its row maximum in its own format: one rounding, done here
+        dt = np.float32 if fl.name == "float32" else np.float64
+        shifted = s.lo.astype(dt) - m.astype(dt)
+        r.note("exp", lowest, 0.0, grid, points=np.unique(shifted[live]).astype(np.float64))
+    else:
+        r.note("exp", lowest, 0.0, grid)
     return Box(np.where(live, e.lo, 0.0), np.where(live, e.hi, 0.0))
 
 

@@ -55,6 +55,7 @@ class Result:
     seconds: float = 0.0
     boxes: int = 0  # margin boxes bounded
     halvings: int = 0  # of them, made by the checker itself (beyond the certificate's trees)
+    points: dict = field(default_factory=dict)  # library function -> every input it meets, where listed
 
 
 @dataclass
@@ -93,13 +94,14 @@ def check(cert: dict, model: AdderModel, progress=None, deadline: float | None =
             for st in steps:
                 check_step(rules, fmt, st, progress, deadline, tally)
     except Rejected as e:
-        return Result(False, str(e), tally.leaves, rules.ranges, time.perf_counter() - t0, tally.boxes, tally.halvings)
+        return Result(False, str(e), tally.leaves, rules.ranges, time.perf_counter() - t0, tally.boxes, tally.halvings,
+                      rules.points)
     own = f", {tally.halvings:,} of them halved by the checker itself" if tally.halvings else ""
     what = [f"{tally.leaves:,} leaves and {tally.boxes:,} margin boxes{own}"] if tally.leaves or not tally.rows else []
     what += [f"{tally.rows:,} table rows"] if tally.rows else []
     return Result(True, f"{' and '.join(what)} re-verified by the independent checker (verify/checker: its own case "
                         "split, bound rules and exp from arb tables)", tally.leaves + tally.rows, rules.ranges,
-                  time.perf_counter() - t0, tally.boxes, tally.halvings)
+                  time.perf_counter() - t0, tally.boxes, tally.halvings, rules.points)
 
 
 @dataclass

@@ -266,7 +266,7 @@ def _check(report: ProofReport, cert: dict, model: AdderModel, dtype: str, check
             progress(0, f"library check, {fn} on [{lo:.4g}, {hi:.4g}]")
         if time.perf_counter() > deadline:
             raise TimeoutError("the library-function checks")
-        lib = check_range(fn, lo, hi, dtype, grid=grid)
+        lib = check_range(fn, lo, hi, dtype, grid=grid, points=checked.points.get(fn))
         report.libm.append(lib.to_json())
         if not lib.holds:
             report.assumptions.append("violated: " + lib.describe())

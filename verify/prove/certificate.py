@@ -74,6 +74,7 @@ class CheckResult:
     ranges: dict = field(default_factory=dict)  # library-function input ranges met (for libm)
     seconds: float = 0.0
     independent: bool = False  # re-established by `adder.verify.checker`, not by the search's rules
+    points: dict = field(default_factory=dict)  # library function -> every input it meets (where the checker lists them)
 
 
 def build(model: AdderModel, arithmetic: str, assumptions: list[str], steps: list[dict]) -> dict:
@@ -220,7 +221,8 @@ def check(cert: dict, model: AdderModel, progress=None, deadline: float | None =
             r.reason += (f"; re-checked with the search's own bound rules, not by the independent checker "
                          f"(it does not handle {e} yet)")
         return r
-    return CheckResult(r.passed, r.reason, r.leaves, ranges=r.ranges, seconds=r.seconds, independent=True)
+    return CheckResult(r.passed, r.reason, r.leaves, ranges=r.ranges, seconds=r.seconds, independent=True,
+                       points=r.points)
 
 
 def recheck(cert: dict, model: AdderModel, progress=None, deadline: float | None = None) -> CheckResult:

@@ -14,7 +14,12 @@ Results depend on the torch build and the CPU's vector unit (AVX2 and AVX-512 ke
 differ), so they are cached per (torch version, machine, CPU capability) in
 `$XDG_CACHE_HOME/adder/libm.json`: a range checked once is not checked again. Float64
 cannot be enumerated (2^64 inputs); for float64 models the check samples 2^22 points of
-the range and the verdict says so.
+the range and the verdict says so, unless the certificate checker listed every input the
+function can meet (`points`: softmax's exp where the scores are fixed floats), in any format:
+then exactly those are evaluated, and the check is exhaustive.
+
+Softmax's exp also meets -inf, from every masked key; the proof takes those keys' weights to be
+exactly 0, so every "exp" check also evaluates softmax([-inf, 0]) and asks for [0, 1] exactly.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class LibmCheck:
     worst_ulps: float
     exhaustive: bool
     grid: float = 0.0  # > 0: only the multiples of `grid` can occur, and only those were checked
+    listed: bool = False  # the inputs were the proof's own list of every one that can occur
 
     @property
     def holds(self) -> bool:
@@ -63,6 +69,9 @@ class LibmCheck:
             return (f"softmax_zero: every float32 shift in [{self.lo:.6g}, {self.hi:.6g}] ({self.inputs:,} inputs) gets "
                     f"softmax weight exactly 0 beside a row maximum of weight exactly 1: "
                     f"{'holds' if self.holds else 'VIOLATED'}")
+        if self.listed:
+            return (f"{self.fn}: each of the {self.inputs:,} inputs it can meet, listed by the certificate check "
+                    f"(in [{self.lo:.6g}, {self.hi:.6g}]): worst {self.worst_ulps:.3f} ulp (assumed <= {LIBRARY_ULPS:g})")
         how = "every float32 of" if self.exhaustive else "a random sample of"
         which = f" that are multiples of {self.grid:.3g} (all a max-shifted float score can be)" if self.grid > 0 else ""
         beyond = f" beyond {GELU_X_ULPS:g} u|x|" if self.fn == "gelu" else ""
@@ -71,7 +80,7 @@ class LibmCheck:
 
     def to_json(self) -> dict:
         return {"fn": self.fn, "lo": self.lo, "hi": self.hi, "grid": self.grid, "inputs": self.inputs,
-                "worst_ulps": self.worst_ulps, "exhaustive": self.exhaustive, "holds": self.holds}
+                "worst_ulps": self.worst_ulps, "exhaustive": self.exhaustive, "listed": self.listed, "holds": self.holds}
 
 
 def _cache_path() -> Path:
@@ -233,10 +242,30 @@ CHECKS = {"exp": _check(_softmax_model, _softmax_ref, _softmax_excess),
 ARB_REFERENCE = {"gelu"}
 
 
+def masked_weight_is_zero(dtype: str) -> bool:
+    """Whether softmax gives a masked key (score -inf) weight exactly 0 beside a finite score."""
+    p = F.softmax(torch.tensor([[-torch.inf, 0.0]], dtype=getattr(torch, dtype)), dim=-1)
+    return bool(p[0, 0] == 0 and p[0, 1] == 1)
+
+
 def check_range(fn: str, lo: float, hi: float, dtype: str = "float32", use_cache: bool = True,
-                grid: float = 0.0) -> LibmCheck:
+                grid: float = 0.0, points: np.ndarray | None = None) -> LibmCheck:
     """Worst error of `fn` over [lo, hi] (float32: every input; float64: a sample); with
-    `grid` > 0 (a power of two), only its multiples, the only inputs the proof showed occur."""
+    `grid` > 0 (a power of two), only its multiples, the only inputs the proof showed occur;
+    with `points`, exactly those inputs (every one the proof showed can occur)."""
+    got = _check_inputs(fn, lo, hi, dtype, use_cache, grid, points)
+    if fn == "exp" and not masked_weight_is_zero(dtype):
+        got.worst_ulps = float("inf")
+    return got
+
+
+def _check_inputs(fn: str, lo: float, hi: float, dtype: str, use_cache: bool, grid: float,
+                  points: np.ndarray | None) -> LibmCheck:
+    if points is not None:
+        x = np.asarray(points, np.float32 if dtype == "float32" else np.float64)
+        x = x[np.isfinite(x)]
+        worst = float(np.max([CHECKS[fn](x[i:i + CHUNK]) for i in range(0, len(x), CHUNK)], initial=0.0))
+        return LibmCheck(fn, lo, hi, len(x), worst, True, listed=True)
     if grid > 0:
         u = 2.0**-24 if dtype == "float32" else 2.0**-53
         edge = grid / u / 2  # 2^(E-1): from here on every float is a multiple of the grid
