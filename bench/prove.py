@@ -1,7 +1,7 @@
 """Prove every registered construction and print the verdict table of docs/prove.md.
 
 For each construction: `adder prove` with a time budget, in its own dtype, then one
-Markdown row: verdict, time, smallest certified margin bound and smallest sampled margin
+Markdown row: verdict, time, leaves (summed over the steps), smallest certified margin bound and smallest sampled margin
 over the steps, and the measured reason when it is not proven. Prints figures; asserts
 nothing (tests/test_prove.py holds the acceptance checks).
 
@@ -37,8 +37,9 @@ def row(name: str, timeout: float) -> str:
         why = f"{r.counterexample['a']} + {r.counterexample['b']} prints {r.counterexample['printed']}"
     layers = sum(isinstance(b.layer, Attention) for b in model.spec.blocks)
     certified = f"{min(cert):.3g}" if cert else "-"
-    return (f"| {name} | {model.spec.dtype} | {layers} | **{r.verdict}** | {timeout:g} | {secs:.1f} | {certified} | "
-            f"{min(samp):.3g} | {why[:300]} |")
+    leaves = sum(s.leaves for s in r.steps)
+    return (f"| {name} | {model.spec.dtype} | {layers} | **{r.verdict}** | {timeout:g} | {secs:.1f} | {leaves:,} | "
+            f"{certified} | {min(samp):.3g} | {why[:300]} |")
 
 
 def main() -> None:
@@ -49,9 +50,9 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"<!-- bench/prove.py --timeout {args.timeout:g} on {platform.machine()}, torch {torch.__version__}, "
           f"1 thread -->")
-    print("| name | dtype | attention layers | verdict | budget (s) | seconds | certified margin >= | "
+    print("| name | dtype | attention layers | verdict | budget (s) | seconds | leaves | certified margin >= | "
           "smallest sampled margin | reason |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---:|---|---|---|")
     for name in args.names or sorted(REGISTRY):
         print(row(name, args.timeout), flush=True)
 
