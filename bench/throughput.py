@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from adder.cli.heap import keep_freed_memory
 from adder.compiler import checkpoint, compile_spec
 from adder.constructions import build_spec
 from adder.verify.cases import SuiteOptions
@@ -88,6 +89,7 @@ def profile(name: str, batch: int = 16384, reps: int = 3) -> None:
 
 def main() -> None:
     torch.set_num_threads(1)  # two spin-waiting threads on a busy 2-core machine run ~10x slower
+    keep_freed_memory()  # as the `adder` command does (cli/heap.py)
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="param40")
     ap.add_argument("--cases", type=int, default=1_000_000)

@@ -18,6 +18,7 @@ from ..compiler.errors import AdderError
 from . import add, board, build, compare, export, import_, info, prove, train, verify
 from . import list as list_
 from .common import INTERRUPTED_EXIT, console, err_console
+from .heap import keep_freed_memory
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Compile, train and verify tiny transformers that add two 10-digit integers.")
@@ -51,6 +52,7 @@ app.command("board")(board.run)
 
 
 def main() -> None:
+    keep_freed_memory()  # batched passes reuse their freed tensors' pages (cli/heap.py)
     debug = "--debug" in sys.argv or os.environ.get("ADDER_DEBUG") == "1"
     if "--debug" in sys.argv:
         sys.argv.remove("--debug")
