@@ -1,10 +1,14 @@
 """Shared fixtures: compiled constructions (built once per session), the official cases, and
-one torch thread for the test modules that ask for it."""
+one torch thread for the test modules that ask for it. The test process keeps freed memory for
+reuse, as the `adder` command does (`cli/heap.py`)."""
 
 import pytest
 import torch
 
+from adder.cli.heap import keep_freed_memory
 from adder.verify.cases import OFFICIAL_RANDOM, official_pairs
+
+keep_freed_memory()
 
 
 def official_cases(n_random: int = OFFICIAL_RANDOM) -> list[tuple[int, int]]:
