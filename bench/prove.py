@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from adder.cli.heap import keep_freed_memory
 from adder.compiler import compile_spec
 from adder.compiler.spec import Attention
 from adder.constructions import REGISTRY, build_spec
@@ -48,6 +49,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=60.0, help="search budget per construction (s)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()  # as the `adder` command does (cli/heap.py)
     print(f"<!-- bench/prove.py --timeout {args.timeout:g} on {platform.machine()}, torch {torch.__version__}, "
           f"1 thread -->")
     print("| name | dtype | attention layers | verdict | budget (s) | seconds | leaves | certified margin >= | "

@@ -1,15 +1,15 @@
 """Keep freed memory in the process's heap instead of handing it back to the system at once.
 
 Why: a batched forward pass makes and frees thousands of tensors of a few megabytes. glibc's
-malloc trims the top of its heap (and unmaps large blocks) as soon as they are freed, so the
-next batch faults the same pages in again: `adder verify wonderfall121 --adversarial` spent 7.7
-of its 33.5 s in the kernel doing that (2026-12-07, one thread). With blocks up to 32 MiB served
-from the heap (glibc's largest mmap threshold), a trim threshold of 2 GiB and a top pad of 256 MiB
-the heap keeps them: 0.3 s of system time, 26.0 s in all, peak memory 452 -> 478 MB. All three
-are set: setting any one stops glibc's own adaptive threshold, and the mmap threshold alone
-does not keep the heap's top. Only where memory comes from changes, not what is computed: every result is the
-same bit for bit. The price is that the process keeps its peak heap until it exits, which
-suits a command that exits.
+malloc serves the large ones with fresh mmaps and unmaps them when freed, and trims the top of
+its heap as soon as it can, so the next batch faults the same pages in again: `adder verify
+wonderfall121 --adversarial` spent 8.7 of its 35.1 s in the kernel doing that, tinyadder36's
+(float64, 35 MB score tensors) about half its time (2026-12-07, one thread). Here every block
+comes from the heap (no mmap), and the heap is neither trimmed nor grown in small steps: 0.2 s
+of system time, 27.8 s in all; tinyadder36 108 s. Only where memory comes from changes, not
+what is computed: every result is the same bit for bit. The price: the process keeps its peak
+heap until it exits (wonderfall121 456 MB either way; tinyadder36 1.4 GB instead of ~1.0), which
+suits a command that exits. Raising the mmap threshold is not enough: glibc caps it at 32 MiB.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import ctypes
 import sys
 
 #: mallopt's parameter numbers (glibc malloc.h)
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-SETTINGS = ((M_MMAP_THRESHOLD, 32 << 20), (M_TRIM_THRESHOLD, 2**31 - 1), (M_TOP_PAD, 256 << 20))
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4
+#: no block from mmap; never trim the heap's top; grow it 256 MiB at a time
+SETTINGS = ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1), (M_TOP_PAD, 256 << 20))
 
 
 def keep_freed_memory() -> bool:
