@@ -108,7 +108,7 @@ def test_the_steering_score_is_always_finite():
     assert scores == [BROKEN_SCORE, -BROKEN_SCORE, BROKEN_SCORE, 2.5, 0.0, -3.0]
 
 
-def _drawn(strategy, seed: int, n: int = 300) -> list:
+def _drawn(strategy, seed: int, n: int = 150) -> list:
     from hypothesis import seed as hseed
 
     out = []
@@ -123,7 +123,7 @@ def _drawn(strategy, seed: int, n: int = 300) -> list:
     return out
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_strategies_built_once_draw_what_strategies_built_afresh_draw(seed, monkeypatch):
     """The pair builders share one strategy object per class (`_DIGIT_PAIRS`, `_digits`, `_classes`) instead of
     making them afresh at every draw (a fifth of the search's time went to validating new ones):
@@ -143,4 +143,4 @@ def test_strategies_built_once_draw_what_strategies_built_afresh_draw(seed, monk
     monkeypatch.setattr(strategies, "_digits", lambda lo, hi: st.integers(lo, hi))
     monkeypatch.setattr(strategies, "_classes", lambda allowed: st.sampled_from(list(allowed)))
     fresh = _drawn(st.one_of(addend_pairs(), carry_chains(carry_in=None)), seed)
-    assert shared == fresh and len(set(shared)) > 100
+    assert shared == fresh and len(set(shared)) > 50
